@@ -1,0 +1,48 @@
+using System.Reflection;
+using Crm.ServiceDefaults.Data;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Microsoft.Extensions.Hosting;
+
+public sealed class NpgsqlSettings
+{
+    public string? ConnectionString { get; set; }
+    public bool DisableHealthChecks { get; set; }
+}
+
+/// <summary>
+/// Mirrors Aspire.Npgsql: <c>AddNpgsqlDataSource("customerdb")</c> reads <c>ConnectionStrings:customerdb</c>
+/// (which wins) or <c>Aspire:Npgsql:ConnectionString</c>, registers an NpgsqlDataSource and a health check.
+/// </summary>
+public static class NpgsqlExtensions
+{
+    public static void AddNpgsqlDataSource(this IHostApplicationBuilder builder, string connectionName,
+        Action<NpgsqlSettings>? configureSettings = null)
+    {
+        var settings = new NpgsqlSettings();
+        builder.Configuration.GetSection("Aspire:Npgsql").Bind(settings);
+        if (builder.Configuration.GetConnectionString(connectionName) is { } cs) settings.ConnectionString = cs;
+        configureSettings?.Invoke(settings);
+
+        if (string.IsNullOrWhiteSpace(settings.ConnectionString))
+            throw new InvalidOperationException(
+                $"No connection string for '{connectionName}': set ConnectionStrings__{connectionName} (the AppHost does).");
+
+        builder.Services.AddSingleton(_ => new NpgsqlDataSourceBuilder(settings.ConnectionString) { Name = connectionName }.Build());
+        if (!settings.DisableHealthChecks)
+            builder.Services.AddHealthChecks().AddCheck<NpgsqlHealthCheck>($"postgres:{connectionName}", tags: ["ready"]);
+    }
+
+    /// <summary>
+    /// Applies the SQL scripts embedded in <paramref name="assembly"/> (and those of shared libraries, such as the
+    /// outbox) before the service takes traffic. Scripts run once each, in name order, recorded in schemaversions.
+    /// </summary>
+    public static void AddDatabaseMigrations(this IHostApplicationBuilder builder, Assembly assembly)
+    {
+        builder.Services.AddSingleton(new MigrationScripts(assembly));
+        if (builder.Services.All(d => d.ImplementationType != typeof(DatabaseMigrator)))
+            builder.Services.AddHostedService<DatabaseMigrator>();
+    }
+}

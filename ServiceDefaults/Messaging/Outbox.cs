@@ -1,0 +1,50 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Crm.ServiceDefaults.Messaging;
+
+/// <summary>
+/// Writes integration events into outbox_messages inside the caller's transaction, so an event exists
+/// if and only if the change that caused it committed. Call <see cref="Wake"/> after the commit so the
+/// relay publishes at once instead of at its next poll.
+/// </summary>
+public sealed class Outbox(OutboxSignal signal)
+{
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public async Task AddAsync<T>(NpgsqlTransaction transaction, T message, CancellationToken cancellationToken = default)
+        where T : class
+    {
+        const string sql = """
+            INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
+            VALUES ($1, $2, $3, $4)
+            """;
+        await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = TypeName(typeof(T)) });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(message, Json), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public void Wake() => signal.Set();
+
+    internal static string TypeName(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
+}
+
+/// <summary>Lets writers in this process wake the relay; other instances are caught by its poll.</summary>
+public sealed class OutboxSignal
+{
+    private readonly SemaphoreSlim _semaphore = new(0, 1);
+
+    public void Set()
+    {
+        try { _semaphore.Release(); }
+        catch (SemaphoreFullException) { /* already signalled */ }
+    }
+
+    public Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        _semaphore.WaitAsync(timeout, cancellationToken);
+}

@@ -1,0 +1,174 @@
+using System.Text.Json;
+using Crm.Contracts;
+using Crm.ServiceDefaults.Errors;
+using Crm.ServiceDefaults.Messaging;
+using Dapper;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Crm.Customer.Orders;
+
+public sealed record OrderRecord(
+    Guid Id, Guid CustomerId, string ExternalOrderId, string? StoreId, string Channel, IReadOnlyList<OrderLineItem> Lines,
+    decimal AmountPaid, decimal AmountRefunded, string? PaymentMethod, DateTime PaidAt, DateTime RecordedAt);
+
+public sealed record RefundRecord(string RefundId, Guid OrderId, decimal Amount, string? Reason, DateTime RefundedAt);
+
+/// <summary>Orders and refunds, each written with its event in one transaction.</summary>
+public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, TimeProvider clock)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private const string Columns = """
+        id, customer_id, external_order_id, store_id, channel, lines::text AS lines, amount_paid, amount_refunded,
+        payment_method, paid_at, recorded_at
+        """;
+
+    /// <returns>The order, and false when this external order id had been recorded before (nothing new is written).</returns>
+    public async Task<(OrderRecord Order, bool Created)> RecordAsync(NewOrder order, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        var id = Guid.CreateVersion7();
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        bool inserted;
+        try
+        {
+            await using var insert = new NpgsqlCommand("""
+                INSERT INTO orders (id, customer_id, external_order_id, store_id, channel, lines, amount_paid, payment_method, paid_at, recorded_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                ON CONFLICT (external_order_id) DO NOTHING
+                """, connection, transaction);
+            insert.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
+            insert.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = order.CustomerId });
+            insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = order.ExternalOrderId });
+            insert.Parameters.Add(new NpgsqlParameter { Value = (object?)order.StoreId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = order.Channel });
+            insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(order.Lines, Json), NpgsqlDbType = NpgsqlDbType.Jsonb });
+            insert.Parameters.Add(new NpgsqlParameter<decimal> { TypedValue = order.AmountPaid });
+            insert.Parameters.Add(new NpgsqlParameter { Value = (object?)order.PaymentMethod ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            insert.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = order.PaidAt });
+            insert.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = now });
+            inserted = await insert.ExecuteNonQueryAsync(ct) == 1;
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.ForeignKeyViolation)
+        {
+            throw new NotFoundException("customer", order.CustomerId.ToString());
+        }
+
+        if (!inserted)
+        {
+            await transaction.RollbackAsync(ct);
+            var existing = (await FindByExternalIdAsync(order.ExternalOrderId, ct))!;
+            if (existing.CustomerId != order.CustomerId || existing.AmountPaid != order.AmountPaid)
+                throw new AlreadyExistsException("order", existing.Id.ToString(),
+                    $"External order id '{order.ExternalOrderId}' was already recorded as order {existing.Id} " +
+                    $"(customer {existing.CustomerId}, paid {existing.AmountPaid:0.00}) with different content.");
+            return (existing, false);
+        }
+
+        await outbox.AddAsync(transaction, new OrderPaid(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel,
+            order.Lines, order.AmountPaid, new DateTimeOffset(order.PaidAt, TimeSpan.Zero)), ct);
+        await transaction.CommitAsync(ct);
+        outbox.Wake();
+        return (new OrderRecord(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel, order.Lines,
+            order.AmountPaid, 0m, order.PaymentMethod, order.PaidAt, now), true);
+    }
+
+    /// <summary>
+    /// Refunds part or all (when no amount is given) of what is still refundable. The order row is locked for
+    /// the check, so concurrent refunds can never add up to more than was paid.
+    /// </summary>
+    public async Task<(RefundRecord Refund, OrderRecord Order)> RefundAsync(NewRefund refund, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        var order = await QueryOrderAsync(connection, transaction, "id = @id FOR UPDATE", new { id = refund.OrderId }, ct)
+            ?? throw new NotFoundException("order", refund.OrderId.ToString());
+
+        var earlier = await connection.QuerySingleOrDefaultAsync<RefundRecord>(new CommandDefinition(
+            "SELECT refund_id, order_id, amount, reason, refunded_at FROM refunds WHERE refund_id = @RefundId",
+            new { refund.RefundId }, transaction, cancellationToken: ct));
+        if (earlier is not null)
+        {
+            if (earlier.OrderId != refund.OrderId)
+                throw new AlreadyExistsException("refund", earlier.RefundId,
+                    $"Refund id '{earlier.RefundId}' was already used for order {earlier.OrderId}.");
+            return (earlier, order); // a retry: nothing new
+        }
+
+        var refundable = order.AmountPaid - order.AmountRefunded;
+        if (refundable == 0)
+            throw new PreconditionFailedException("ORDER_FULLY_REFUNDED", $"orders/{order.Id}",
+                $"Order {order.Id} was already refunded in full ({order.AmountPaid:0.00}).");
+        var amount = refund.Amount ?? refundable;
+        if (amount > refundable)
+            throw new PreconditionFailedException("REFUND_EXCEEDS_PAID", $"orders/{order.Id}",
+                $"A refund of {amount:0.00} exceeds the {refundable:0.00} still refundable on order {order.Id} " +
+                $"(paid {order.AmountPaid:0.00}, refunded {order.AmountRefunded:0.00}).");
+        if (refund.RefundedAt < order.PaidAt)
+            throw new ValidationException("refunded_at", "cannot be before the order was paid.");
+
+        var recorded = new RefundRecord(refund.RefundId, order.Id, amount, refund.Reason, refund.RefundedAt);
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO refunds (refund_id, order_id, amount, reason, refunded_at, recorded_at)
+            VALUES (@RefundId, @OrderId, @Amount, @Reason, @RefundedAt, @Now);
+            UPDATE orders SET amount_refunded = amount_refunded + @Amount WHERE id = @OrderId;
+            """, new { recorded.RefundId, recorded.OrderId, recorded.Amount, recorded.Reason, recorded.RefundedAt, Now = clock.GetUtcNow().UtcDateTime },
+            transaction, cancellationToken: ct));
+        order = order with { AmountRefunded = order.AmountRefunded + amount };
+        await outbox.AddAsync(transaction, new OrderRefunded(recorded.RefundId, order.Id, order.CustomerId, order.ExternalOrderId,
+            amount, order.AmountRefunded, order.AmountPaid, new DateTimeOffset(recorded.RefundedAt, TimeSpan.Zero)), ct);
+        await transaction.CommitAsync(ct);
+        outbox.Wake();
+        return (recorded, order);
+    }
+
+    public async Task<OrderRecord?> GetAsync(Guid id, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        return await QueryOrderAsync(connection, null, "id = @id", new { id }, ct);
+    }
+
+    /// <summary>A customer's orders, newest payment first, after the (paid_at, id) keyset.</summary>
+    public async Task<IReadOnlyList<OrderRecord>> ListAsync(Guid customerId, (DateTime PaidAt, Guid Id)? after, int limit, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<OrderRow>(new CommandDefinition($"""
+            SELECT {Columns} FROM orders
+            WHERE customer_id = @customerId AND (@afterPaidAt::timestamptz IS NULL OR (paid_at, id) < (@afterPaidAt, @afterId))
+            ORDER BY paid_at DESC, id DESC LIMIT @limit
+            """, new { customerId, afterPaidAt = after?.PaidAt, afterId = after?.Id ?? Guid.Empty, limit }, cancellationToken: ct));
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
+    private async Task<OrderRecord?> FindByExternalIdAsync(string externalOrderId, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        return await QueryOrderAsync(connection, null, "external_order_id = @externalOrderId", new { externalOrderId }, ct);
+    }
+
+    private static async Task<OrderRecord?> QueryOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string where, object args, CancellationToken ct)
+    {
+        var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(new CommandDefinition(
+            $"SELECT {Columns} FROM orders WHERE {where}", args, transaction, cancellationToken: ct));
+        return row?.ToRecord();
+    }
+
+    private sealed class OrderRow
+    {
+        public Guid Id { get; init; }
+        public Guid CustomerId { get; init; }
+        public string ExternalOrderId { get; init; } = "";
+        public string? StoreId { get; init; }
+        public string Channel { get; init; } = "";
+        public string Lines { get; init; } = "[]";
+        public decimal AmountPaid { get; init; }
+        public decimal AmountRefunded { get; init; }
+        public string? PaymentMethod { get; init; }
+        public DateTime PaidAt { get; init; }
+        public DateTime RecordedAt { get; init; }
+
+        public OrderRecord ToRecord() => new(Id, CustomerId, ExternalOrderId, StoreId, Channel,
+            JsonSerializer.Deserialize<List<OrderLineItem>>(Lines, Json)!, AmountPaid, AmountRefunded, PaymentMethod, PaidAt, RecordedAt);
+    }
+}

@@ -1,0 +1,107 @@
+using Crm.Common.V1;
+using Crm.Contracts;
+using Crm.ServiceDefaults.Errors;
+using Proto = Crm.Customer.V1;
+
+namespace Crm.Customer.Orders;
+
+/// <summary>A validated order as ERP or a store pushed it.</summary>
+public sealed record NewOrder(
+    Guid CustomerId, string ExternalOrderId, string? StoreId, string Channel, IReadOnlyList<OrderLineItem> Lines,
+    decimal AmountPaid, string? PaymentMethod, DateTime PaidAt);
+
+public sealed record NewRefund(string RefundId, Guid OrderId, decimal? Amount, string? Reason, DateTime RefundedAt);
+
+/// <summary>Validation of RecordOrder and RefundOrder: every bad field reported at once, nothing written.</summary>
+public static class OrderRules
+{
+    public const decimal MaxAmount = 999_999_999_999.99m;
+    /// <summary>Store clocks drift; a payment a few minutes "in the future" is still accepted.</summary>
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
+
+    public static NewOrder Validate(Proto.RecordOrderRequest r, TimeProvider clock)
+    {
+        var v = new Validator();
+        var customerId = Ids.Parse(r.CustomerId, "customer_id", v);
+        var externalId = Key(r.ExternalOrderId, "external_order_id", v);
+        var channel = r.Channel.Trim().ToLowerInvariant();
+        v.Require(channel.Length is > 0 and <= 50, "channel", "is required (store, tmall, jd, wechat, web, ...), at most 50 characters.");
+        var storeId = Optional(r.StoreId, "store_id", v);
+        var paymentMethod = Optional(r.PaymentMethod, "payment_method", v);
+
+        v.Require(r.Lines.Count > 0, "lines", "must have at least one line.");
+        v.Require(r.Lines.Count <= 500, "lines", "must have at most 500 lines.");
+        var lines = new List<OrderLineItem>(r.Lines.Count);
+        for (var i = 0; i < r.Lines.Count; i++)
+        {
+            var line = r.Lines[i];
+            var at = $"lines[{i}]";
+            var sku = line.Sku.Trim();
+            v.Require(sku.Length is > 0 and <= 64, at + ".sku", "is required, at most 64 characters.");
+            v.Require(line.Quantity > 0, at + ".quantity", $"must be at least 1; got {line.Quantity}.");
+            var price = Amount(line.UnitPrice, at + ".unit_price", v, allowZero: true);
+            lines.Add(new OrderLineItem(sku, string.IsNullOrWhiteSpace(line.ProductName) ? null : line.ProductName.Trim(), line.Quantity, price ?? 0));
+        }
+
+        var paid = Amount(r.AmountPaid, "amount_paid", v, allowZero: false);
+        var paidAt = Time(r.PaidAt, "paid_at", v, clock, required: true);
+        v.ThrowIfInvalid();
+        return new NewOrder(customerId, externalId, storeId, channel, lines, paid!.Value, paymentMethod, paidAt!.Value);
+    }
+
+    public static NewRefund Validate(Proto.RefundOrderRequest r, TimeProvider clock)
+    {
+        var v = new Validator();
+        var refundId = Key(r.RefundId, "refund_id", v);
+        var orderId = Ids.Parse(r.OrderId, "order_id", v);
+        var amount = r.Amount is null ? null : Amount(r.Amount, "amount", v, allowZero: false);
+        var reason = Optional(r.Reason, "reason", v, 500);
+        var at = Time(r.RefundedAt, "refunded_at", v, clock, required: false);
+        v.ThrowIfInvalid();
+        return new NewRefund(refundId, orderId, amount, reason, at ?? clock.GetUtcNow().UtcDateTime);
+    }
+
+    private static decimal? Amount(Money? money, string field, Validator v, bool allowZero)
+    {
+        if (money is null || string.IsNullOrWhiteSpace(money.Amount))
+        {
+            v.Add(field, "is required, in yuan with at most two decimals, e.g. \"199.00\".");
+            return null;
+        }
+        if (!money.TryToDecimal(out var value))
+        {
+            v.Add(field, $"'{money.Amount}' is not an amount in yuan with at most two decimals.");
+            return null;
+        }
+        if (value < 0 || (!allowZero && value == 0)) v.Add(field, allowZero ? "must not be negative." : $"must be greater than zero; got {money.Amount}.");
+        else if (value > MaxAmount) v.Add(field, $"must be at most {MaxAmount}.");
+        return value;
+    }
+
+    private static DateTime? Time(Google.Protobuf.WellKnownTypes.Timestamp? ts, string field, Validator v, TimeProvider clock, bool required)
+    {
+        if (ts is null)
+        {
+            if (required) v.Add(field, "is required.");
+            return null;
+        }
+        var time = ts.ToDateTime();
+        if (time > clock.GetUtcNow().UtcDateTime + ClockSkew) v.Add(field, "cannot be in the future.");
+        else if (time.Year < 2000) v.Add(field, "must be in the year 2000 or later.");
+        return time;
+    }
+
+    private static string Key(string value, string field, Validator v)
+    {
+        var key = value.Trim();
+        v.Require(key.Length is > 0 and <= 100, field, "is required, at most 100 characters.");
+        return key;
+    }
+
+    private static string? Optional(string value, string field, Validator v, int max = 100)
+    {
+        var text = value.Trim();
+        v.Require(text.Length <= max, field, $"must be at most {max} characters.");
+        return text.Length == 0 ? null : text;
+    }
+}

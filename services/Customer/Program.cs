@@ -1,0 +1,1 @@
+await Crm.Customer.CustomerApp.Build(args).RunAsync();
