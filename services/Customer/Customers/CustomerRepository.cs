@@ -1,3 +1,4 @@
+using Crm.ServiceDefaults.Data;
 using Crm.Contracts;
 using Crm.ServiceDefaults.Errors;
 using Crm.ServiceDefaults.Messaging;
@@ -22,7 +23,7 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
         if (requestId is not null && await FindByRequestIdAsync(requestId, ct) is { } earlier)
             return (earlier, false);
 
-        var now = clock.GetUtcNow().UtcDateTime;
+        var now = clock.UtcNowForDb();
         var customer = new CustomerRecord { Id = Guid.CreateVersion7(), Profile = profile, Version = 1, CreatedAt = now, UpdatedAt = now };
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
@@ -76,7 +77,7 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
         var changed = ChangedFields(current.Profile, profile);
         if (changed.Count == 0) return current;
 
-        var now = clock.GetUtcNow().UtcDateTime;
+        var now = clock.UtcNowForDb();
         var updated = current with { Profile = profile, Version = current.Version + 1, UpdatedAt = now };
         try
         {

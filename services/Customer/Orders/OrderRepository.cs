@@ -1,3 +1,4 @@
+using Crm.ServiceDefaults.Data;
 using System.Text.Json;
 using Crm.Contracts;
 using Crm.ServiceDefaults.Errors;
@@ -26,7 +27,7 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
     /// <returns>The order, and false when this external order id had been recorded before (nothing new is written).</returns>
     public async Task<(OrderRecord Order, bool Created)> RecordAsync(NewOrder order, CancellationToken ct)
     {
-        var now = clock.GetUtcNow().UtcDateTime;
+        var now = clock.UtcNowForDb();
         var id = Guid.CreateVersion7();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
@@ -113,7 +114,7 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
             INSERT INTO refunds (refund_id, order_id, amount, reason, refunded_at, recorded_at)
             VALUES (@RefundId, @OrderId, @Amount, @Reason, @RefundedAt, @Now);
             UPDATE orders SET amount_refunded = amount_refunded + @Amount WHERE id = @OrderId;
-            """, new { recorded.RefundId, recorded.OrderId, recorded.Amount, recorded.Reason, recorded.RefundedAt, Now = clock.GetUtcNow().UtcDateTime },
+            """, new { recorded.RefundId, recorded.OrderId, recorded.Amount, recorded.Reason, recorded.RefundedAt, Now = clock.UtcNowForDb() },
             transaction, cancellationToken: ct));
         order = order with { AmountRefunded = order.AmountRefunded + amount };
         await outbox.AddAsync(transaction, new OrderRefunded(recorded.RefundId, order.Id, order.CustomerId, order.ExternalOrderId,

@@ -1,3 +1,4 @@
+using Crm.ServiceDefaults.Data;
 using Crm.Common.V1;
 using Crm.Contracts;
 using Crm.ServiceDefaults.Errors;
@@ -58,7 +59,7 @@ public static class OrderRules
         var reason = Optional(r.Reason, "reason", v, 500);
         var at = Time(r.RefundedAt, "refunded_at", v, clock, required: false);
         v.ThrowIfInvalid();
-        return new NewRefund(refundId, orderId, amount, reason, at ?? clock.GetUtcNow().UtcDateTime);
+        return new NewRefund(refundId, orderId, amount, reason, at ?? clock.UtcNowForDb());
     }
 
     private static decimal? Amount(Money? money, string field, Validator v, bool allowZero)
@@ -85,7 +86,7 @@ public static class OrderRules
             if (required) v.Add(field, "is required.");
             return null;
         }
-        var time = ts.ToDateTime();
+        var time = ts.ToDateTime().ToMicroseconds();
         if (time > clock.GetUtcNow().UtcDateTime + ClockSkew) v.Add(field, "cannot be in the future.");
         else if (time.Year < 2000) v.Add(field, "must be in the year 2000 or later.");
         return time;

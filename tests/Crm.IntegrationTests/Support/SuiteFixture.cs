@@ -1,0 +1,36 @@
+using Crm.Launcher;
+using Npgsql;
+
+namespace Crm.IntegrationTests.Support;
+
+/// <summary>
+/// One throw-away Postgres, Redis and RabbitMQ for the whole test run, started by the launcher the AppHost
+/// uses, and the customer service on top of it. Disposed (processes stopped, folder deleted) at the end,
+/// whether the tests passed or not.
+/// </summary>
+public sealed class SuiteFixture : IAsyncLifetime
+{
+    public Infrastructure Infrastructure { get; private set; } = null!;
+    public ServiceHost Customer { get; private set; } = null!;
+    public NpgsqlDataSource CustomerDb { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "inboxtestdb"));
+        CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
+        Customer = await ServiceHost.StartAsync(Crm.Customer.CustomerApp.Build, Infrastructure, "customer", "customerdb");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Customer is not null) await Customer.DisposeAsync();
+        if (CustomerDb is not null) await CustomerDb.DisposeAsync();
+        if (Infrastructure is not null) await Infrastructure.DisposeAsync();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SuiteCollection : ICollectionFixture<SuiteFixture>
+{
+    public const string Name = "suite";
+}
