@@ -6,9 +6,10 @@ namespace Crm.ServiceDefaults.Messaging;
 /// <summary>
 /// A consumer that applies each message once. The message id is recorded in inbox_messages in the same
 /// transaction as the effect: a redelivery (or the relay publishing twice) finds the id and does nothing,
-/// and a failed effect rolls the id back so the retry runs again.
+/// and a failed effect rolls the id back so the retry runs again. Events the effect adds to the outbox are
+/// published once the transaction commits.
 /// </summary>
-public abstract class InboxConsumer<TMessage>(NpgsqlDataSource dataSource) : IConsumer<TMessage>
+public abstract class InboxConsumer<TMessage>(NpgsqlDataSource dataSource, Outbox? outbox = null) : IConsumer<TMessage>
     where TMessage : class
 {
     public async Task Consume(ConsumeContext<TMessage> context)
@@ -28,6 +29,7 @@ public abstract class InboxConsumer<TMessage>(NpgsqlDataSource dataSource) : ICo
         }
         await HandleAsync(context, transaction);
         await transaction.CommitAsync(context.CancellationToken);
+        outbox?.Wake();
     }
 
     /// <summary>Apply the message using <paramref name="transaction"/>; events to publish go through the Outbox with it.</summary>

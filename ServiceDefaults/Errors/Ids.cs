@@ -1,6 +1,4 @@
-using Crm.ServiceDefaults.Errors;
-
-namespace Crm.Customer;
+namespace Crm.ServiceDefaults.Errors;
 
 /// <summary>Resource ids are UUIDs in their canonical text form.</summary>
 public static class Ids

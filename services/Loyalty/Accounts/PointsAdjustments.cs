@@ -1,0 +1,30 @@
+using Crm.ServiceDefaults.Errors;
+
+namespace Crm.Loyalty.Accounts;
+
+/// <summary>
+/// Operator corrections of spendable points. They never touch growth value (tiers are earned, not granted),
+/// a deduction cannot take the balance below zero, and a retried adjustment (same key) is applied once.
+/// </summary>
+public sealed class PointsAdjustments(AccountTransactions accounts, Ledger ledger)
+{
+    public Task<LedgerEntryRecord> AdjustAsync(Guid customerId, long points, string reason, string idempotencyKey, CancellationToken ct)
+    {
+        var key = $"admin:{idempotencyKey}";
+        return accounts.RunAsync(customerId, async (tx, account) =>
+        {
+            if (await Ledger.FindEntryAsync(tx, key, ct) is { } earlier)
+            {
+                if (earlier.CustomerId != customerId || earlier.Points != points)
+                    throw new AlreadyExistsException("adjustment", idempotencyKey,
+                        $"Idempotency key '{idempotencyKey}' was already used for an adjustment of {earlier.Points} points to customer {earlier.CustomerId}.");
+                return earlier;
+            }
+            var change = new Change(EntryKind.Adjust, "admin", reason, points, 0, key, reason);
+            var (entry, _) = points > 0
+                ? await ledger.EarnAsync(tx, account, change, ct)
+                : await ledger.SpendAsync(tx, account, change, ct);
+            return entry;
+        }, ct);
+    }
+}

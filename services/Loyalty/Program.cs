@@ -1,0 +1,1 @@
+await Crm.Loyalty.LoyaltyApp.Build(args).RunAsync();
