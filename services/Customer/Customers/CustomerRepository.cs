@@ -190,7 +190,7 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
         public long Seq { get; init; }
         public string Name { get; init; } = "";
         public short Gender { get; init; }
-        public DateTime? Birthday { get; init; }
+        public DateOnly? Birthday { get; init; }
         public string Phone { get; init; } = "";
         public string? Email { get; init; }
         public string? Region { get; init; }
@@ -211,7 +211,7 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
             Id = Id, Seq = Seq, Version = Version, CreatedAt = CreatedAt, UpdatedAt = UpdatedAt,
             Profile = new Profile
             {
-                Name = Name, Gender = Gender, Birthday = Birthday is { } b ? DateOnly.FromDateTime(b) : null, Phone = Phone,
+                Name = Name, Gender = Gender, Birthday = Birthday, Phone = Phone,
                 Email = Email, Region = Region, City = City, Address = Address, Education = Education, Occupation = Occupation,
                 Preferences = Preferences, Tags = Tags, SourceChannel = SourceChannel, MarketingConsent = MarketingConsent,
             },

@@ -176,11 +176,11 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
         public long GrowthValue { get; init; }
         public string Tier { get; init; } = "";
         public int CheckInStreak { get; init; }
-        public DateTime? LastCheckIn { get; init; }
+        public DateOnly? LastCheckIn { get; init; }
         public DateTime OpenedAt { get; init; }
 
         public AccountRecord ToRecord() => new(CustomerId, Balance, GrowthValue, Tier, CheckInStreak,
-            LastCheckIn is { } d ? DateOnly.FromDateTime(d) : null, OpenedAt);
+            LastCheckIn, OpenedAt);
     }
 
     internal sealed class EntryRow

@@ -17,7 +17,8 @@ public class CustomerProfileTests(SuiteFixture suite)
     public async Task Create_get_stale_update_and_search_with_paging()
     {
         var tag = "it-" + Guid.NewGuid().ToString("N")[..8];
-        var profile = new CustomerProfile { Name = "李娜", Phone = UniquePhone(), Email = $"Li.{tag}@Example.com", City = "深圳", Region = "广东" };
+        var profile = new CustomerProfile { Name = "李娜", Phone = UniquePhone(), Email = $"Li.{tag}@Example.com", City = "深圳", Region = "广东",
+            Birthday = new Google.Type.Date { Year = 1990, Month = 5, Day = 20 }, Gender = Gender.Female, MarketingConsent = true };
         profile.Tags.Add(tag);
         var created = await _client.CreateCustomerAsync(new CreateCustomerRequest { Profile = profile });
 

@@ -25,12 +25,14 @@ public sealed class ServiceHost : IAsyncDisposable
     public GrpcChannel Channel { get; }
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<ServiceHost> StartAsync(Func<string[], WebApplication> build, Infrastructure infra, string name, string database)
+    /// <param name="connectionName">The name the service reads (ConnectionStrings:&lt;name&gt;); defaults to the database name.</param>
+    public static async Task<ServiceHost> StartAsync(Func<string[], WebApplication> build, Infrastructure infra, string name, string database,
+        string? connectionName = null)
     {
         var port = FreePort();
         var args = new[]
         {
-            $"--ConnectionStrings:{database}={infra.Postgres!.ConnectionString(database)}",
+            $"--ConnectionStrings:{connectionName ?? database}={infra.Postgres!.ConnectionString(database)}",
             $"--ConnectionStrings:cache={infra.Redis!.ConnectionString}",
             $"--ConnectionStrings:messaging={infra.RabbitMq!.AmqpUri}",
             $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}",

@@ -13,11 +13,16 @@ public sealed class SuiteFixture : IAsyncLifetime
     public Infrastructure Infrastructure { get; private set; } = null!;
     public ServiceHost Customer { get; private set; } = null!;
     public NpgsqlDataSource CustomerDb { get; private set; } = null!;
+    public ServiceHost Loyalty { get; private set; } = null!;
+    public NpgsqlDataSource LoyaltyDb { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
-        Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "inboxtestdb"));
+        Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
+        LoyaltyDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("loyaltydb"));
+        // Loyalty first, so its queues exist before the customer service publishes anything.
+        Loyalty = await ServiceHost.StartAsync(args => Crm.Loyalty.LoyaltyApp.Build(args), Infrastructure, "loyalty", "loyaltydb");
         Customer = await ServiceHost.StartAsync(Crm.Customer.CustomerApp.Build, Infrastructure, "customer", "customerdb");
     }
 
@@ -25,6 +30,8 @@ public sealed class SuiteFixture : IAsyncLifetime
     {
         if (Customer is not null) await Customer.DisposeAsync();
         if (CustomerDb is not null) await CustomerDb.DisposeAsync();
+        if (Loyalty is not null) await Loyalty.DisposeAsync();
+        if (LoyaltyDb is not null) await LoyaltyDb.DisposeAsync();
         if (Infrastructure is not null) await Infrastructure.DisposeAsync();
     }
 }

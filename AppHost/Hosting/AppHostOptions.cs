@@ -1,0 +1,47 @@
+using Microsoft.Extensions.Configuration;
+
+namespace Crm.AppHost.Hosting;
+
+/// <summary>
+/// The AppHost's own settings (section <c>AppHost</c>): DataDirectory (default &lt;repo&gt;/.data, kept
+/// between runs), Ephemeral (throw-away folder, deleted on exit, durability off), DashboardUrl
+/// (default http://127.0.0.1:18888; port 0 picks a free port) and OtlpEndpoint (else
+/// OTEL_EXPORTER_OTLP_ENDPOINT; given to the services only when set).
+/// </summary>
+public sealed record AppHostOptions(
+    IConfiguration Configuration,
+    string DataDirectory,
+    bool Ephemeral,
+    string DashboardUrl,
+    string? OtlpEndpoint,
+    string BuildConfiguration,
+    string TargetFramework)
+{
+    public static AppHostOptions From(IConfiguration configuration, string appHostDirectory)
+    {
+        var section = configuration.GetSection("AppHost");
+        var ephemeral = section.GetValue<bool>("Ephemeral");
+        var dataDirectory = section["DataDirectory"] is { Length: > 0 } configured
+            ? Path.GetFullPath(configured)
+            : ephemeral
+                ? Path.Combine(Path.GetTempPath(), "crm-apphost-" + Guid.NewGuid().ToString("N")[..12])
+                : Path.Combine(RepositoryRoot(appHostDirectory), ".data");
+        var otlp = section["OtlpEndpoint"] is { Length: > 0 } o ? o : configuration["OTEL_EXPORTER_OTLP_ENDPOINT"];
+        return new AppHostOptions(
+            configuration,
+            dataDirectory,
+            ephemeral,
+            section["DashboardUrl"] is { Length: > 0 } url ? url : "http://127.0.0.1:18888",
+            string.IsNullOrWhiteSpace(otlp) ? null : otlp,
+            DistributedApplicationBuilder.Metadata("Configuration") ?? "Debug",
+            DistributedApplicationBuilder.Metadata("TargetFramework") ?? "net10.0");
+    }
+
+    /// <summary>The folder holding Crm.sln, searched upwards from the AppHost project.</summary>
+    private static string RepositoryRoot(string appHostDirectory)
+    {
+        for (var dir = new DirectoryInfo(appHostDirectory); dir is not null; dir = dir.Parent)
+            if (dir.EnumerateFiles("*.sln").Any()) return dir.FullName;
+        return Path.GetDirectoryName(appHostDirectory) ?? appHostDirectory;
+    }
+}

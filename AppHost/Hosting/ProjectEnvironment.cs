@@ -1,0 +1,30 @@
+namespace Crm.AppHost.Hosting;
+
+/// <summary>The environment a project is started with: Aspire's contract, so services run unchanged under real Aspire.</summary>
+internal static class ProjectEnvironment
+{
+    public static Dictionary<string, string?> For(ProjectResource project, AppHostOptions options)
+    {
+        var env = new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["DOTNET_ENVIRONMENT"] = "Development",
+            // Kestrel listens only where we say (inherited URL settings would add or move endpoints).
+            ["ASPNETCORE_URLS"] = null, ["DOTNET_URLS"] = null, ["URLS"] = null,
+            ["ASPNETCORE_HTTP_PORTS"] = null, ["ASPNETCORE_HTTPS_PORTS"] = null, ["HTTP_PORTS"] = null, ["HTTPS_PORTS"] = null,
+            ["Kestrel__Endpoints__http__Url"] = project.HttpUrl,
+            ["Kestrel__Endpoints__http__Protocols"] = "Http2",
+            ["Kestrel__Endpoints__management__Url"] = project.ManagementUrl,
+            ["Kestrel__Endpoints__management__Protocols"] = "Http1",
+            ["OTEL_SERVICE_NAME"] = project.Name,
+            ["OTEL_RESOURCE_ATTRIBUTES"] = "service.instance.id=" + project.InstanceId,
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = options.OtlpEndpoint, // removed when not configured
+            // Connection strings given to the AppHost itself are not for the services.
+            ["ConnectionStrings__postgres"] = null, ["ConnectionStrings__cache"] = null, ["ConnectionStrings__messaging"] = null,
+        };
+        foreach (var reference in project.References) reference.AddReferenceEnvironment(env);
+        foreach (var (name, value) in project.Environment) env[name] = value;
+        return env;
+    }
+
+}

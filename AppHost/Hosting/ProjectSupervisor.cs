@@ -1,0 +1,163 @@
+using Crm.Launcher;
+using Microsoft.Extensions.Logging;
+
+namespace Crm.AppHost.Hosting;
+
+/// <summary>
+/// Runs one project: waits for what it waits for, starts <c>dotnet &lt;dll&gt;</c> under the watchdog,
+/// polls GET /health on its management endpoint, restarts it when it exits (back-off 1 s, 2 s,
+/// 4 s … 30 s; back to 1 s after a minute of running), echoes its output with a name prefix.
+/// </summary>
+internal sealed class ProjectSupervisor(ProjectResource project, AppHostOptions options, ILogger logger, HttpClient http)
+{
+    private static readonly TimeSpan MaxBackOff = TimeSpan.FromSeconds(30);
+    private readonly CancellationTokenSource _stopping = new();
+    private ChildProcess? _process;
+    private Task _loop = Task.CompletedTask;
+
+    /// <summary>Path of the built dll: &lt;project&gt;/bin/&lt;Configuration&gt;/&lt;tfm&gt;/&lt;project name&gt;.dll.</summary>
+    public string DllPath => Path.Combine(project.ProjectDirectory, "bin", options.BuildConfiguration, options.TargetFramework,
+        Path.GetFileNameWithoutExtension(project.ProjectPath) + ".dll");
+
+    public void Start() => _loop = Task.Run(RunAsync);
+
+    /// <summary>Stops the loop and the process (SIGTERM, up to 10 s, then SIGKILL).</summary>
+    public async Task StopAsync()
+    {
+        await _stopping.CancelAsync();
+        project.State = ResourceState.Stopping;
+        try { await _loop; } catch (OperationCanceledException) { } // ends promptly: every wait in it is cancellable
+        if (_process is { } process) await process.StopAsync(TimeSpan.FromSeconds(10));
+        project.State = ResourceState.Stopped;
+        project.Health = null;
+        project.ProcessId = null;
+    }
+
+    private async Task RunAsync()
+    {
+        var ct = _stopping.Token;
+        try
+        {
+            project.State = ResourceState.Waiting;
+            foreach (var dependency in project.WaitsFor)
+            {
+                if (!dependency.IsReady) logger.LogInformation("{Project} waits for {Dependency}", project.Name, dependency.Name);
+                await dependency.WhenReady.WaitAsync(ct);
+            }
+            await StopLeftoverAsync();
+            var backOff = TimeSpan.FromSeconds(1);
+            while (!ct.IsCancellationRequested)
+            {
+                var started = DateTimeOffset.UtcNow;
+                var code = await RunOnceAsync(ct);
+                if (ct.IsCancellationRequested) break;
+
+                if (DateTimeOffset.UtcNow - started > TimeSpan.FromMinutes(1)) backOff = TimeSpan.FromSeconds(1);
+                project.Restarts++;
+                project.State = ResourceState.Restarting;
+                project.Health = null;
+                project.ProcessId = null;
+                logger.LogWarning("{Project} exited with code {Code}; restarting in {Seconds}s (restart #{Restart})",
+                    project.Name, code, backOff.TotalSeconds, project.Restarts);
+                await Task.Delay(backOff, ct);
+                backOff = TimeSpan.FromTicks(Math.Min(backOff.Ticks * 2, MaxBackOff.Ticks));
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        catch (Exception e)
+        {
+            project.State = ResourceState.Failed;
+            logger.LogError(e, "{Project} failed", project.Name);
+        }
+    }
+
+    private async Task<int> RunOnceAsync(CancellationToken ct)
+    {
+        project.State = ResourceState.Starting;
+        var process = ChildProcess.Start(new ChildProcessOptions
+        {
+            Name = project.Name,
+            FileName = DotnetHost(),
+            Arguments = [DllPath],
+            WorkingDirectory = project.ProjectDirectory,
+            Environment = ProjectEnvironment.For(project, options),
+            LogFile = Path.Combine(options.DataDirectory, "logs", project.Name + ".log"),
+            StopSignal = Signals.SIGTERM,
+            StopTimeout = TimeSpan.FromSeconds(10),
+            OutputReceived = line =>
+            {
+                project.Logs.Add(line);
+                ConsoleOutput.WriteResourceLine(project.Name, line);
+            },
+        });
+        _process = process;
+        await process.WaitForPidAsync(ct);
+        project.ProcessId = process.Pid;
+        await File.WriteAllTextAsync(PidFile, $"{process.Pid}\n{process.WatchdogPid}\n", CancellationToken.None);
+        project.StartedAt = DateTimeOffset.UtcNow;
+        project.State = ResourceState.Running;
+
+        using var healthLoop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var health = PollHealthAsync(healthLoop.Token);
+        var code = await process.Exited.WaitAsync(ct).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : -1, TaskScheduler.Default);
+        await healthLoop.CancelAsync();
+        await health;
+        return code;
+    }
+
+    private string PidFile => Path.Combine(options.DataDirectory, "logs", project.Name + ".pid");
+
+    /// <summary>
+    /// A copy of this project left running by an AppHost that died together with its watchdogs
+    /// (kept data folder only): stop it before starting a new one.
+    /// </summary>
+    private async Task StopLeftoverAsync()
+    {
+        if (!File.Exists(PidFile)) return;
+        var pids = (await File.ReadAllLinesAsync(PidFile)).Select(l => int.TryParse(l, out var pid) ? pid : 0)
+            .Where(pid => pid > 0 && Signals.IsAlive(pid) && ProcessTable.CommandLine(pid) is { } cmd
+                && (cmd.Contains(DllPath, StringComparison.Ordinal)))
+            .ToList();
+        if (pids.Count == 0) return;
+        logger.LogWarning("Stopping a leftover {Project} (pid {Pids}) from an earlier run", project.Name, string.Join(", ", pids));
+        pids.ForEach(pid => Signals.Send(pid, Signals.SIGTERM));
+        for (var i = 0; i < 100 && pids.Any(Signals.IsAlive); i++) await Task.Delay(100);
+        pids.Where(Signals.IsAlive).ToList().ForEach(pid => Signals.Send(pid, Signals.SIGKILL));
+    }
+
+    /// <summary>GET /health every second until healthy, then every 5 s; the first 200 marks the project ready.</summary>
+    private async Task PollHealthAsync(CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                bool healthy;
+                try
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    timeout.CancelAfter(TimeSpan.FromSeconds(3));
+                    using var response = await http.GetAsync(project.HealthUrl, timeout.Token);
+                    healthy = response.IsSuccessStatusCode;
+                }
+                catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
+                {
+                    healthy = false;
+                }
+                if (ct.IsCancellationRequested) break;
+                var was = project.Health;
+                project.Health = healthy ? "Healthy" : "Unhealthy";
+                if (healthy && was != "Healthy") logger.LogInformation("{Project} is healthy", project.Name);
+                if (healthy) project.MarkReady();
+                await Task.Delay(healthy ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(1), ct);
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    /// <summary>The dotnet host that runs us (same SDK/runtime), else the one on PATH.</summary>
+    private static string DotnetHost() =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host
+        : Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self
+        : "dotnet";
+}

@@ -1,0 +1,73 @@
+namespace Crm.AppHost.Hosting;
+
+/// <summary>Lifecycle states shown on the console table and the dashboard.</summary>
+public enum ResourceState { NotStarted, Waiting, Starting, Running, Restarting, Stopping, Stopped, Failed }
+
+/// <summary>
+/// Something the AppHost runs or points to: a server, a database, a service. Holds what the
+/// dashboard shows: state, health, endpoints, restarts, uptime and the last log lines.
+/// </summary>
+public abstract class Resource(string name)
+{
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public string Name { get; } = name;
+    public abstract string Type { get; }
+    public ResourceState State { get; set; } = ResourceState.NotStarted;
+
+    /// <summary>Healthy / Unhealthy for resources that have a health check, else null.</summary>
+    public string? Health { get; set; }
+    public int Restarts { get; set; }
+    public int? ProcessId { get; set; }
+    public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>Endpoint name to URL, in display order.</summary>
+    public List<KeyValuePair<string, string>> Endpoints { get; } = [];
+
+    /// <summary>Resources that must be up before this one starts.</summary>
+    public List<Resource> WaitsFor { get; } = [];
+
+    public LogBuffer Logs { get; } = new(200);
+
+    /// <summary>Completes once the resource is up (accepting connections, or healthy for a project).</summary>
+    public Task WhenReady => _ready.Task;
+    public bool IsReady => _ready.Task.IsCompleted;
+
+    public void MarkReady() => _ready.TrySetResult();
+
+    public void SetEndpoint(string name, string url)
+    {
+        lock (Endpoints)
+        {
+            Endpoints.RemoveAll(e => e.Key == name);
+            Endpoints.Add(new(name, url));
+        }
+    }
+}
+
+/// <summary>A resource a project can reference: it contributes environment variables (Aspire's contract).</summary>
+public interface IResourceWithEnvironmentContract
+{
+    string Name { get; }
+    void AddReferenceEnvironment(IDictionary<string, string?> environment);
+}
+
+/// <summary>The last N lines of a resource's output.</summary>
+public sealed class LogBuffer(int capacity)
+{
+    private readonly Queue<string> _lines = new();
+
+    public void Add(string line)
+    {
+        lock (_lines)
+        {
+            _lines.Enqueue(line);
+            while (_lines.Count > capacity) _lines.Dequeue();
+        }
+    }
+
+    public IReadOnlyList<string> Snapshot()
+    {
+        lock (_lines) return _lines.ToArray();
+    }
+}
