@@ -35,6 +35,11 @@ public static class LoyaltyApp
         builder.Services.AddSingleton<ActivityPoints>();
         builder.Services.AddSingleton<PointsExpiry>();
         builder.Services.AddHostedService<PointsExpiryService>();
+        builder.Services.AddSingleton<Rewards.ILotteryRandom, Rewards.SecureLotteryRandom>();
+        builder.Services.AddSingleton<Rewards.RewardCatalog>();
+        builder.Services.AddSingleton<Rewards.Coupons>();
+        builder.Services.AddSingleton<Rewards.Redemptions>();
+        builder.Services.AddSingleton<Rewards.LotteryDraws>();
         overrides?.Invoke(builder.Services);
 
         var app = builder.Build();

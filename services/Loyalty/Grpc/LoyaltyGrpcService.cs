@@ -11,7 +11,7 @@ namespace Crm.Loyalty.Grpc;
 /// <summary>crm.loyalty.v1.LoyaltyService: accounts, ledger, activities and expiry. Rewards and coupons: LoyaltyGrpcService.Rewards.cs.</summary>
 public sealed partial class LoyaltyGrpcService(
     AccountQueries queries, PointsAdjustments adjustments, CheckIns checkIns, ActivityPoints activities,
-    PointsExpiry expiry, TierTable tiers) : LoyaltyService.LoyaltyServiceBase
+    PointsExpiry expiry, TierTable tiers, Rewards.RewardCatalog rewards, Rewards.Redemptions redemptions, Rewards.LotteryDraws draws, Rewards.Coupons coupons) : LoyaltyService.LoyaltyServiceBase
 {
     public override async Task<Account> GetAccount(GetAccountRequest request, ServerCallContext context)
     {
