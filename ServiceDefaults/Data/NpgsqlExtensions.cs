@@ -18,6 +18,9 @@ public sealed class NpgsqlSettings
 /// </summary>
 public static class NpgsqlExtensions
 {
+    /// <summary>Used unless the connection string sets Maximum Pool Size.</summary>
+    public const int DefaultMaxPoolSize = 20;
+
     public static void AddNpgsqlDataSource(this IHostApplicationBuilder builder, string connectionName,
         Action<NpgsqlSettings>? configureSettings = null)
     {
@@ -30,7 +33,13 @@ public static class NpgsqlExtensions
             throw new InvalidOperationException(
                 $"No connection string for '{connectionName}': set ConnectionStrings__{connectionName} (the AppHost does).");
 
-        builder.Services.AddSingleton(_ => new NpgsqlDataSourceBuilder(settings.ConnectionString) { Name = connectionName }.Build());
+        var connection = new NpgsqlConnectionStringBuilder(settings.ConnectionString);
+        // Npgsql's default of 100 connections lets a burst open 100 concurrent write transactions, which on a small
+        // machine costs Postgres twice the CPU per commit and starves the outbox relay (measured in bench/NOTES.md).
+        if (!settings.ConnectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase)) connection.MaxPoolSize = DefaultMaxPoolSize;
+        // Prepare the statements a service repeats (every query here is parameterised), unless configured otherwise.
+        if (!settings.ConnectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase)) connection.MaxAutoPrepare = 32;
+        builder.Services.AddSingleton(_ => new NpgsqlDataSourceBuilder(connection.ConnectionString) { Name = connectionName }.Build());
         if (!settings.DisableHealthChecks)
             builder.Services.AddHealthChecks().AddCheck<NpgsqlHealthCheck>($"postgres:{connectionName}", tags: ["ready"]);
     }

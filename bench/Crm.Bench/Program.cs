@@ -1,0 +1,337 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Crm.Bench;
+using Crm.Bench.V1;
+using Crm.Common.V1;
+using Crm.Customer.V1;
+using Crm.Launcher;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+Options options;
+try { options = Options.Parse(args); }
+catch (ArgumentException e) { Console.Error.WriteLine(e.Message); return 2; }
+
+using var cts = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; Log("Interrupted: stopping."); cts.Cancel(); };
+var ct = cts.Token;
+
+var root = FindRepoRoot();
+var resultsPath = Path.GetFullPath(options.Results ?? Path.Combine(root, "bench", "RESULTS.md"));
+var outDirectory = Path.GetFullPath(options.OutDirectory ?? Path.Combine(root, "bench", "out"));
+var runId = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture);
+var dataDirectory = Path.Combine(Path.GetTempPath(), "crm-bench-" + Guid.NewGuid().ToString("N")[..10]);
+var warmup = TimeSpan.FromSeconds(options.WarmupSeconds);
+var duration = TimeSpan.FromSeconds(options.DurationSeconds);
+var pgSeconds = (int)Math.Round(options.DurationSeconds);
+var pgWarmup = Math.Max(1, (int)Math.Round(options.WarmupSeconds));
+var cpu = new CpuMeter();
+var total = Stopwatch.StartNew();
+
+using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+var report = new BenchReport
+{
+    RunId = runId, Options = options, Machine = MachineInfo.Collect(root),
+    AnalysisFile = Path.Combine(root, "bench", "NOTES.md"),
+};
+
+Infrastructure? infra = null;
+WebApplication? service = null;
+EchoServer? echo = null;
+var channels = new List<GrpcChannel>();
+var exitCode = 0;
+try
+{
+    Log($"Starting Postgres, Redis and RabbitMQ (durable) in {dataDirectory}");
+    infra = await Infrastructure.StartAsync(new InfrastructureOptions
+    {
+        DataDirectory = dataDirectory,
+        DeleteDataOnDispose = true,
+        Durable = true,
+        Databases = ["customerdb", "pgbench"],
+    }, loggerFactory.CreateLogger("infrastructure"), ct);
+    var postgres = infra.Postgres!;
+    report.Machine.Postgres = await PostgresSettingsAsync(postgres.AdminConnectionString, ct);
+
+    var servicePort = FreePort();
+    Log($"Starting the customer service in-process on 127.0.0.1:{servicePort} (HTTP/2, log level {options.ServiceLogLevel})");
+    service = Crm.Customer.CustomerApp.Build(
+    [
+        $"--ConnectionStrings:customerdb={postgres.ConnectionString("customerdb")}{(options.DbExtra is null ? "" : ";" + options.DbExtra)}",
+        $"--ConnectionStrings:cache={infra.Redis!.ConnectionString}",
+        $"--ConnectionStrings:messaging={infra.RabbitMq!.AmqpUri}",
+        $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{servicePort}",
+        "--Kestrel:Endpoints:http:Protocols=Http2",
+        "--OTEL_SERVICE_NAME=customer",
+        $"--Logging:LogLevel:Default={options.ServiceLogLevel}",
+        .. options.ServiceArgs,
+    ]);
+    await service.StartAsync(ct);
+    var serviceAddress = new Uri($"http://127.0.0.1:{servicePort}");
+    var customerClients = Channels(serviceAddress).Select(c => new CustomerService.CustomerServiceClient(c)).ToArray();
+
+    Log($"Seeding {options.Customers:N0} customers with COPY");
+    var seedWatch = Stopwatch.StartNew();
+    var ids = await Seeder.SeedCustomersAsync(postgres.ConnectionString("customerdb"), options.Customers, ct);
+    var idStrings = ids.Select(i => i.ToString()).ToArray();
+    var sample = await customerClients[0].GetCustomerAsync(new GetCustomerRequest { Id = idStrings[^1] }, cancellationToken: ct);
+    if (sample.Id != idStrings[^1]) throw new InvalidOperationException("GetCustomer did not return the seeded customer.");
+    Log($"Seeded in {seedWatch.Elapsed.TotalSeconds:0.0} s; GetCustomer returns seeded rows ({sample.CalculateSize()} bytes each)");
+
+    var pgbench = new Pgbench(postgres, "pgbench", dataDirectory);
+    if (options.Phases.Contains("pgbench-select") || options.Phases.Contains("pgbench-tpcb"))
+    {
+        Log($"pgbench -i -s {options.PgbenchScale}");
+        await pgbench.InitializeAsync(options.PgbenchScale, ct);
+    }
+
+    var clients = options.Clients;
+    var threads = Math.Min(options.PgbenchThreads, clients);
+
+    if (options.Phases.Contains("echo"))
+    {
+        await QuietAsync("echo");
+        echo = await EchoServer.StartAsync(FreePort());
+        var echoClients = Channels(echo.Address).Select(c => new EchoService.EchoServiceClient(c)).ToArray();
+        Log($"Ceiling for the RPC stack: bare gRPC echo, {clients} clients, {options.WarmupSeconds} s warm-up + {options.DurationSeconds} s");
+        report.Echo = await ClosedLoop.RunAsync("Echo", clients, options.Connections, warmup, duration, i =>
+        {
+            var client = echoClients[i % echoClients.Length];
+            var request = new EchoMessage { Text = idStrings[i % idStrings.Length] };
+            return async () => await client.EchoAsync(request, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+        }, cpu, ct);
+        Log(Summary(report.Echo));
+        await echo.DisposeAsync();
+        echo = null;
+    }
+
+    if (options.Phases.Contains("pgbench-select"))
+    {
+        Log($"Ceiling for reads: pgbench -S -c {clients} -j {threads} -T {pgSeconds} (after a {pgWarmup} s warm-up run)");
+        await QuietAsync("pgbench -S");
+        await pgbench.WarmUpAsync(["-S"], clients, threads, pgWarmup, ct);
+        report.PgbenchSelect = await pgbench.RunAsync("select-only", ["-S"], clients, threads, pgSeconds, cpu, ct);
+        Log(Summary(report.PgbenchSelect));
+    }
+
+    if (options.Phases.Contains("get"))
+    {
+        Log($"GetCustomer: {clients} clients on random seeded ids, {options.WarmupSeconds} s warm-up + {options.DurationSeconds} s");
+        await QuietAsync("GetCustomer");
+        report.GetCustomer = await ClosedLoop.RunAsync("GetCustomer", clients, options.Connections, warmup, duration, i =>
+        {
+            var client = customerClients[i % customerClients.Length];
+            var random = new Random(i);
+            return async () => await client.GetCustomerAsync(new GetCustomerRequest { Id = idStrings[random.Next(idStrings.Length)] },
+                deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+        }, cpu, ct);
+        Log(Summary(report.GetCustomer));
+    }
+
+    if (options.Phases.Contains("pgbench-tpcb"))
+    {
+        Log($"Ceiling for writes: pgbench (TPC-B) -c {clients} -j {threads} -T {pgSeconds} (after a {pgWarmup} s warm-up run)");
+        await QuietAsync("pgbench TPC-B");
+        await pgbench.WarmUpAsync([], clients, threads, pgWarmup, ct);
+        report.PgbenchTpcb = await pgbench.RunAsync("tpc-b", [], clients, threads, pgSeconds, cpu, ct);
+        Log(Summary(report.PgbenchTpcb));
+    }
+
+    await using var customerDb = NpgsqlDataSource.Create(postgres.ConnectionString("customerdb"));
+    if (options.Phases.Contains("record"))
+    {
+        Log($"RecordOrder: {clients} clients, unique external ids, {options.WarmupSeconds} s warm-up + {options.DurationSeconds} s");
+        await QuietAsync("RecordOrder");
+        report.RecordOrder = await ClosedLoop.RunAsync("RecordOrder", clients, options.Connections, warmup, duration, i =>
+        {
+            var client = customerClients[i % customerClients.Length];
+            var random = new Random(1000 + i);
+            var n = 0;
+            return async () => await client.RecordOrderAsync(
+                Order(idStrings[random.Next(idStrings.Length)], $"bench-{runId}-{i}-{n++}"),
+                deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+        }, cpu, ct);
+        Log(Summary(report.RecordOrder));
+
+        // What the closed loop left for the relay: how big, and how fast it drains (the relay's own rate).
+        var backlog = await UnsentAsync(customerDb, ct);
+        var drainWatch = Stopwatch.StartNew();
+        var left = backlog;
+        while (left > 0 && drainWatch.Elapsed < TimeSpan.FromSeconds(120))
+        {
+            await Task.Delay(50, ct);
+            left = await UnsentAsync(customerDb, ct);
+        }
+        report.OutboxDrain = new OutboxDrain(backlog, drainWatch.Elapsed.TotalSeconds, left,
+            await ScalarAsync(customerDb, "SELECT count(*) FROM outbox_messages", ct));
+        Log($"Outbox backlog after the RecordOrder phase: {backlog:N0} rows, drained in {drainWatch.Elapsed.TotalSeconds:0.00} s ({left} left)");
+    }
+
+    if (options.Phases.Contains("lag"))
+    {
+        var left = await UnsentAsync(customerDb, ct);
+        if (left > 0) throw new InvalidOperationException($"The outbox still holds {left} unsent rows; the lag figure would be wrong.");
+        var prefix = $"lag-{runId}-";
+        await using var probe = await EventLagProbe.StartAsync(infra.RabbitMq.AmqpUri, "Crm.Contracts:OrderPaid", prefix, ct);
+        await Task.Delay(500, ct); // binding in place, consumer registered
+        Log($"Event lag: RecordOrder paced at {options.LagRate}/s for {options.LagSeconds} s (open loop), consumer on its own queue");
+        var client = customerClients[0];
+        var random = new Random(7);
+        await QuietAsync("event lag");
+        var before = cpu.Snapshot();
+        var (calls, sendSeconds, firstError) = await OpenLoop.RunAsync(options.LagRate, TimeSpan.FromSeconds(options.LagSeconds),
+            i => client.RecordOrderAsync(Order(idStrings[random.Next(idStrings.Length)], prefix + i),
+                deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct).ResponseAsync, ct);
+        var ok = calls.Count(c => c.Ok);
+        var waitWatch = Stopwatch.StartNew();
+        while (probe.Count < ok && waitWatch.Elapsed < TimeSpan.FromSeconds(options.LagWaitSeconds))
+            await Task.Delay(20, ct);
+        var usage = cpu.Snapshot() - before;
+        report.EventLag = EventLagAnalysis.Analyse(options.LagRate, calls, sendSeconds, probe, prefix, waitWatch.Elapsed.TotalSeconds, usage, firstError);
+        Log(Summary(report.EventLag));
+    }
+}
+catch (OperationCanceledException) when (ct.IsCancellationRequested)
+{
+    report.Failure = "Interrupted before the end.";
+    exitCode = 130;
+}
+catch (Exception e)
+{
+    report.Failure = e.ToString();
+    Console.Error.WriteLine(e);
+    exitCode = 1;
+}
+finally
+{
+    Log("Stopping the service and the infrastructure");
+    foreach (var channel in channels) channel.Dispose();
+    if (echo is not null) await echo.DisposeAsync();
+    if (service is not null)
+    {
+        try
+        {
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await service.StopAsync(stop.Token);
+        }
+        catch (Exception e) { Console.Error.WriteLine($"Stopping the service: {e.Message}"); }
+        await service.DisposeAsync();
+    }
+    if (infra is not null) await infra.DisposeAsync();
+    var leftovers = ProcessTable.Find(dataDirectory);
+    report.LeftoverProcesses = leftovers.Select(p => $"{p.Pid} {p.CommandLine}").ToList();
+    if (leftovers.Count > 0) Console.Error.WriteLine("Processes left running:\n" + string.Join('\n', report.LeftoverProcesses));
+}
+
+report.TotalSeconds = total.Elapsed.TotalSeconds;
+var markdown = Report.Markdown(report);
+Console.WriteLine();
+Console.WriteLine(markdown);
+Directory.CreateDirectory(outDirectory);
+var json = Report.Json(report);
+await File.WriteAllTextAsync(Path.Combine(outDirectory, $"bench-{runId}.json"), json);
+await File.WriteAllTextAsync(Path.Combine(outDirectory, "latest.json"), json);
+if (options.WriteResults && exitCode == 0)
+{
+    await File.WriteAllTextAsync(resultsPath, markdown);
+    Log($"Wrote {resultsPath} and {Path.Combine(outDirectory, $"bench-{runId}.json")}");
+}
+else
+{
+    Log($"Wrote {Path.Combine(outDirectory, $"bench-{runId}.json")}" + (options.WriteResults ? $" (not {resultsPath}: the run failed)" : ""));
+}
+return exitCode;
+
+GrpcChannel[] Channels(Uri address)
+{
+    // One channel per HTTP/2 connection; clients are spread over them round-robin.
+    var made = Enumerable.Range(0, options.Connections).Select(_ => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    {
+        HttpHandler = new SocketsHttpHandler
+        {
+            EnableMultipleHttp2Connections = true,
+            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+        },
+    })).ToArray();
+    channels.AddRange(made);
+    return made;
+}
+
+async Task QuietAsync(string phase)
+{
+    if (options.QuietWaitSeconds <= 0) return;
+    var (waited, other) = await Quiet.WaitAsync(cpu, TimeSpan.FromSeconds(options.QuietWaitSeconds), 0.15, ct);
+    var line = $"{phase}: other processes used {other:0.00} cores in the last second before it (waited {waited:0} s for < 0.15)";
+    report.Background.Add(line);
+    if (other >= 0.15) Log("  machine busy with other work: " + line);
+}
+
+static RecordOrderRequest Order(string customerId, string externalOrderId)
+{
+    var request = new RecordOrderRequest
+    {
+        CustomerId = customerId,
+        ExternalOrderId = externalOrderId,
+        StoreId = "SZ-001",
+        Channel = "store",
+        AmountPaid = new Money { Amount = "1999.00" },
+        PaymentMethod = "card",
+        PaidAt = Timestamp.FromDateTime(DateTime.UtcNow),
+    };
+    request.Lines.Add(new OrderLine { Sku = "RING-18K-001", ProductName = "18K ring", Quantity = 1, UnitPrice = new Money { Amount = "1999.00" } });
+    return request;
+}
+
+static async Task<long> UnsentAsync(NpgsqlDataSource db, CancellationToken ct) =>
+    await ScalarAsync(db, "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL", ct);
+
+static async Task<long> ScalarAsync(NpgsqlDataSource db, string sql, CancellationToken ct)
+{
+    await using var command = db.CreateCommand(sql);
+    return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+}
+
+static async Task<Dictionary<string, string>> PostgresSettingsAsync(string connectionString, CancellationToken ct)
+{
+    var settings = new Dictionary<string, string>();
+    await using var connection = new NpgsqlConnection(connectionString);
+    await connection.OpenAsync(ct);
+    foreach (var name in new[] { "server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "shared_buffers", "max_connections" })
+    {
+        await using var command = new NpgsqlCommand($"SHOW {name}", connection);
+        settings[name] = (string)(await command.ExecuteScalarAsync(ct))!;
+    }
+    return settings;
+}
+
+static int FreePort()
+{
+    using var listener = new TcpListener(IPAddress.Loopback, 0);
+    listener.Start();
+    return ((IPEndPoint)listener.LocalEndpoint).Port;
+}
+
+static string FindRepoRoot()
+{
+    for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
+        if (File.Exists(Path.Combine(dir.FullName, "Crm.sln"))) return dir.FullName;
+    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        if (File.Exists(Path.Combine(dir.FullName, "Crm.sln"))) return dir.FullName;
+    return Environment.CurrentDirectory;
+}
+
+static string Summary(object result) => result switch
+{
+    LoadResult r => $"  {r.Name}: {r.Throughput:N0} calls/s, p50 {r.Latency.P50:0.00} ms, p99 {r.Latency.P99:0.00} ms, errors {r.Errors}, " +
+                    $"busy cores {r.Cpu.BusyCores:0.00}" + (r.FirstError is null ? "" : $", first error: {r.FirstError}"),
+    PgbenchResult p => $"  {p.Name}: {p.Tps:N0} tps, p50 {p.Latency.P50:0.00} ms, p99 {p.Latency.P99:0.00} ms, failed {p.Failed}, busy cores {p.Cpu.BusyCores:0.00}",
+    EventLagResult l => $"  lag: sent {l.Sent} at {l.AchievedRate:0} /s, received {l.Received}, p50 {l.LagFromReturn.P50:0.0} ms, " +
+                        $"p99 {l.LagFromReturn.P99:0.0} ms, max {l.LagFromReturn.Max:0.0} ms (from call start: p99 {l.LagFromCallStart.P99:0.0} ms)",
+    _ => result.ToString() ?? "",
+};
+
+static void Log(string message) => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}");
