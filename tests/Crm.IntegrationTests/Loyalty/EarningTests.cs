@@ -56,6 +56,21 @@ public class EarningTests(SuiteFixture suite)
     }
 
     [Fact]
+    public async Task Registering_a_customer_opens_an_S1_account_once()
+    {
+        var customerId = await NewCustomerAsync();
+        var account = await WaitForAccountAsync(customerId, _ => true, "the account opened by CustomerRegistered");
+        Assert.Equal((0L, 0L, "S1", 8_001L), (account.Balance, account.GrowthValue, account.Tier.Code, account.GrowthToNextTier));
+
+        // A redelivered registration changes nothing.
+        var registered = new CustomerRegistered(new CustomerSnapshot(Guid.Parse(customerId), "陈静", "+8613900000000", null, null, null, null,
+            [], null, false, 1), DateTimeOffset.UtcNow);
+        await suite.Loyalty.Services.GetRequiredService<IBus>().Publish(registered);
+        await Task.Delay(500);
+        Assert.Equal(account, await _loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = customerId }));
+    }
+
+    [Fact]
     public async Task A_paid_order_of_10000_50_yuan_earns_exactly_10000_points_and_growth_value()
     {
         var customerId = await NewCustomerAsync();
