@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One command for the customer-service benchmark (also `./crm bench`):
+# One command for the customer- and loyalty-service benchmark (also `./crm bench`):
 #   builds bench/Crm.Bench in Release, starts Postgres/Redis/RabbitMQ (durable) in a temp folder and the
-#   customer service in-process, measures the ceilings (pgbench -S, pgbench TPC-B, a bare gRPC echo) and
-#   GetCustomer / RecordOrder / event lag in the same run, writes bench/RESULTS.md and bench/out/bench-*.json,
-#   and stops everything it started. About 3 minutes on 2 cores after the build.
+#   customer service in-process (the loyalty service too, for the last two phases), measures the ceilings
+#   (pgbench -S, pgbench TPC-B, a bare gRPC echo) and GetCustomer / RecordOrder / event lag / points earned end
+#   to end (RecordOrder → loyalty ledger) / Redeem in the same run, writes bench/RESULTS.md and
+#   bench/out/bench-*.json, and stops everything it started. About 3 minutes on 2 cores after the build.
 # Extra arguments go to the bench, e.g. `bench/run.sh --clients 32 --connections 2` (see --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."

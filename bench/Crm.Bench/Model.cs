@@ -20,6 +20,10 @@ public sealed class BenchReport
     public LoadResult? RecordOrder { get; set; }
     public OutboxDrain? OutboxDrain { get; set; }
     public EventLagResult? EventLag { get; set; }
+    public EarnResult? Earn { get; set; }
+    public LoadResult? Redeem { get; set; }
+    /// <summary>How the redeem phase was set up (members, rewards, points granted).</summary>
+    public string? RedeemSetup { get; set; }
     public string? Failure { get; set; }
     public List<string> LeftoverProcesses { get; set; } = [];
     /// <summary>Per phase: how long the bench waited for the machine to go quiet, and the foreign load it saw.</summary>

@@ -18,6 +18,11 @@ public sealed class Options
     public string ServiceLogLevel { get; private set; } = "Warning";
     /// <summary>Before each phase, wait at most this long for other processes on the machine to go quiet.</summary>
     public double QuietWaitSeconds { get; private set; } = 15;
+    /// <summary>Redeem phase: members that redeem (the first N seeded customers, each granted points first) and goods rewards they spread over.</summary>
+    public int RedeemMembers { get; private set; } = 1000;
+    public int RedeemRewards { get; private set; } = 4;
+    /// <summary>Earn phase: how long to wait for the loyalty service to catch up after the last RecordOrder.</summary>
+    public double EarnWaitSeconds { get; private set; } = 60;
     /// <summary>Extra configuration for the service (experiments), e.g. --service-arg --Outbox:BatchSize=50.</summary>
     public List<string> ServiceArgs { get; private set; } = [];
     /// <summary>Appended to the service's connection string (experiments), e.g. "No Reset On Close=true".</summary>
@@ -27,14 +32,14 @@ public sealed class Options
     public bool WriteResults { get; private set; } = true;
     public HashSet<string> Phases { get; private set; } = [.. AllPhases];
 
-    public static readonly string[] AllPhases = ["pgbench-select", "echo", "get", "pgbench-tpcb", "record", "lag"];
+    public static readonly string[] AllPhases = ["pgbench-select", "echo", "get", "pgbench-tpcb", "record", "lag", "earn", "redeem"];
 
     public const string Usage = """
         Crm.Bench [--clients 16] [--connections 1] [--warmup 3] [--duration 15] [--customers 10000]
                   [--pgbench-scale 16] [--pgbench-threads 2] [--lag-rate 500] [--lag-seconds 10] [--lag-wait 30]
-                  [--service-log-level Warning] [--quiet-wait 15]
+                  [--service-log-level Warning] [--quiet-wait 15] [--earn-wait 60] [--redeem-members 1000] [--redeem-rewards 4]
                   [--service-arg --Key=value ...] [--db-extra "No Reset On Close=true"]
-                  [--phases pgbench-select,echo,get,pgbench-tpcb,record,lag]
+                  [--phases pgbench-select,echo,get,pgbench-tpcb,record,lag,earn,redeem]
                   [--results bench/RESULTS.md] [--out bench/out] [--no-results]
         """;
 
@@ -62,6 +67,9 @@ public sealed class Options
                 case "--service-arg": o.ServiceArgs.Add(Next()); break;
                 case "--db-extra": o.DbExtra = Next(); break;
                 case "--quiet-wait": o.QuietWaitSeconds = Dbl(); break;
+                case "--earn-wait": o.EarnWaitSeconds = Dbl(); break;
+                case "--redeem-members": o.RedeemMembers = Int(); break;
+                case "--redeem-rewards": o.RedeemRewards = Int(); break;
                 case "--results": o.Results = Next(); break;
                 case "--out": o.OutDirectory = Next(); break;
                 case "--no-results": o.WriteResults = false; break;
@@ -74,7 +82,7 @@ public sealed class Options
                 default: throw new ArgumentException($"Unknown option '{args[i]}'.\n{Usage}");
             }
         }
-        if (o.Clients < 1 || o.Connections < 1 || o.DurationSeconds <= 0 || o.Customers < 1 || o.LagRate <= 0)
+        if (o.Clients < 1 || o.Connections < 1 || o.DurationSeconds <= 0 || o.Customers < 1 || o.LagRate <= 0 || o.RedeemMembers < 1 || o.RedeemRewards < 1)
             throw new ArgumentException("clients, connections, duration, customers and lag-rate must be positive.\n" + Usage);
         return o;
     }

@@ -6,6 +6,7 @@ using Crm.Bench.V1;
 using Crm.Common.V1;
 using Crm.Customer.V1;
 using Crm.Launcher;
+using Crm.Loyalty.V1;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
@@ -41,6 +42,7 @@ var report = new BenchReport
 
 Infrastructure? infra = null;
 WebApplication? service = null;
+WebApplication? loyalty = null;
 EchoServer? echo = null;
 var channels = new List<GrpcChannel>();
 var exitCode = 0;
@@ -52,7 +54,7 @@ try
         DataDirectory = dataDirectory,
         DeleteDataOnDispose = true,
         Durable = true,
-        Databases = ["customerdb", "pgbench"],
+        Databases = ["customerdb", "loyaltydb", "pgbench"],
     }, loggerFactory.CreateLogger("infrastructure"), ct);
     var postgres = infra.Postgres!;
     report.Machine.Postgres = await PostgresSettingsAsync(postgres.AdminConnectionString, ct);
@@ -194,6 +196,100 @@ try
         report.EventLag = EventLagAnalysis.Analyse(options.LagRate, calls, sendSeconds, probe, prefix, waitWatch.Elapsed.TotalSeconds, usage, firstError);
         Log(Summary(report.EventLag));
     }
+
+    if (options.Phases.Contains("earn") || options.Phases.Contains("redeem"))
+    {
+        // Started only now, so the earlier phases measure the customer service alone (OrderPaid has no loyalty
+        // queue to go to before this point); configured like the customer service and like the tests.
+        var loyaltyPort = FreePort();
+        Log($"Starting the loyalty service in-process on 127.0.0.1:{loyaltyPort}");
+        loyalty = Crm.Loyalty.LoyaltyApp.Build(
+        [
+            $"--ConnectionStrings:loyaltydb={postgres.ConnectionString("loyaltydb")}{(options.DbExtra is null ? "" : ";" + options.DbExtra)}",
+            $"--ConnectionStrings:cache={infra.Redis!.ConnectionString}",
+            $"--ConnectionStrings:messaging={infra.RabbitMq!.AmqpUri}",
+            $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{loyaltyPort}",
+            "--Kestrel:Endpoints:http:Protocols=Http2",
+            "--OTEL_SERVICE_NAME=loyalty",
+            $"--Logging:LogLevel:Default={options.ServiceLogLevel}",
+            .. options.ServiceArgs,
+        ]);
+        await loyalty.StartAsync(ct);
+        var loyaltyClients = Channels(new Uri($"http://127.0.0.1:{loyaltyPort}")).Select(c => new LoyaltyService.LoyaltyServiceClient(c)).ToArray();
+        await using var loyaltyDb = NpgsqlDataSource.Create(postgres.ConnectionString("loyaltydb"));
+
+        // The consumer is up when an order recorded now earns (its queue and binding exist); keep recording in small
+        // batches for the warm-up time so both services' earning paths are compiled before the phase.
+        var warmWatch = Stopwatch.StartNew();
+        var warmTarget = 0L;
+        while (warmWatch.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 20).Select(i => customerClients[0].RecordOrderAsync(
+                Order(idStrings[(int)((warmTarget + i) % idStrings.Length)], $"earn-warm-{runId}-{warmTarget + i}"), cancellationToken: ct).ResponseAsync));
+            warmTarget += 20;
+            await Task.Delay(100, ct);
+            if (warmWatch.Elapsed >= warmup && await EarnPhase.CountAsync(loyaltyDb, ct) > 0) break;
+        }
+        var settle = Stopwatch.StartNew();
+        while (await UnsentAsync(customerDb, ct) > 0 && settle.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(50, ct);
+        long earnedSoFar = -1, now;
+        while ((now = await EarnPhase.CountAsync(loyaltyDb, ct)) != earnedSoFar && settle.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            earnedSoFar = now;
+            await Task.Delay(300, ct);
+        }
+        Log($"Loyalty consumer earning: {now} of {warmTarget} warm-up orders earned ({warmWatch.Elapsed.TotalSeconds:0.0} s)");
+
+        if (options.Phases.Contains("earn"))
+        {
+            Log($"Earn: RecordOrder with {clients} clients for {options.DurationSeconds} s (closed loop), then until the loyalty ledger has every order");
+            await QuietAsync("earn");
+            report.Earn = await EarnPhase.RunAsync(clients, duration, options.EarnWaitSeconds, i =>
+            {
+                var client = customerClients[i % customerClients.Length];
+                var random = new Random(2000 + i);
+                var n = 0;
+                return async () => (await client.RecordOrderAsync(
+                    Order(idStrings[random.Next(idStrings.Length)], $"earn-{runId}-{i}-{n++}"),
+                    deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct)).Id;
+            }, loyaltyDb, cpu, ct);
+            Log(Summary(report.Earn));
+        }
+
+        if (options.Phases.Contains("redeem"))
+        {
+            var members = idStrings.Take(Math.Min(options.RedeemMembers, idStrings.Length)).ToArray();
+            var rewards = Enumerable.Range(0, options.RedeemRewards).Select(i => $"bench-goods-{i}").ToArray();
+            const long grant = 1_000_000;
+            foreach (var id in rewards)
+                await loyaltyClients[0].UpsertRewardAsync(new UpsertRewardRequest
+                {
+                    Reward = new Reward { Id = id, Name = $"Bench goods {id}", Kind = RewardKind.Goods, PointsCost = 1, Stock = -1, Active = true },
+                }, cancellationToken: ct);
+            await Parallel.ForEachAsync(members.Select((m, i) => (m, i)), new ParallelOptions { MaxDegreeOfParallelism = clients, CancellationToken = ct },
+                async (x, token) => await loyaltyClients[0].AdjustPointsAsync(new AdjustPointsRequest
+                {
+                    CustomerId = x.m, Points = grant, Reason = "bench redeem phase", IdempotencyKey = $"bench-grant-{runId}-{x.i}",
+                }, cancellationToken: token));
+            report.RedeemSetup = $"{members.Length:N0} members (seeded customers) granted {grant:N0} points each with AdjustPoints; " +
+                                 $"{rewards.Length} goods rewards (`{rewards[0]}`…, points_cost 1, stock -1 unlimited, active), each call one random member " +
+                                 "and one random reward, quantity 1, a fresh idempotency key";
+            Log($"Redeem: {clients} clients, {report.RedeemSetup}; {options.WarmupSeconds} s warm-up + {options.DurationSeconds} s");
+            await QuietAsync("Redeem");
+            report.Redeem = await ClosedLoop.RunAsync("Redeem", clients, options.Connections, warmup, duration, i =>
+            {
+                var client = loyaltyClients[i % loyaltyClients.Length];
+                var random = new Random(3000 + i);
+                var n = 0;
+                return async () => await client.RedeemAsync(new RedeemRequest
+                {
+                    CustomerId = members[random.Next(members.Length)], RewardId = rewards[random.Next(rewards.Length)], Quantity = 1,
+                    IdempotencyKey = $"redeem-{runId}-{i}-{n++}",
+                }, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+            }, cpu, ct);
+            Log(Summary(report.Redeem));
+        }
+    }
 }
 catch (OperationCanceledException) when (ct.IsCancellationRequested)
 {
@@ -211,6 +307,16 @@ finally
     Log("Stopping the service and the infrastructure");
     foreach (var channel in channels) channel.Dispose();
     if (echo is not null) await echo.DisposeAsync();
+    if (loyalty is not null)
+    {
+        try
+        {
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await loyalty.StopAsync(stop.Token);
+        }
+        catch (Exception e) { Console.Error.WriteLine($"Stopping the loyalty service: {e.Message}"); }
+        await loyalty.DisposeAsync();
+    }
     if (service is not null)
     {
         try
@@ -331,6 +437,9 @@ static string Summary(object result) => result switch
     PgbenchResult p => $"  {p.Name}: {p.Tps:N0} tps, p50 {p.Latency.P50:0.00} ms, p99 {p.Latency.P99:0.00} ms, failed {p.Failed}, busy cores {p.Cpu.BusyCores:0.00}",
     EventLagResult l => $"  lag: sent {l.Sent} at {l.AchievedRate:0} /s, received {l.Received}, p50 {l.LagFromReturn.P50:0.0} ms, " +
                         $"p99 {l.LagFromReturn.P99:0.0} ms, max {l.LagFromReturn.Max:0.0} ms (from call start: p99 {l.LagFromCallStart.P99:0.0} ms)",
+    EarnResult e => $"  earn: {e.OrdersSent:N0} orders sent ({e.RecordOrderRate:N0} /s, {e.SendErrors} errors), {e.OrdersEarned:N0} earned; " +
+                    $"{e.EarnRate:N0} earned/s end to end over {e.EndToEndSeconds:0.0} s (during the send window {e.EarnedDuringSend:N0} /s, drained in {e.DrainSeconds:0.0} s); " +
+                    $"lag p50 {e.LagFromReturn.P50:0.0} ms, p99 {e.LagFromReturn.P99:0.0} ms" + (e.FirstError is null ? "" : $", first error: {e.FirstError}"),
     _ => result.ToString() ?? "",
 };
 

@@ -11,6 +11,7 @@ public static class Report
     public const double GetTarget = 0.6;
     public const double RecordTarget = 0.5;
     public const double LagTargetMs = 200;
+    public const double EarnTarget = 0.5;
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -26,7 +27,7 @@ public static class Report
         var o = r.Options;
         var m = r.Machine;
         var s = new StringBuilder();
-        s.AppendLine("# Customer service benchmark");
+        s.AppendLine("# Customer and loyalty service benchmark");
         s.AppendLine();
         s.AppendLine("Written by `bench/run.sh` (`./crm bench`); the raw numbers of each run are in `bench/out/` (not committed).");
         s.AppendLine("Ceilings are measured in the same run, on the same Postgres server with the same settings, at the same concurrency.");
@@ -35,7 +36,7 @@ public static class Report
         s.AppendLine();
         s.AppendLine($"- date: {m.Date}; commit: {m.Commit}; whole run {r.TotalSeconds:0} s");
         s.AppendLine($"- machine: {m.Cores} cores ({m.CpuModel}), {m.Memory} memory, {m.Os}, kernel {m.Kernel}");
-        s.AppendLine($"- {m.Runtime}, {m.Gc} GC; load generator, customer service and echo service in one process (Release build)");
+        s.AppendLine($"- {m.Runtime}, {m.Gc} GC; load generator, customer service, loyalty service (started for the earn and redeem phases only) and echo service in one process (Release build)");
         if (m.Postgres.Count > 0)
             s.AppendLine($"- Postgres {Get(m.Postgres, "server_version")} started by Crm.Launcher with Durable=true: fsync={Get(m.Postgres, "fsync")}, " +
                          $"synchronous_commit={Get(m.Postgres, "synchronous_commit")}, full_page_writes={Get(m.Postgres, "full_page_writes")}, " +
@@ -116,6 +117,33 @@ public static class Report
             Row(s, "Paced rate achieved", Rate(lag.AchievedRate, "orders/s"), "—", "—", $"≥ {0.95 * lag.TargetRate:0}", Verdict(keptPace));
         }
 
+        if (r.Earn is { } earn)
+        {
+            var ratio = tpcb is null ? double.NaN : earn.EarnRate / tpcb.Tps;
+            Row(s, "Points earned from OrderPaid, end to end (first RecordOrder → last order's ledger entry committed in loyalty)", Rate(earn.EarnRate, "orders/s"),
+                tpcb is null ? "—" : $"pgbench TPC-B {Rate(tpcb.Tps, "tps")}", F(ratio, "0.00"), $"≥ {EarnTarget:0.0}, all earn",
+                Verdict(ratio >= EarnTarget && earn.AllEarned));
+            Row(s, "Earned while RecordOrder was running (ledger rows ÷ send window)", Rate(earn.EarnedDuringSend, "orders/s"),
+                tpcb is null ? "—" : $"pgbench TPC-B {Rate(tpcb.Tps, "tps")}", F(tpcb is null ? double.NaN : earn.EarnedDuringSend / tpcb.Tps, "0.00"), "", "info");
+            Row(s, "RecordOrder during the earn phase (loyalty consuming meanwhile)", Rate(earn.RecordOrderRate, "calls/s"),
+                tpcb is null ? "—" : $"pgbench TPC-B {Rate(tpcb.Tps, "tps")}", F(tpcb is null ? double.NaN : earn.RecordOrderRate / tpcb.Tps, "0.00"), "", "info");
+            Row(s, "Orders earned", $"{earn.OrdersEarned:N0} of {earn.OrdersSent:N0} recorded ({earn.SendErrors} errors); backlog drained {earn.DrainSeconds:0.0} s after the last call",
+                "—", "—", "all", Verdict(earn.AllEarned));
+            Row(s, "Earning lag p50 / p99 (RecordOrder returned → ledger entry created_at)", $"{Ms(earn.LagFromReturn.P50)} / {Ms(earn.LagFromReturn.P99)}",
+                "—", "—", "", "info");
+        }
+        if (r.Redeem is { } red)
+        {
+            if (tpcb is not null)
+            {
+                Row(s, "Redeem throughput", Rate(red.Throughput, "calls/s"), $"pgbench TPC-B {Rate(tpcb.Tps, "tps")}", F(red.Throughput / tpcb.Tps, "0.00"), "", "info");
+                CapacityRow(s, "Redeem", red.Calls, red.Cpu, "pgbench TPC-B", tpcb.Tps * tpcb.Seconds, tpcb.Cpu, m.Cores);
+                Row(s, "Redeem p50", Ms(red.Latency.P50), $"pgbench TPC-B {Ms(tpcb.Latency.P50)}", X(red.Latency.P50 / tpcb.Latency.P50), "", "info");
+                Row(s, "Redeem p99", Ms(red.Latency.P99), $"pgbench TPC-B {Ms(tpcb.Latency.P99)}", X(red.Latency.P99 / tpcb.Latency.P99), "", "info");
+            }
+            Row(s, "Redeem errors", $"{red.Errors:N0} of {red.Calls + red.Errors:N0}", "—", "—", "0", Verdict(red.Errors == 0));
+        }
+
         s.AppendLine();
         s.AppendLine("## Latency and throughput detail");
         s.AppendLine();
@@ -127,6 +155,12 @@ public static class Report
         if (tpcb is not null) Detail(s, $"`{tpcb.CommandLine}`", tpcb.Tps, tpcb.Transactions, tpcb.Failed, tpcb.Latency);
         if (r.RecordOrder is { } ro) Detail(s, "RecordOrder", ro.Throughput, ro.Calls, ro.Errors, ro.Latency);
         if (r.EventLag is { } el) Detail(s, $"RecordOrder paced at {el.TargetRate:0}/s (lag phase)", el.AchievedRate, el.Sent, el.SendErrors, el.RecordOrderLatency);
+        if (r.Earn is { } ea)
+        {
+            Detail(s, "RecordOrder (earn phase, loyalty consuming)", ea.RecordOrderRate, ea.OrdersSent, ea.SendErrors, ea.RecordOrderLatency);
+            Detail(s, "earning lag (RecordOrder returned → ledger entry)", ea.EarnRate, ea.OrdersEarned, ea.OrdersSent - ea.OrdersEarned, ea.LagFromReturn);
+        }
+        if (r.Redeem is { } rd) Detail(s, "Redeem", rd.Throughput, rd.Calls, rd.Errors, rd.Latency);
         s.AppendLine();
         s.AppendLine("pgbench latencies are per transaction from its `-l` log; gRPC latencies are per call as the client sees it.");
 
@@ -146,11 +180,25 @@ public static class Report
         if (tpcb is not null) Cpu(s, "pgbench TPC-B", tpcb.Tps * tpcb.Seconds, tpcb.Tps, tpcb.Cpu);
         if (r.RecordOrder is { } r2) Cpu(s, "RecordOrder (relay publishing meanwhile)", r2.Calls, r2.Throughput, r2.Cpu);
         if (r.EventLag is { } l2) Cpu(s, $"RecordOrder paced at {l2.TargetRate:0}/s + relay + consumer", l2.Sent, l2.Sent / Math.Max(l2.Cpu.WallSeconds, 1e-9), l2.Cpu);
+        if (r.Earn is { } ec) Cpu(s, "earn: RecordOrder + relay + loyalty consumer (until drained)", ec.OrdersEarned, ec.OrdersEarned / Math.Max(ec.Cpu.WallSeconds, 1e-9), ec.Cpu);
+        if (r.Redeem is { } rc) Cpu(s, "Redeem", rc.Calls, rc.Throughput, rc.Cpu);
         if (r.EventLag is { PerSecond.Count: > 0 } paced)
         {
             s.AppendLine();
             s.AppendLine($"Paced phase second by second (by call start; ms): " + string.Join("; ", paced.PerSecond.Select(p =>
                 $"s{p.Second}: {p.Calls} calls, call p50 {F(p.CallP50, "0")} max {F(p.CallMax, "0")}, lag p50 {F(p.LagP50, "0")} max {F(p.LagMax, "0")}")) + ".");
+        }
+        if (r.Earn is { EarnedPerSecond.Count: > 0 } eps)
+        {
+            s.AppendLine();
+            s.AppendLine($"Earn phase, orders earned by the loyalty service second by second from the first RecordOrder (RecordOrder ran for the first {eps.SendSeconds:0.0} s): " +
+                         string.Join(", ", eps.EarnedPerSecond) + ".");
+        }
+        if (r.RedeemSetup is { } setup)
+        {
+            s.AppendLine();
+            s.AppendLine($"Redeem phase: {setup}. Each redemption locks the member's account row and updates the reward's row (stock, even when unlimited), " +
+                         "so redemptions of one reward serialize on that row until commit; spreading over several rewards keeps that from being the limit.");
         }
         if (r.OutboxDrain is { } d)
         {
@@ -237,6 +285,8 @@ public static class Report
         if (r.GetCustomer is { } c) yield return ("GetCustomer", c.Calls, c.Cpu);
         if (r.PgbenchTpcb is { } d) yield return ("pgbench TPC-B", d.Tps * d.Seconds, d.Cpu);
         if (r.RecordOrder is { } e) yield return ("RecordOrder", e.Calls, e.Cpu);
+        if (r.Earn is { } f) yield return ("earn (RecordOrder + loyalty)", f.OrdersEarned, f.Cpu);
+        if (r.Redeem is { } g) yield return ("Redeem", g.Calls, g.Cpu);
     }
 
     /// <summary>
