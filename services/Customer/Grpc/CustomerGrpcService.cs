@@ -107,7 +107,11 @@ public sealed class CustomerGrpcService(
         if (PageToken.Decode(request.PageToken, customerId.ToString(), v) is { } key)
         {
             var parts = key.Split('/');
-            after = (new DateTime(long.Parse(parts[0]), DateTimeKind.Utc), Guid.Parse(parts[1]));
+            if (parts.Length == 2 && long.TryParse(parts[0], out var ticks) && ticks is >= 0 and <= 3155378975999999999
+                && Guid.TryParse(parts[1], out var lastId))
+                after = (new DateTime(ticks, DateTimeKind.Utc), lastId);
+            else
+                v.Add("page_token", "is not a page token returned by this service.");
         }
         v.ThrowIfInvalid();
         if (after is null && await customers.GetAsync(customerId, context.CancellationToken) is null)
