@@ -139,16 +139,15 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
 
         var entry = new LedgerEntryRecord(id, account.CustomerId, c.Kind, c.Source, c.SourceRef, c.Points, c.GrowthValue, balance, c.Note, now);
         var updated = account with { Balance = balance, GrowthValue = growth, Tier = tier };
-        await PublishAsync(tx, c, updated, ct);
+        await PublishAsync(tx, c, updated, new DateTimeOffset(now, TimeSpan.Zero), ct);
         if (tier != account.Tier)
             await outbox.AddAsync(tx, new TierChanged(account.CustomerId, account.Tier, tier, growth, c.Source, now), ct);
         return (entry, updated);
     }
 
-    private Task PublishAsync(NpgsqlTransaction tx, Change c, AccountRecord a, CancellationToken ct)
-    {
-        var at = new DateTimeOffset(clock.UtcNowForDb(), TimeSpan.Zero);
-        return c.Kind switch
+    /// <summary>The points event of the change, stamped with the entry's own time.</summary>
+    private Task PublishAsync(NpgsqlTransaction tx, Change c, AccountRecord a, DateTimeOffset at, CancellationToken ct) =>
+        c.Kind switch
         {
             EntryKind.Earn or EntryKind.Adjust when c.Points > 0 =>
                 outbox.AddAsync(tx, new PointsEarned(a.CustomerId, c.Points, c.GrowthValue, c.Source, c.SourceRef, a.Balance, a.GrowthValue, at), ct),
@@ -160,7 +159,6 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
                 outbox.AddAsync(tx, new PointsClawedBack(a.CustomerId, -c.Points, -c.GrowthValue, c.OrderId ?? Guid.Empty, c.RefundId ?? "", a.Balance, a.GrowthValue, at), ct),
             _ => Task.CompletedTask,
         };
-    }
 
     private static async Task<AccountRecord?> SelectForUpdateAsync(NpgsqlTransaction tx, Guid customerId, CancellationToken ct)
     {
