@@ -24,7 +24,12 @@ public class ClockTests(SuiteFixture suite) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _host = await ServiceHost.StartAsync(
-            args => Crm.Loyalty.LoyaltyApp.Build(args, services => services.AddSingleton<TimeProvider>(_clock)),
+            args => Crm.Loyalty.LoyaltyApp.Build(args, services =>
+            {
+                services.AddSingleton<TimeProvider>(_clock);
+                // Its queues must be bound before the test registers customers and records orders, or they miss it.
+                services.Configure<MassTransit.MassTransitHostOptions>(o => o.WaitUntilStarted = true);
+            }),
             suite.Infrastructure, "loyalty-clock", "loyaltyclockdb", connectionName: "loyaltydb");
         _loyalty = new LoyaltyService.LoyaltyServiceClient(_host.Channel);
         // The suite's customer service publishes the orders; this instance earns them at its own (fake) time.
@@ -200,7 +205,9 @@ public class ClockTests(SuiteFixture suite) : IAsyncLifetime
     /// </summary>
     private async Task<Crm.Customer.V1.Order> EarnAsync(string customerId, long points)
     {
-        var before = (await _shoppers.WaitForAccountAsync(customerId, _ => true, "the account")).Balance;
+        long before;
+        try { before = (await _loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = customerId })).Balance; }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound) { before = 0; } // CustomerRegistered still on its way
         var paidAt = new[] { _clock.GetUtcNow().UtcDateTime, DateTime.UtcNow.AddMinutes(-1) }.Min();
         var order = await _shoppers.PayAsync(customerId, points, paidAt);
         await _shoppers.WaitForAccountAsync(customerId, a => a.Balance == before + points, $"{points} points from the order");
