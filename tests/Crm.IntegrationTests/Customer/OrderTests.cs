@@ -36,6 +36,7 @@ public class OrderTests(SuiteFixture suite)
     {
         await using var probe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:OrderPaid");
         var customerId = await NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.CustomerDb);
         var request = Order(customerId);
 
         var first = await _client.RecordOrderAsync(request);
@@ -51,7 +52,7 @@ public class OrderTests(SuiteFixture suite)
 
         // Marker: once all the outbox rows written so far are confirmed, the customer's next order publishes an OrderPaid
         // on the same path; a duplicate of the first would be on the probe's queue before it (see Markers).
-        await Markers.DrainAsync(suite.CustomerDb);
+        await Markers.DrainAsync(suite.CustomerDb, outbox);
         var marker = await _client.RecordOrderAsync(Order(customerId, "1.00"));
         await probe.WaitUntilAsync(() => probe.For("orderId", marker.Id).Count >= 1, TimeSpan.FromSeconds(15), "the marker OrderPaid");
         var events = probe.For("customerId", customerId);
@@ -68,6 +69,7 @@ public class OrderTests(SuiteFixture suite)
         var rabbit = suite.Infrastructure.RabbitMq!;
         await using var probe = await EventProbe.StartAsync(rabbit.AmqpUri, "Crm.Contracts:OrderPaid");
         var customerId = await NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.CustomerDb);
 
         await rabbit.StopAsync();
         try
@@ -83,7 +85,7 @@ public class OrderTests(SuiteFixture suite)
         }
 
         await probe.WaitUntilAsync(() => probe.For("customerId", customerId).Count >= 100, TimeSpan.FromSeconds(90), "100 OrderPaid after the outage");
-        await Markers.DrainAsync(suite.CustomerDb, TimeSpan.FromSeconds(90));
+        await Markers.DrainAsync(suite.CustomerDb, outbox, TimeSpan.FromSeconds(90));
         var marker = await _client.RecordOrderAsync(Order(customerId, "1.00"));
         await probe.WaitUntilAsync(() => probe.For("orderId", marker.Id).Count >= 1, TimeSpan.FromSeconds(15), "the marker OrderPaid");
         var events = probe.For("customerId", customerId).Where(e => e.Message.GetProperty("orderId").GetString() != marker.Id).ToList();
@@ -97,6 +99,7 @@ public class OrderTests(SuiteFixture suite)
     {
         await using var probe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:OrderRefunded");
         var customerId = await NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.CustomerDb);
         var order = await _client.RecordOrderAsync(Order(customerId, "1000.00"));
         var other = await _client.RecordOrderAsync(Order(customerId, "5.00")); // refunded last, as the marker
 
@@ -123,7 +126,7 @@ public class OrderTests(SuiteFixture suite)
             _client.RefundOrderAsync(new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = order.Id }).ResponseAsync);
 
         await probe.WaitUntilAsync(() => probe.For("orderId", order.Id).Count >= 2, TimeSpan.FromSeconds(15), "two OrderRefunded");
-        await Markers.DrainAsync(suite.CustomerDb);
+        await Markers.DrainAsync(suite.CustomerDb, outbox);
         await _client.RefundOrderAsync(new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = other.Id });
         await probe.WaitUntilAsync(() => probe.For("orderId", other.Id).Count >= 1, TimeSpan.FromSeconds(15), "the marker OrderRefunded");
         Assert.Equal([300.00m, 1000.00m], probe.For("orderId", order.Id).Select(e => EventProbe.Decimal(e.Message, "totalRefunded")).Order());

@@ -108,6 +108,7 @@ public class EarningTests(SuiteFixture suite)
     {
         await using var probe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:TierChanged");
         var customerId = await NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.LoyaltyDb);
         await PayAsync(customerId, "7999.00");
         var before = await WaitForAccountAsync(customerId, a => a.GrowthValue == 7_999, "7,999 growth value");
         Assert.Equal(("S1", 2L), (before.Tier.Code, before.GrowthToNextTier));
@@ -120,7 +121,7 @@ public class EarningTests(SuiteFixture suite)
 
         // Marker: everything loyalty wrote so far is confirmed, then a refund of the 2 yuan moves the tier back, which
         // publishes the next TierChanged on the same path. A duplicate of the first would be on the probe's queue before it.
-        await Markers.DrainAsync(suite.LoyaltyDb);
+        await Markers.DrainAsync(suite.LoyaltyDb, outbox);
         await _customers.RefundOrderAsync(new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = second.Id });
         await probe.WaitUntilAsync(() => probe.For("customerId", customerId).Any(e => e.Message.GetProperty("reason").GetString() == "refund"),
             TimeSpan.FromSeconds(15), "the marker TierChanged (refund)");

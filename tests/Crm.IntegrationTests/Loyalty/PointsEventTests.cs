@@ -55,6 +55,7 @@ public class PointsEventTests(SuiteFixture suite)
     {
         await using var probes = await Probes.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri);
         var customerId = await Shoppers.NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.LoyaltyDb);
 
         // Every kind of entry: an order (crossing into S2), an activity, a check-in, a grant, a deduction, a redemption,
         // a paid lottery draw that wins points, and a refund that takes the member back to S1.
@@ -81,7 +82,7 @@ public class PointsEventTests(SuiteFixture suite)
 
         // Marker (see Markers): once all of that is confirmed, one more grant; its event comes after any duplicate.
         await probes.WaitAsync(customerId, e => e.Count >= 11, "the eleven events");
-        await Markers.DrainAsync(suite.LoyaltyDb);
+        await Markers.DrainAsync(suite.LoyaltyDb, outbox);
         await AdjustAsync(customerId, +1, "Marker");
         await probes.WaitAsync(customerId, e => e.Any(x => x.Type == "PointsEarned" && x.Message.GetProperty("sourceRef").GetString() == "Marker"), "the marker");
 

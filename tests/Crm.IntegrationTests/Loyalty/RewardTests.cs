@@ -116,6 +116,7 @@ public class RewardTests(SuiteFixture suite)
         await using var issuedProbe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:CouponIssued");
         await using var usedProbe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:CouponUsed");
         var customerId = await MemberWithPointsAsync(1_000);
+        var outbox = await Markers.PositionAsync(suite.LoyaltyDb);
         var small = await CouponRewardAsync(cost: 50, face: "20.00", threshold: "0", validDays: 30);
         var large = await CouponRewardAsync(cost: 300, face: "100.00", threshold: "500.00", validDays: 30);
 
@@ -151,7 +152,7 @@ public class RewardTests(SuiteFixture suite)
 
         // Markers: once every loyalty outbox row so far is confirmed, one more coupon is issued and used; a duplicate of
         // the events above would be on each probe's queue before the marker's (see Markers).
-        await Markers.DrainAsync(suite.LoyaltyDb);
+        await Markers.DrainAsync(suite.LoyaltyDb, outbox);
         var markerCode = Assert.Single((await RedeemAsync(customerId, small.Id)).Coupons).Code;
         await _loyalty.UseCouponAsync(new UseCouponRequest { Code = markerCode, OrderAmount = new Money { Amount = "30.00" }, OrderRef = "POS-M" });
         await issuedProbe.WaitUntilAsync(() => issuedProbe.For("code", markerCode).Count >= 1, TimeSpan.FromSeconds(15), "the marker CouponIssued");
