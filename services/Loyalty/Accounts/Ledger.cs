@@ -101,13 +101,19 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
             -total, 0, $"expire:{account.CustomerId}:{due.Max(d => d.Id)}", $"Points earned before {now:yyyy-MM-dd} expired"), ct);
     }
 
+    /// <summary>
+    /// Takes <paramref name="need"/> points from the open lots, the oldest first (by expiry, then by when they were
+    /// earned) whatever they came from: orders, check-ins, activities, grants or prizes. Only a refund names an order
+    /// (<paramref name="preferOrderId"/>): its own lot goes first, then the oldest. A lot without an order id never
+    /// matches, and with no order named no lot is preferred.
+    /// </summary>
     private async Task ConsumeLotsAsync(NpgsqlTransaction tx, Guid customerId, long need, Guid? preferOrderId, CancellationToken ct)
     {
         // Only the lots needed: those whose running total before them is still short of the need.
         await tx.Connection!.ExecuteAsync(new CommandDefinition("""
             WITH ordered AS (
                 SELECT id, remaining,
-                       sum(remaining) OVER (ORDER BY (order_id IS NOT DISTINCT FROM @preferOrderId) DESC, expires_at, id) - remaining AS before
+                       sum(remaining) OVER (ORDER BY coalesce(order_id = @preferOrderId, false) DESC, expires_at, earned_at, id) - remaining AS before
                 FROM point_lots
                 WHERE customer_id = @customerId AND remaining > 0
             )
@@ -126,38 +132,54 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
         if (growth < 0) throw new InvalidOperationException($"Growth value of {account.CustomerId} would fall below zero ({growth}).");
         var tier = tiers.For(growth).Code;
 
-        var id = await tx.Connection!.ExecuteScalarAsync<long>(new CommandDefinition("""
-            UPDATE accounts SET balance = @balance, growth_value = @growth, tier = @tier, updated_at = @now WHERE customer_id = @CustomerId;
-            INSERT INTO ledger_entries (customer_id, kind, source, source_ref, points, growth_value, balance_after, note, idempotency_key, created_at)
-            VALUES (@CustomerId, @kind, @Source, @SourceRef, @Points, @GrowthValue, @balance, @Note, @IdempotencyKey, @now)
-            RETURNING id;
+        // One sequence number per event this change publishes (its points event, and TierChanged when the tier moves),
+        // taken under the account's row lock, so an account's events are numbered 1, 2, 3, ... in the order they happened.
+        var events = tier != account.Tier ? 2 : 1;
+        var (id, lastSeq) = await tx.Connection!.QuerySingleAsync<(long, long)>(new CommandDefinition("""
+            WITH account AS (
+                UPDATE accounts SET balance = @balance, growth_value = @growth, tier = @tier, updated_at = @now, event_seq = event_seq + @events
+                WHERE customer_id = @CustomerId
+                RETURNING event_seq
+            ), entry AS (
+                INSERT INTO ledger_entries (customer_id, kind, source, source_ref, points, growth_value, balance_after, note, idempotency_key, created_at)
+                VALUES (@CustomerId, @kind, @Source, @SourceRef, @Points, @GrowthValue, @balance, @Note, @IdempotencyKey, @now)
+                RETURNING id
+            )
+            SELECT entry.id, account.event_seq FROM entry, account
             """, new
             {
-                account.CustomerId, balance, growth, tier, now, kind = (short)c.Kind, c.Source, c.SourceRef, c.Points, c.GrowthValue,
+                account.CustomerId, balance, growth, tier, now, events, kind = (short)c.Kind, c.Source, c.SourceRef, c.Points, c.GrowthValue,
                 c.Note, c.IdempotencyKey,
             }, tx, cancellationToken: ct));
 
         var entry = new LedgerEntryRecord(id, account.CustomerId, c.Kind, c.Source, c.SourceRef, c.Points, c.GrowthValue, balance, c.Note, now);
         var updated = account with { Balance = balance, GrowthValue = growth, Tier = tier };
-        await PublishAsync(tx, c, updated, new DateTimeOffset(now, TimeSpan.Zero), ct);
+        var at = new DateTimeOffset(now, TimeSpan.Zero);
+        var seq = lastSeq - events + 1;
+        await PublishPointsEventAsync(tx, entry, c, updated, at, seq, ct);
         if (tier != account.Tier)
-            await outbox.AddAsync(tx, new TierChanged(account.CustomerId, account.Tier, tier, growth, c.Source, now), ct);
+            await outbox.AddAsync(tx, new TierChanged(account.CustomerId, account.Tier, tier, growth, c.Source, at, seq + 1), ct);
         return (entry, updated);
     }
 
-    /// <summary>The points event of the change, stamped with the entry's own time.</summary>
-    private Task PublishAsync(NpgsqlTransaction tx, Change c, AccountRecord a, DateTimeOffset at, CancellationToken ct) =>
+    /// <summary>
+    /// Writes the points event of an entry, stamped with the entry's own time and its sequence number. Every entry publishes
+    /// exactly one; a kind without an event is a programming error, not a silent gap in what consumers see.
+    /// </summary>
+    private Task PublishPointsEventAsync(NpgsqlTransaction tx, LedgerEntryRecord e, Change c, AccountRecord a, DateTimeOffset at, long seq, CancellationToken ct) =>
         c.Kind switch
         {
-            EntryKind.Earn or EntryKind.Adjust when c.Points > 0 =>
-                outbox.AddAsync(tx, new PointsEarned(a.CustomerId, c.Points, c.GrowthValue, c.Source, c.SourceRef, a.Balance, a.GrowthValue, at), ct),
-            EntryKind.Redeem =>
-                outbox.AddAsync(tx, new PointsRedeemed(a.CustomerId, -c.Points, c.SourceRef, c.IdempotencyKey, a.Balance, at), ct),
-            EntryKind.Expire =>
-                outbox.AddAsync(tx, new PointsExpired(a.CustomerId, -c.Points, a.Balance, at), ct),
-            EntryKind.ClawBack =>
-                outbox.AddAsync(tx, new PointsClawedBack(a.CustomerId, -c.Points, -c.GrowthValue, c.OrderId ?? Guid.Empty, c.RefundId ?? "", a.Balance, a.GrowthValue, at), ct),
-            _ => Task.CompletedTask,
+            EntryKind.Earn or EntryKind.Adjust when c.Points > 0 => outbox.AddAsync(tx,
+                new PointsEarned(a.CustomerId, c.Points, c.GrowthValue, c.Source, c.SourceRef, a.Balance, a.GrowthValue, at, seq), ct),
+            EntryKind.Adjust when c.Points < 0 => outbox.AddAsync(tx,
+                new PointsDeducted(a.CustomerId, -c.Points, c.SourceRef, e.Id, a.Balance, at, seq), ct),
+            EntryKind.Redeem => outbox.AddAsync(tx,
+                new PointsRedeemed(a.CustomerId, -c.Points, c.SourceRef, c.IdempotencyKey, a.Balance, at, seq), ct),
+            EntryKind.Expire => outbox.AddAsync(tx,
+                new PointsExpired(a.CustomerId, -c.Points, a.Balance, at, seq), ct),
+            EntryKind.ClawBack => outbox.AddAsync(tx,
+                new PointsClawedBack(a.CustomerId, -c.Points, -c.GrowthValue, c.OrderId ?? Guid.Empty, c.RefundId ?? "", a.Balance, a.GrowthValue, at, seq), ct),
+            _ => throw new InvalidOperationException($"Ledger entry kind {c.Kind} with {c.Points} points has no event; every entry must publish one."),
         };
 
     private static async Task<AccountRecord?> SelectForUpdateAsync(NpgsqlTransaction tx, Guid customerId, CancellationToken ct)

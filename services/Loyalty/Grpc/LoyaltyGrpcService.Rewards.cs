@@ -16,6 +16,20 @@ public sealed partial class LoyaltyGrpcService
         return Wire.ToProto(await rewards.UpsertAsync(reward, context.CancellationToken));
     }
 
+    public override async Task<Reward> AdjustRewardStock(AdjustRewardStockRequest request, ServerCallContext context)
+    {
+        var v = new Validator();
+        var rewardId = RewardId(request.RewardId, v);
+        var prizeId = request.PrizeId.Trim();
+        v.Require(prizeId.Length <= 64, "prize_id", "must be at most 64 characters (empty for the reward's own stock).");
+        v.Require(request.Delta != 0 && Math.Abs((long)request.Delta) <= 1_000_000, "delta",
+            "must be non-zero and within ±1,000,000: positive restocks, negative writes off.");
+        var key = IdempotencyKey(request.IdempotencyKey, v);
+        v.ThrowIfInvalid();
+
+        return Wire.ToProto(await rewards.AdjustStockAsync(rewardId, prizeId, request.Delta, key, context.CancellationToken));
+    }
+
     public override async Task<ListRewardsResponse> ListRewards(ListRewardsRequest request, ServerCallContext context)
     {
         var v = new Validator();

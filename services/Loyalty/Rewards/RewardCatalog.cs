@@ -1,5 +1,6 @@
 using Crm.Loyalty.V1;
 using Crm.ServiceDefaults.Data;
+using Crm.ServiceDefaults.Errors;
 using Dapper;
 using Npgsql;
 
@@ -14,7 +15,12 @@ public sealed class RewardCatalog(NpgsqlDataSource dataSource, TimeProvider cloc
         """;
     private const string PrizeColumns = "reward_id, id, name, kind, probability, stock, points, coupon_face_value, coupon_threshold, coupon_valid_days";
 
-    /// <summary>Creates or replaces the reward; prizes no longer listed are removed, the rest replaced, stock set as given.</summary>
+    /// <summary>
+    /// Creates the reward with the given stock, or edits an existing one: everything but stock is replaced, and its
+    /// remaining stock is left as it is (redemptions and draws change it meanwhile; a caller's copy is already stale).
+    /// Prizes no longer listed are removed; a listed prize keeps its remaining stock, a new one starts with the given
+    /// stock. Stock changes after creation go through <see cref="AdjustStockAsync"/>.
+    /// </summary>
     public async Task<RewardRecord> UpsertAsync(RewardRecord r, CancellationToken ct)
     {
         var now = clock.UtcNowForDb();
@@ -27,7 +33,7 @@ public sealed class RewardCatalog(NpgsqlDataSource dataSource, TimeProvider cloc
                     @face, @threshold, @days, @FreeDrawsPerDay, @now, @now)
             ON CONFLICT (id) DO UPDATE SET
                 name = EXCLUDED.name, kind = EXCLUDED.kind, points_cost = EXCLUDED.points_cost, cash_price = EXCLUDED.cash_price,
-                min_tier = EXCLUDED.min_tier, per_member_limit = EXCLUDED.per_member_limit, stock = EXCLUDED.stock,
+                min_tier = EXCLUDED.min_tier, per_member_limit = EXCLUDED.per_member_limit,
                 active = EXCLUDED.active, coupon_face_value = EXCLUDED.coupon_face_value, coupon_threshold = EXCLUDED.coupon_threshold,
                 coupon_valid_days = EXCLUDED.coupon_valid_days, free_draws_per_day = EXCLUDED.free_draws_per_day, updated_at = EXCLUDED.updated_at
             """, new
@@ -47,7 +53,7 @@ public sealed class RewardCatalog(NpgsqlDataSource dataSource, TimeProvider cloc
                 VALUES (@rewardId, @Id, @position, @Name, @kind, @Probability, @Stock, @Points, @face, @threshold, @days)
                 ON CONFLICT (reward_id, id) DO UPDATE SET
                     position = EXCLUDED.position, name = EXCLUDED.name, kind = EXCLUDED.kind, probability = EXCLUDED.probability,
-                    stock = EXCLUDED.stock, points = EXCLUDED.points, coupon_face_value = EXCLUDED.coupon_face_value,
+                    points = EXCLUDED.points, coupon_face_value = EXCLUDED.coupon_face_value,
                     coupon_threshold = EXCLUDED.coupon_threshold, coupon_valid_days = EXCLUDED.coupon_valid_days
                 """, new
                 {
@@ -56,6 +62,69 @@ public sealed class RewardCatalog(NpgsqlDataSource dataSource, TimeProvider cloc
                 }, tx, cancellationToken: ct));
         }
         var stored = (await LoadAsync(connection, tx, "id = @id", new { id = r.Id }, ct)).Single();
+        await tx.CommitAsync(ct);
+        return stored;
+    }
+
+    /// <summary>
+    /// Changes the remaining stock of a reward (or, with <paramref name="prizeId"/>, of one of its lottery prizes) by
+    /// <paramref name="delta"/>, once per idempotency key: a retry with the same key and arguments changes nothing and
+    /// returns the reward as it stands. Never below zero (FAILED_PRECONDITION STOCK_BELOW_ZERO, nothing changed) and
+    /// not for unlimited stock (FAILED_PRECONDITION STOCK_UNLIMITED). The row's update lock orders it with redemptions.
+    /// </summary>
+    public async Task<RewardRecord> AdjustStockAsync(string rewardId, string prizeId, int delta, string idempotencyKey, CancellationToken ct)
+    {
+        var now = clock.UtcNowForDb();
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var reward = await GetAsync(tx, rewardId, ct) ?? throw new NotFoundException("reward", rewardId);
+        if (prizeId.Length > 0 && reward.Prizes.All(p => p.Id != prizeId)) throw new NotFoundException("prize", $"{rewardId}/{prizeId}");
+
+        // Claim the key first: a concurrent retry with the same key waits here for this one, then finds it.
+        var claimed = await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO reward_stock_adjustments (idempotency_key, reward_id, prize_id, delta, stock_after, adjusted_at)
+            VALUES (@idempotencyKey, @rewardId, @prizeId, @delta, 0, @now) ON CONFLICT DO NOTHING
+            """, new { idempotencyKey, rewardId, prizeId, delta, now }, tx, cancellationToken: ct)) == 1;
+        if (!claimed)
+        {
+            var earlier = await connection.QuerySingleAsync<(string RewardId, string PrizeId, int Delta)>(new CommandDefinition(
+                "SELECT reward_id, prize_id, delta FROM reward_stock_adjustments WHERE idempotency_key = @idempotencyKey",
+                new { idempotencyKey }, tx, cancellationToken: ct));
+            if (earlier != (rewardId, prizeId, delta))
+                throw new AlreadyExistsException("stock adjustment", idempotencyKey,
+                    $"Idempotency key '{idempotencyKey}' was already used for a stock change of {earlier.Delta} to '{earlier.RewardId}'" +
+                    (earlier.PrizeId.Length > 0 ? $" prize '{earlier.PrizeId}'." : "."));
+            var standing = (await LoadAsync(connection, tx, "id = @id", new { id = rewardId }, ct)).Single();
+            await tx.CommitAsync(ct);
+            return standing;
+        }
+
+        var after = await connection.QuerySingleOrDefaultAsync<int?>(new CommandDefinition(prizeId.Length == 0
+            ? """
+              UPDATE rewards SET stock = stock + @delta, updated_at = @now
+              WHERE id = @rewardId AND stock <> -1 AND stock::bigint + @delta BETWEEN 0 AND 2147483647 RETURNING stock
+              """
+            : """
+              UPDATE prizes SET stock = stock + @delta
+              WHERE reward_id = @rewardId AND id = @prizeId AND stock <> -1 AND stock::bigint + @delta BETWEEN 0 AND 2147483647 RETURNING stock
+              """, new { rewardId, prizeId, delta, now }, tx, cancellationToken: ct));
+        if (after is null)
+        {
+            // Refused: read what stands now (under the row's lock the update took or waited for) and say why.
+            var subject = prizeId.Length == 0 ? $"rewards/{rewardId}" : $"rewards/{rewardId}/prizes/{prizeId}";
+            var current = await connection.QuerySingleAsync<int>(new CommandDefinition(prizeId.Length == 0
+                ? "SELECT stock FROM rewards WHERE id = @rewardId"
+                : "SELECT stock FROM prizes WHERE reward_id = @rewardId AND id = @prizeId", new { rewardId, prizeId }, tx, cancellationToken: ct));
+            if (current == -1)
+                throw new PreconditionFailedException("STOCK_UNLIMITED", subject, $"'{rewardId}' has unlimited stock; there is no count to change.");
+            if ((long)current + delta > int.MaxValue)
+                throw new ValidationException("delta", $"would take the stock of {current} past {int.MaxValue}.");
+            throw new PreconditionFailedException("STOCK_BELOW_ZERO", subject, $"{current} left; a change of {delta} would take the stock below zero.");
+        }
+        await connection.ExecuteAsync(new CommandDefinition(
+            "UPDATE reward_stock_adjustments SET stock_after = @after WHERE idempotency_key = @idempotencyKey",
+            new { after, idempotencyKey }, tx, cancellationToken: ct));
+        var stored = (await LoadAsync(connection, tx, "id = @id", new { id = rewardId }, ct)).Single();
         await tx.CommitAsync(ct);
         return stored;
     }

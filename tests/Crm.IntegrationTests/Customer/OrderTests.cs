@@ -1,5 +1,6 @@
 using Crm.Common.V1;
 using Crm.Customer.V1;
+using Crm.IntegrationTests.Loyalty;
 using Crm.IntegrationTests.Support;
 using Dapper;
 using Google.Protobuf.WellKnownTypes;
@@ -35,6 +36,7 @@ public class OrderTests(SuiteFixture suite)
     {
         await using var probe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:OrderPaid");
         var customerId = await NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.CustomerDb);
         var request = Order(customerId);
 
         var first = await _client.RecordOrderAsync(request);
@@ -43,19 +45,22 @@ public class OrderTests(SuiteFixture suite)
         Assert.Equal(first, retry);
         Assert.Equal("10000.50", first.AmountPaid.Amount);
         Assert.Equal(OrderStatus.Paid, first.Status);
-        await probe.WaitUntilAsync(() => probe.For("customerId", customerId).Count >= 1, TimeSpan.FromSeconds(15), "OrderPaid");
-        await Task.Delay(TimeSpan.FromSeconds(1)); // a duplicate would have arrived by now
-        var paid = Assert.Single(probe.For("customerId", customerId));
-        Assert.Equal(10000.50m, EventProbe.Decimal(paid.Message, "amountPaid"));
-        Assert.Equal(first.Id, paid.Message.GetProperty("orderId").GetString());
-
-        await using var db = await suite.CustomerDb.OpenConnectionAsync();
-        Assert.Equal(1, await db.ExecuteScalarAsync<int>("SELECT count(*) FROM orders WHERE external_order_id = @id", new { id = request.ExternalOrderId }));
-
         var changed = request.Clone();
         changed.AmountPaid = new Money { Amount = "1.00" };
         var conflict = await Rpc.FailsWith(StatusCode.AlreadyExists, () => _client.RecordOrderAsync(changed).ResponseAsync);
         Assert.Equal(first.Id, conflict.Resource()!.ResourceName);
+
+        // Marker: once all the outbox rows written so far are confirmed, the customer's next order publishes an OrderPaid
+        // on the same path; a duplicate of the first would be on the probe's queue before it (see Markers).
+        await Markers.DrainAsync(suite.CustomerDb, outbox);
+        var marker = await _client.RecordOrderAsync(Order(customerId, "1.00"));
+        await probe.WaitUntilAsync(() => probe.For("orderId", marker.Id).Count >= 1, TimeSpan.FromSeconds(15), "the marker OrderPaid");
+        var events = probe.For("customerId", customerId);
+        Assert.Equal([first.Id, marker.Id], events.Select(e => e.Message.GetProperty("orderId").GetString()));
+        Assert.Equal(10000.50m, EventProbe.Decimal(events[0].Message, "amountPaid"));
+
+        await using var db = await suite.CustomerDb.OpenConnectionAsync();
+        Assert.Equal(1, await db.ExecuteScalarAsync<int>("SELECT count(*) FROM orders WHERE external_order_id = @id", new { id = request.ExternalOrderId }));
     }
 
     [Fact]
@@ -64,6 +69,7 @@ public class OrderTests(SuiteFixture suite)
         var rabbit = suite.Infrastructure.RabbitMq!;
         await using var probe = await EventProbe.StartAsync(rabbit.AmqpUri, "Crm.Contracts:OrderPaid");
         var customerId = await NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.CustomerDb);
 
         await rabbit.StopAsync();
         try
@@ -79,8 +85,10 @@ public class OrderTests(SuiteFixture suite)
         }
 
         await probe.WaitUntilAsync(() => probe.For("customerId", customerId).Count >= 100, TimeSpan.FromSeconds(90), "100 OrderPaid after the outage");
-        await Task.Delay(TimeSpan.FromSeconds(1));
-        var events = probe.For("customerId", customerId);
+        await Markers.DrainAsync(suite.CustomerDb, outbox, TimeSpan.FromSeconds(90));
+        var marker = await _client.RecordOrderAsync(Order(customerId, "1.00"));
+        await probe.WaitUntilAsync(() => probe.For("orderId", marker.Id).Count >= 1, TimeSpan.FromSeconds(15), "the marker OrderPaid");
+        var events = probe.For("customerId", customerId).Where(e => e.Message.GetProperty("orderId").GetString() != marker.Id).ToList();
         Assert.Equal(100, events.Count);
         Assert.Equal(100, events.Select(e => e.MessageId).Distinct().Count());
         Assert.Equal(Enumerable.Range(100, 100).Select(i => (decimal)i), events.Select(e => EventProbe.Decimal(e.Message, "amountPaid")).Order());
@@ -90,7 +98,10 @@ public class OrderTests(SuiteFixture suite)
     public async Task Refunds_are_idempotent_and_never_exceed_what_was_paid()
     {
         await using var probe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:OrderRefunded");
-        var order = await _client.RecordOrderAsync(Order(await NewCustomerAsync(), "1000.00"));
+        var customerId = await NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.CustomerDb);
+        var order = await _client.RecordOrderAsync(Order(customerId, "1000.00"));
+        var other = await _client.RecordOrderAsync(Order(customerId, "5.00")); // refunded last, as the marker
 
         var partial = new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = order.Id, Amount = new Money { Amount = "300.00" }, Reason = "尺寸不合适" };
         var first = await _client.RefundOrderAsync(partial);
@@ -115,7 +126,9 @@ public class OrderTests(SuiteFixture suite)
             _client.RefundOrderAsync(new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = order.Id }).ResponseAsync);
 
         await probe.WaitUntilAsync(() => probe.For("orderId", order.Id).Count >= 2, TimeSpan.FromSeconds(15), "two OrderRefunded");
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        await Markers.DrainAsync(suite.CustomerDb, outbox);
+        await _client.RefundOrderAsync(new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = other.Id });
+        await probe.WaitUntilAsync(() => probe.For("orderId", other.Id).Count >= 1, TimeSpan.FromSeconds(15), "the marker OrderRefunded");
         Assert.Equal([300.00m, 1000.00m], probe.For("orderId", order.Id).Select(e => EventProbe.Decimal(e.Message, "totalRefunded")).Order());
     }
 

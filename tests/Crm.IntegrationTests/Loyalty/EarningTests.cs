@@ -3,6 +3,8 @@ using Crm.Contracts;
 using Crm.Customer.V1;
 using Crm.IntegrationTests.Support;
 using Crm.Loyalty.V1;
+using Dapper;
+using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
@@ -62,12 +64,31 @@ public class EarningTests(SuiteFixture suite)
         var account = await WaitForAccountAsync(customerId, _ => true, "the account opened by CustomerRegistered");
         Assert.Equal((0L, 0L, "S1", 8_001L), (account.Balance, account.GrowthValue, account.Tier.Code, account.GrowthToNextTier));
 
-        // A redelivered registration changes nothing.
-        var registered = new CustomerRegistered(new CustomerSnapshot(Guid.Parse(customerId), "陈静", "+8613900000000", null, null, null, null,
-            [], null, false, 1), DateTimeOffset.UtcNow);
-        await suite.Loyalty.Services.GetRequiredService<IBus>().Publish(registered);
-        await Task.Delay(500);
+        // A redelivery: the very message the customer service published (its outbox row id is the message id), again.
+        Guid messageId;
+        CustomerRegistered registered;
+        await using (var customerDb = await suite.CustomerDb.OpenConnectionAsync())
+        {
+            var row = await customerDb.QuerySingleAsync<(Guid Id, string Payload)>("""
+                SELECT id, payload::text FROM outbox_messages
+                WHERE message_type LIKE 'Crm.Contracts.CustomerRegistered,%' AND payload->'customer'->>'customerId' = @customerId
+                """, new { customerId });
+            messageId = row.Id;
+            registered = JsonSerializer.Deserialize<CustomerRegistered>(row.Payload, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+        }
+        await using var db = await suite.LoyaltyDb.OpenConnectionAsync();
+        var redeliveredAt = await db.ExecuteScalarAsync<DateTime>("SELECT clock_timestamp()");
+        var bus = suite.Loyalty.Services.GetRequiredService<IBus>();
+        using var consumed = new ConsumedMessages(bus);
+        await bus.Publish(registered, ctx => ctx.MessageId = messageId);
+        await consumed.WaitAsync(messageId, 1, "the redelivered CustomerRegistered");
+
+        // One account, as it was, and the registration applied once: the inbox holds the id from the first delivery.
         Assert.Equal(account, await _loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = customerId }));
+        Assert.Equal(1, await db.ExecuteScalarAsync<long>("SELECT count(*) FROM accounts WHERE customer_id = @id", new { id = Guid.Parse(customerId) }));
+        var applied = await db.QueryAsync<DateTime>(
+            "SELECT processed_at FROM inbox_messages WHERE message_id = @messageId AND consumer = 'CustomerRegisteredConsumer'", new { messageId });
+        Assert.True(Assert.Single(applied) < redeliveredAt, "the inbox entry is the first delivery's: the redelivery was not applied again");
     }
 
     [Fact]
@@ -87,20 +108,28 @@ public class EarningTests(SuiteFixture suite)
     {
         await using var probe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:TierChanged");
         var customerId = await NewCustomerAsync();
+        var outbox = await Markers.PositionAsync(suite.LoyaltyDb);
         await PayAsync(customerId, "7999.00");
         var before = await WaitForAccountAsync(customerId, a => a.GrowthValue == 7_999, "7,999 growth value");
         Assert.Equal(("S1", 2L), (before.Tier.Code, before.GrowthToNextTier));
 
-        await PayAsync(customerId, "2.00");
+        var second = await PayAsync(customerId, "2.00");
         var after = await WaitForAccountAsync(customerId, a => a.GrowthValue == 8_001, "8,001 growth value");
         Assert.Equal("S2", after.Tier.Code);
 
         await probe.WaitUntilAsync(() => probe.For("customerId", customerId).Count >= 1, TimeSpan.FromSeconds(15), "TierChanged");
-        await Task.Delay(500);
-        var changed = Assert.Single(probe.For("customerId", customerId)).Message;
-        Assert.Equal(("S1", "S2", "order", 8001L),
-            (changed.GetProperty("oldTier").GetString(), changed.GetProperty("newTier").GetString(),
-             changed.GetProperty("reason").GetString(), changed.GetProperty("growthValue").GetInt64()));
+
+        // Marker: everything loyalty wrote so far is confirmed, then a refund of the 2 yuan moves the tier back, which
+        // publishes the next TierChanged on the same path. A duplicate of the first would be on the probe's queue before it.
+        await Markers.DrainAsync(suite.LoyaltyDb, outbox);
+        await _customers.RefundOrderAsync(new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = second.Id });
+        await probe.WaitUntilAsync(() => probe.For("customerId", customerId).Any(e => e.Message.GetProperty("reason").GetString() == "refund"),
+            TimeSpan.FromSeconds(15), "the marker TierChanged (refund)");
+        var changes = probe.For("customerId", customerId).Select(e => e.Message).ToList();
+        Assert.Equal([("S1", "S2", "order", 8001L), ("S2", "S1", "refund", 7999L)], changes.Select(m =>
+            (m.GetProperty("oldTier").GetString(), m.GetProperty("newTier").GetString(),
+             m.GetProperty("reason").GetString(), m.GetProperty("growthValue").GetInt64())).ToList());
+        Assert.True(changes[0].GetProperty("sequence").GetInt64() < changes[1].GetProperty("sequence").GetInt64());
     }
 
     [Fact]
@@ -110,14 +139,17 @@ public class EarningTests(SuiteFixture suite)
         var paid = new OrderPaid(Guid.NewGuid(), customerId, "ERP-DUP-" + Guid.NewGuid().ToString("N")[..8], "SZ-01", "store",
             [new OrderLineItem("RING-01", null, 1, 880.00m)], 880.00m, DateTimeOffset.UtcNow);
         var bus = suite.Loyalty.Services.GetRequiredService<IBus>();
+        using var consumed = new ConsumedMessages(bus);
         var messageId = NewId.NextGuid();
+        var republishedId = NewId.NextGuid();
 
         await bus.Publish(paid, ctx => ctx.MessageId = messageId);
         await bus.Publish(paid, ctx => ctx.MessageId = messageId);
-        await bus.Publish(paid); // a re-publish under a new message id: the order itself is the guard
+        await bus.Publish(paid, ctx => ctx.MessageId = republishedId); // a re-publish under a new message id: the order itself is the guard
 
-        await WaitForAccountAsync(customerId.ToString(), a => a.Balance >= 880, "the order's points");
-        await Task.Delay(1000);
+        // Loyalty handles messages concurrently, so the marker is its own word that it finished each of the three copies.
+        await consumed.WaitAsync(messageId, 2, "both deliveries of the same message id");
+        await consumed.WaitAsync(republishedId, 1, "the re-publish under a new message id");
         var ledger = await _loyalty.ListLedgerAsync(new ListLedgerRequest { CustomerId = customerId.ToString() });
         Assert.Equal(880, Assert.Single(ledger.Entries).Points);
         Assert.Equal(880, (await _loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = customerId.ToString() })).Balance);

@@ -1,13 +1,10 @@
 using Crm.Common.V1;
 using Crm.IntegrationTests.Support;
-using Crm.Loyalty.Accounts;
 using Crm.Loyalty.V1;
 using Dapper;
 using Google.Rpc;
 using Grpc.Core;
-using Microsoft.Extensions.DependencyInjection;
 using CouponTerms = Crm.Loyalty.V1.CouponTerms;
-using EntryKind = Crm.Loyalty.Accounts.EntryKind;
 
 namespace Crm.IntegrationTests.Loyalty;
 
@@ -16,6 +13,8 @@ namespace Crm.IntegrationTests.Loyalty;
 public class RewardTests(SuiteFixture suite)
 {
     private readonly LoyaltyService.LoyaltyServiceClient _loyalty = new(suite.Loyalty.Channel);
+    private readonly Shoppers _shoppers = new(new Crm.Customer.V1.CustomerService.CustomerServiceClient(suite.Customer.Channel),
+        new LoyaltyService.LoyaltyServiceClient(suite.Loyalty.Channel));
 
     private static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..Math.Min(64, prefix.Length + 13)];
 
@@ -23,12 +22,8 @@ public class RewardTests(SuiteFixture suite)
 
     private static string Key() => Guid.NewGuid().ToString("N");
 
-    private async Task<string> MemberWithPointsAsync(long points)
-    {
-        var customerId = NewMember();
-        await _loyalty.AdjustPointsAsync(new AdjustPointsRequest { CustomerId = customerId, Points = points, Reason = "test grant", IdempotencyKey = Key() });
-        return customerId;
-    }
+    /// <summary>A customer whose points come from a paid order, as purchase points do (the lot names the order).</summary>
+    private Task<string> MemberWithPointsAsync(long points) => _shoppers.WithOrderPointsAsync(points);
 
     private async Task<Reward> UpsertAsync(Reward reward) => await _loyalty.UpsertRewardAsync(new UpsertRewardRequest { Reward = reward });
 
@@ -93,7 +88,7 @@ public class RewardTests(SuiteFixture suite)
             "SELECT min(balance_after) FROM ledger_entries WHERE customer_id = @id", new { id = Guid.Parse(customerId) }));
         Assert.Equal(10, await db.ExecuteScalarAsync<long>(
             "SELECT count(*) FROM redemptions WHERE customer_id = @id", new { id = Guid.Parse(customerId) }));
-        Assert.Equal(0, (await _loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = customerId })).GrowthValue);
+        Assert.Equal(100, (await _loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = customerId })).GrowthValue); // redeeming never lowers it
     }
 
     [Fact]
@@ -121,6 +116,7 @@ public class RewardTests(SuiteFixture suite)
         await using var issuedProbe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:CouponIssued");
         await using var usedProbe = await EventProbe.StartAsync(suite.Infrastructure.RabbitMq!.AmqpUri, "Crm.Contracts:CouponUsed");
         var customerId = await MemberWithPointsAsync(1_000);
+        var outbox = await Markers.PositionAsync(suite.LoyaltyDb);
         var small = await CouponRewardAsync(cost: 50, face: "20.00", threshold: "0", validDays: 30);
         var large = await CouponRewardAsync(cost: 300, face: "100.00", threshold: "500.00", validDays: 30);
 
@@ -153,8 +149,19 @@ public class RewardTests(SuiteFixture suite)
 
         await issuedProbe.WaitUntilAsync(() => issuedProbe.For("customerId", customerId).Count >= 2, TimeSpan.FromSeconds(15), "two CouponIssued");
         await usedProbe.WaitUntilAsync(() => usedProbe.For("code", code).Count >= 1, TimeSpan.FromSeconds(15), "CouponUsed");
-        await Task.Delay(TimeSpan.FromSeconds(1)); // a duplicate would have arrived by now
-        Assert.Equal(2, issuedProbe.For("customerId", customerId).Count);
+
+        // Markers: once every loyalty outbox row so far is confirmed, one more coupon is issued and used; a duplicate of
+        // the events above would be on each probe's queue before the marker's (see Markers).
+        await Markers.DrainAsync(suite.LoyaltyDb, outbox);
+        var markerCode = Assert.Single((await RedeemAsync(customerId, small.Id)).Coupons).Code;
+        await _loyalty.UseCouponAsync(new UseCouponRequest { Code = markerCode, OrderAmount = new Money { Amount = "30.00" }, OrderRef = "POS-M" });
+        await issuedProbe.WaitUntilAsync(() => issuedProbe.For("code", markerCode).Count >= 1, TimeSpan.FromSeconds(15), "the marker CouponIssued");
+        await usedProbe.WaitUntilAsync(() => usedProbe.For("code", markerCode).Count >= 1, TimeSpan.FromSeconds(15), "the marker CouponUsed");
+        var issued = issuedProbe.For("customerId", customerId).Select(e => e.Message.GetProperty("code").GetString()!).ToList();
+        Assert.Equal(3, issued.Count);
+        Assert.Equal(new[] { smallCoupon.Code, code }.Order(StringComparer.Ordinal), issued.Take(2).Order(StringComparer.Ordinal));
+        Assert.Equal(markerCode, issued[2]);
+        Assert.Equal([code, markerCode], usedProbe.For("customerId", customerId).Select(e => e.Message.GetProperty("code").GetString()));
         var usedEvent = Assert.Single(usedProbe.For("code", code));
         Assert.Equal(("POS-2", 100.00m), (usedEvent.Message.GetProperty("orderRef").GetString(), EventProbe.Decimal(usedEvent.Message, "faceValue")));
         await Rpc.FailsWith(StatusCode.NotFound, () => _loyalty.ValidateCouponAsync(new ValidateCouponRequest { Code = "ZZZZZZZZZZZZ", OrderAmount = new Money { Amount = "1.00" } }).ResponseAsync);
@@ -248,17 +255,15 @@ public class RewardTests(SuiteFixture suite)
         Assert.Contains(silver.Id, all);
         Assert.Contains(inactive.Id, all);
 
-        // 8,001 growth value reaches S2 (activity points count toward growth; redemptions never lower it).
-        var accounts = suite.Loyalty.Services.GetRequiredService<AccountTransactions>();
-        var ledger = suite.Loyalty.Services.GetRequiredService<Ledger>();
-        await accounts.RunAsync(Guid.Parse(customerId), (tx, account) => ledger.EarnAsync(tx, account,
-            new Change(EntryKind.Earn, "activity", "test", 8_001, 8_001, "test-growth:" + customerId), default), default);
+        // Another order of 7,001 yuan: 1,000 + 7,001 = 8,001 growth value reaches S2 (redemptions never lower it).
+        await _shoppers.PayAsync(customerId, 7_001m);
+        await _shoppers.WaitForAccountAsync(customerId, a => a.GrowthValue == 8_001, "8,001 growth value");
 
         Assert.Contains(silver.Id, await ListAllAsync(customerId));
         await RedeemAsync(customerId, silver.Id);
         Assert.Equal("LIMIT_REACHED", await FailsWithPrecondition(() => RedeemAsync(customerId, silver.Id)));
         var account = await _loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = customerId });
-        Assert.Equal(("S2", 8_001L, 8_991L), (account.Tier.Code, account.GrowthValue, account.Balance));
+        Assert.Equal(("S2", 8_001L, 7_991L), (account.Tier.Code, account.GrowthValue, account.Balance));
         await AssertConsistentAsync(customerId);
     }
 
@@ -308,6 +313,55 @@ public class RewardTests(SuiteFixture suite)
         Assert.Equal(["order_amount", "order_ref"], noAmount.Fields());
     }
 
+    private Task<Reward> AdjustStockAsync(string rewardId, int delta, string? key = null, string prizeId = "") =>
+        _loyalty.AdjustRewardStockAsync(new AdjustRewardStockRequest { RewardId = rewardId, PrizeId = prizeId, Delta = delta, IdempotencyKey = key ?? Key() }).ResponseAsync;
+
+    [Fact]
+    public async Task Editing_a_reward_keeps_its_remaining_stock_and_stock_changes_only_explicitly()
+    {
+        var created = await GoodsAsync(cost: 10, stock: 10);
+        var customerId = await MemberWithPointsAsync(100);
+        await RedeemAsync(customerId, created.Id, quantity: 3);
+
+        // An edit from the copy read before the redemptions (stock 10): name and price change, the 7 left stay 7.
+        var edit = created.Clone();
+        edit.Name = "Silk polishing cloth";
+        edit.PointsCost = 12;
+        var edited = await UpsertAsync(edit);
+        Assert.Equal(("Silk polishing cloth", 12L, 7), (edited.Name, edited.PointsCost, edited.Stock));
+        await using var db = await suite.LoyaltyDb.OpenConnectionAsync();
+        Assert.Equal(7, await db.ExecuteScalarAsync<int>("SELECT stock FROM rewards WHERE id = @Id", new { created.Id }));
+
+        // Restock +5 → 12, once per key; the same key for another change is refused.
+        var key = Key();
+        Assert.Equal(12, (await AdjustStockAsync(created.Id, +5, key)).Stock);
+        Assert.Equal(12, (await AdjustStockAsync(created.Id, +5, key)).Stock);
+        await Rpc.FailsWith(StatusCode.AlreadyExists, () => AdjustStockAsync(created.Id, +6, key));
+
+        // Never below zero: writing off 13 of 12 is refused and changes nothing; 12 of 12 leaves 0.
+        Assert.Equal("STOCK_BELOW_ZERO", await FailsWithPrecondition(() => AdjustStockAsync(created.Id, -13)));
+        Assert.Equal(12, await db.ExecuteScalarAsync<int>("SELECT stock FROM rewards WHERE id = @Id", new { created.Id }));
+        Assert.Equal(0, (await AdjustStockAsync(created.Id, -12)).Stock);
+        Assert.Equal("OUT_OF_STOCK", await FailsWithPrecondition(() => RedeemAsync(customerId, created.Id)));
+
+        var unlimited = await GoodsAsync(cost: 10);
+        Assert.Equal("STOCK_UNLIMITED", await FailsWithPrecondition(() => AdjustStockAsync(unlimited.Id, +1)));
+        await Rpc.FailsWith(StatusCode.NotFound, () => AdjustStockAsync("no-such-reward", +1));
+        var bad = await Rpc.FailsWith(StatusCode.InvalidArgument, () => _loyalty.AdjustRewardStockAsync(
+            new AdjustRewardStockRequest { RewardId = created.Id, Delta = 0 }).ResponseAsync);
+        Assert.Equal(["delta", "idempotency_key"], bad.Fields());
+
+        // A lottery prize: a draw takes one of its 2, an edit keeps the 1 left, an explicit change with prize_id adds to it.
+        var lottery = await LotteryAsync(freeDraws: 1, cost: 0,
+            new Prize { Id = "p5", Name = "5 points", Kind = PrizeKind.Points, Probability = 1.0, Stock = 2, Points = 5 });
+        Assert.Equal("p5", (await DrawAsync(customerId, lottery.Id)).Prize.Id);
+        var lotteryEdit = lottery.Clone();
+        lotteryEdit.Name = "Lucky draw (spring)";
+        Assert.Equal(1, Assert.Single((await UpsertAsync(lotteryEdit)).Prizes).Stock);
+        Assert.Equal(4, Assert.Single((await AdjustStockAsync(lottery.Id, +3, prizeId: "p5")).Prizes).Stock);
+        await Rpc.FailsWith(StatusCode.NotFound, () => AdjustStockAsync(lottery.Id, +1, prizeId: "no-such-prize"));
+    }
+
     private async Task<(long Redemptions, long Ledger, long Stock, long Outbox)> CountsAsync(string customerId, string rewardId)
     {
         await using var db = await suite.LoyaltyDb.OpenConnectionAsync();
@@ -348,7 +402,7 @@ public class RewardTests(SuiteFixture suite)
         Assert.Equal(second, await DrawAsync(customerId, lottery.Id, key));
 
         var account = await _loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = customerId });
-        Assert.Equal((110L, 30L), (account.Balance, account.GrowthValue)); // the points prize counts toward growth, the paid draw does not lower it
+        Assert.Equal((110L, 130L), (account.Balance, account.GrowthValue)); // 100 from the order + the 30-point prize; the paid draw does not lower it
         await AssertConsistentAsync(customerId);
         await using var db = await suite.LoyaltyDb.OpenConnectionAsync();
         Assert.Equal(0, await db.ExecuteScalarAsync<int>("SELECT stock FROM prizes WHERE reward_id = @Id", new { lottery.Id }));
