@@ -51,7 +51,7 @@ public static partial class RewardRules
 
         var minTier = r.MinTier.Trim();
         v.Require(minTier.Length == 0 || tiers.Find(minTier) is not null, "reward.min_tier",
-            $"must be empty or a tier code ({string.Join(", ", tiers.Tiers.Select(t => t.Code))}); got '{minTier}'.");
+            $"must be empty or a tier code ({string.Join(", ", tiers.Tiers.Select(t => t.Code))}); got '{Echo.Cut(minTier)}'.");
         v.Require(r.PerMemberLimit >= 0, "reward.per_member_limit", "must not be negative (0 means no limit).");
         v.Require(r.Stock >= -1, "reward.stock", "must be -1 (unlimited) or a count of 0 or more.");
 
@@ -133,7 +133,7 @@ public static partial class RewardRules
         }
         if (!money.TryToDecimal(out var value))
         {
-            v.Add(field, $"'{money.Amount}' is not an amount in yuan with at most two decimals.");
+            v.Add(field, $"'{Echo.Cut(money.Amount)}' is not an amount in yuan with at most two decimals.");
             return null;
         }
         if (value < 0 || (!allowZero && value == 0))
