@@ -163,3 +163,19 @@ public class EchoTests
         Assert.Equal(new string('a', 63) + "…", Echo.Cut(value));
     }
 }
+
+public class MoneyExtremesTests
+{
+    [Theory]
+    [InlineData("1e400")]
+    [InlineData("1E5")]
+    [InlineData("99999999999999999999999999999999")]
+    [InlineData("0.001")]
+    [InlineData("0.10000000000000000001")]
+    [InlineData("NaN")]
+    [InlineData("Infinity")]
+    [InlineData("--1")]
+    [InlineData("1\0")]
+    public void Amounts_with_exponents_huge_precision_or_junk_are_refused(string text) =>
+        Assert.False(new Money { Amount = text }.TryToDecimal(out _));
+}
