@@ -45,7 +45,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
 
         var total = Stopwatch.StartNew();
         var failures = new List<string>();
-        var counts = new List<(string Rpc, int Calls, TimeSpan Slowest)>();
+        var counts = new List<(string Rpc, int Calls, TimeSpan Slowest, string SlowestCase)>();
         var skipped = new List<string>();
         foreach (var (hostName, host) in hosts)
         {
@@ -64,6 +64,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                 var grpcMethod = new Method<byte[], byte[]>(MethodType.Unary, service.FullName, method.Name, Bytes, Bytes);
                 var calls = 0;
                 var slowest = TimeSpan.Zero;
+                var slowestCase = "";
                 foreach (var c in Cases(method.InputType))
                 {
                     calls++;
@@ -80,17 +81,17 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                         (code, detail) = (ex.StatusCode, ex.Status.Detail);
                     }
                     watch.Stop();
-                    if (watch.Elapsed > slowest) slowest = watch.Elapsed;
+                    if (watch.Elapsed > slowest) (slowest, slowestCase) = (watch.Elapsed, c.Name);
                     if (!Acceptable.Contains(code) || watch.Elapsed > MaxReply)
                         failures.Add($"{rpc} [{c.Name}] ({c.Payload.Length} bytes): {code} after {watch.Elapsed.TotalMilliseconds:0} ms: {Cut(detail)}");
                 }
-                counts.Add((rpc, calls, slowest));
+                counts.Add((rpc, calls, slowest, slowestCase));
             }
         }
         total.Stop();
 
-        foreach (var (rpc, calls, slowest) in counts)
-            output.WriteLine($"{rpc}: {calls} calls, slowest {slowest.TotalMilliseconds:0} ms");
+        foreach (var (rpc, calls, slowest, slowestCase) in counts)
+            output.WriteLine($"{rpc}: {calls} calls, slowest {slowest.TotalMilliseconds:0} ms ({slowestCase})");
         output.WriteLine($"{counts.Count} RPCs, {counts.Sum(c => c.Calls)} calls in {total.Elapsed.TotalSeconds:0.0} s; " +
                          $"streaming RPCs not covered: {(skipped.Count == 0 ? "none" : string.Join(", ", skipped))}");
         foreach (var failure in failures.Take(200)) output.WriteLine(failure);
@@ -163,6 +164,9 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         yield return new Case("field number 0", [0x00, 0x01]);
         yield return new Case("end-group without start", [0x0C]);
         yield return new Case("every field plausible", Encode(input, [], _ => { }, 0));
+        // Every field of the request (and of its nested messages) extreme at once.
+        foreach (var (label, extreme) in Everywhere())
+            yield return new Case(label, Encode(input, [], _ => { }, 0, extreme));
         foreach (var path in Paths(input, [], 0))
         foreach (var (label, write) in Mutations(path[^1]))
             yield return new Case($"{string.Join(".", path.Select(f => f.Name))}: {label}", Encode(input, path, write, 0));
@@ -192,7 +196,8 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
     private static bool IsWellKnown(MessageDescriptor m) => m.FullName.StartsWith("google.", StringComparison.Ordinal);
 
     /// <summary>A message with every field plausible, except the field at the end of <paramref name="path"/>, written by <paramref name="mutate"/>.</summary>
-    private static byte[] Encode(MessageDescriptor message, IReadOnlyList<FieldDescriptor> path, Action<CodedOutputStream> mutate, int depth)
+    private static byte[] Encode(MessageDescriptor message, IReadOnlyList<FieldDescriptor> path, Action<CodedOutputStream> mutate, int depth,
+        Func<FieldDescriptor, Action<CodedOutputStream>?>? everywhere = null)
     {
         using var buffer = new MemoryStream();
         var o = new CodedOutputStream(buffer);
@@ -205,16 +210,18 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                 else
                 {
                     o.WriteTag(field.FieldNumber, WireFormat.WireType.LengthDelimited);
-                    o.WriteBytes(ByteString.CopyFrom(Encode(field.MessageType, path, mutate, depth + 1)));
+                    o.WriteBytes(ByteString.CopyFrom(Encode(field.MessageType, path, mutate, depth + 1, everywhere)));
                 }
             }
-            else WritePlausible(o, field, depth);
+            else if (everywhere?.Invoke(field) is { } extreme) extreme(o);
+            else WritePlausible(o, field, depth, everywhere);
         }
         o.Flush();
         return buffer.ToArray();
     }
 
-    private static void WritePlausible(CodedOutputStream o, FieldDescriptor field, int depth)
+    private static void WritePlausible(CodedOutputStream o, FieldDescriptor field, int depth,
+        Func<FieldDescriptor, Action<CodedOutputStream>?>? everywhere = null)
     {
         var n = field.FieldNumber;
         switch (field.FieldType)
@@ -261,7 +268,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                 break;
             case FieldType.Message or FieldType.Group:
                 o.WriteTag(n, WireFormat.WireType.LengthDelimited);
-                o.WriteBytes(ByteString.CopyFrom(PlausibleMessage(field.MessageType, depth)));
+                o.WriteBytes(ByteString.CopyFrom(PlausibleMessage(field.MessageType, depth, everywhere)));
                 break;
         }
     }
@@ -275,7 +282,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         _ => "x",
     };
 
-    private static byte[] PlausibleMessage(MessageDescriptor m, int depth) => m.FullName switch
+    private static byte[] PlausibleMessage(MessageDescriptor m, int depth, Func<FieldDescriptor, Action<CodedOutputStream>?>? everywhere = null) => m.FullName switch
     {
         "google.protobuf.Timestamp" => Build(o =>
         {
@@ -294,7 +301,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
             o.WriteString("name");
         }),
         _ when IsWellKnown(m) || depth >= MaxDepth => [],
-        _ => Encode(m, [], _ => { }, depth + 1),
+        _ => Encode(m, [], _ => { }, depth + 1, everywhere),
     };
 
     private static byte[] Build(Action<CodedOutputStream> write)
@@ -304,6 +311,32 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         write(o);
         o.Flush();
         return buffer.ToArray();
+    }
+
+    /// <summary>Overrides applied to every field of a kind at once (null: the plausible value).</summary>
+    private static IEnumerable<(string, Func<FieldDescriptor, Action<CodedOutputStream>?>)> Everywhere()
+    {
+        Func<FieldDescriptor, Action<CodedOutputStream>?> Strings(string text) => f => f.FieldType != FieldType.String ? null : o =>
+        {
+            o.WriteTag(f.FieldNumber, WireFormat.WireType.LengthDelimited);
+            o.WriteString(text);
+        };
+        Func<FieldDescriptor, Action<CodedOutputStream>?> Numbers(long value) => f =>
+            f.FieldType is FieldType.Int32 or FieldType.Int64 or FieldType.SInt32 or FieldType.SInt64 or FieldType.SFixed32
+                or FieldType.SFixed64 or FieldType.UInt32 or FieldType.UInt64 or FieldType.Fixed32 or FieldType.Fixed64
+                ? Int(f, f.FieldType is FieldType.Int32 or FieldType.SInt32 or FieldType.SFixed32 or FieldType.UInt32 or FieldType.Fixed32
+                    ? Math.Clamp(value, int.MinValue, int.MaxValue) : value)
+                : null;
+        yield return ("every string 20 KB", Strings(new string('x', 20_000)));
+        yield return ("every string with a NUL", Strings("x\0"));
+        yield return ("every integer max", Numbers(long.MaxValue));
+        yield return ("every integer min", Numbers(long.MinValue));
+        yield return ("every integer -1", Numbers(-1));
+        yield return ("every enum unknown", f => f.FieldType != FieldType.Enum ? null : o =>
+        {
+            o.WriteTag(f.FieldNumber, WireFormat.WireType.Varint);
+            o.WriteEnum(9999);
+        });
     }
 
     private static IEnumerable<(string Label, Action<CodedOutputStream> Write)> Mutations(FieldDescriptor field)
