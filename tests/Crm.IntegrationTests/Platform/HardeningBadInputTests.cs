@@ -104,6 +104,26 @@ public class HardeningBadInputTests(SuiteFixture suite)
     }
 
     [Fact]
+    public async Task A_body_that_is_not_a_valid_protobuf_message_is_INVALID_ARGUMENT_not_UNKNOWN()
+    {
+        var bytes = Marshallers.Create(b => b, b => b);
+        var invoker = suite.Customer.Channel.CreateCallInvoker();
+        var getCustomer = new Method<byte[], byte[]>(MethodType.Unary, "crm.customer.v1.CustomerService", "GetCustomer", bytes, bytes);
+        foreach (var payload in new byte[][]
+                 {
+                     [0x0A, 0x03, 0x61, 0xFF, 0xFE], // id: invalid UTF-8
+                     [0x0A, 0x7F, 0x41],             // a length past the end of the message
+                     [0x08, 0xFF, 0xFF],             // a truncated varint
+                     [0x00, 0x01],                   // field number 0
+                 })
+        {
+            var ex = await Rpc.FailsWith(StatusCode.InvalidArgument, () =>
+                invoker.AsyncUnaryCall(getCustomer, null, Deadline(), payload).ResponseAsync);
+            Assert.Contains("could not be parsed", ex.Status.Detail);
+        }
+    }
+
+    [Fact]
     public async Task Integer_extremes_are_INVALID_ARGUMENT_not_overflow()
     {
         foreach (var points in new[] { long.MinValue, long.MaxValue, long.MinValue + 1, -10_000_001L })

@@ -62,6 +62,17 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                     continue;
                 }
                 var grpcMethod = new Method<byte[], byte[]>(MethodType.Unary, service.FullName, method.Name, Bytes, Bytes);
+                // One unmeasured call first: the first call of an RPC pays for JIT compilation of its whole path.
+                try
+                {
+                    await invoker.AsyncUnaryCall(grpcMethod, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(5)),
+                        Encode(method.InputType, [], _ => { }, 0));
+                }
+                catch (RpcException ex) when (Acceptable.Contains(ex.StatusCode)) { }
+                catch (RpcException ex)
+                {
+                    failures.Add($"{rpc} [warm-up, every field plausible]: {ex.StatusCode}: {Cut(ex.Status.Detail)}");
+                }
                 var calls = 0;
                 var slowest = TimeSpan.Zero;
                 var slowestCase = "";
