@@ -11,6 +11,8 @@ public static partial class RewardRules
 {
     public const decimal MaxAmount = 999_999_999_999.99m;
     public const int MaxPrizes = 50;
+    /// <summary>MaxAmount / 100: the cash due for a redemption of the largest quantity (100) still fits.</summary>
+    public const decimal MaxCashPrice = 9_999_999_999.99m;
     /// <summary>Chances are doubles: 0.1 ten times adds up to a hair over or under 1.</summary>
     public const double ProbabilityTolerance = 1e-9;
 
@@ -44,7 +46,11 @@ public static partial class RewardRules
 
         decimal cash = 0;
         if (r.Kind == RewardKind.PointsAndCash)
+        {
             cash = Amount(r.CashPrice, "reward.cash_price", v, required: true, allowZero: false) ?? 0;
+            // A redemption of up to 100 at once must still fit the amounts the database stores (numeric(14,2)).
+            if (cash is > MaxCashPrice and <= MaxAmount) v.Add("reward.cash_price", $"must be at most {MaxCashPrice}.");
+        }
         else if (r.CashPrice is not null && !string.IsNullOrWhiteSpace(r.CashPrice.Amount)
                  && !(r.CashPrice.TryToDecimal(out var c) && c == 0))
             v.Add("reward.cash_price", "only points + cash rewards have a cash price.");

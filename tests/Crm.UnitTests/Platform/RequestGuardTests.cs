@@ -179,3 +179,34 @@ public class MoneyExtremesTests
     public void Amounts_with_exponents_huge_precision_or_junk_are_refused(string text) =>
         Assert.False(new Money { Amount = text }.TryToDecimal(out _));
 }
+
+public class NumericExtremesTests
+{
+    [Theory]
+    [InlineData("10000000000.00")]     // 100 of them would not fit numeric(14,2)
+    [InlineData("999999999999.99")]
+    [InlineData("1000000000000.00")]
+    public void A_points_and_cash_price_too_large_for_100_redemptions_is_refused(string amount)
+    {
+        var reward = new LoyaltyApi.Reward
+        {
+            Id = "ring-box", Name = "Ring box", Kind = LoyaltyApi.RewardKind.PointsAndCash, PointsCost = 500, Stock = 5, Active = true,
+            CashPrice = new Money { Amount = amount },
+        };
+        var tiers = new Crm.Loyalty.Accounts.TierTable(Crm.Loyalty.LoyaltyOptions.DefaultTiers);
+        var ex = Assert.Throws<ValidationException>(() => Crm.Loyalty.Rewards.RewardRules.Validate(reward, tiers));
+        Assert.Equal("reward.cash_price", Assert.Single(ex.Violations).Field);
+    }
+
+    [Fact]
+    public void The_largest_cash_price_is_accepted()
+    {
+        var reward = new LoyaltyApi.Reward
+        {
+            Id = "ring-box", Name = "Ring box", Kind = LoyaltyApi.RewardKind.PointsAndCash, PointsCost = 500, Stock = 5, Active = true,
+            CashPrice = new Money { Amount = "9999999999.99" },
+        };
+        var tiers = new Crm.Loyalty.Accounts.TierTable(Crm.Loyalty.LoyaltyOptions.DefaultTiers);
+        Assert.Equal(9_999_999_999.99m, Crm.Loyalty.Rewards.RewardRules.Validate(reward, tiers).CashPrice);
+    }
+}
