@@ -43,9 +43,10 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
             .ToList();
         Assert.NotEmpty(hosts);
 
+        Seeds = await SeedAsync();
         var total = Stopwatch.StartNew();
         var failures = new List<string>();
-        var counts = new List<(string Rpc, int Calls, TimeSpan Slowest, string SlowestCase)>();
+        var counts = new List<(string Rpc, int Calls, TimeSpan Slowest, string SlowestCase, string Codes)>();
         var skipped = new List<string>();
         foreach (var (hostName, host) in hosts)
         {
@@ -76,6 +77,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                 var calls = 0;
                 var slowest = TimeSpan.Zero;
                 var slowestCase = "";
+                var codes = new SortedDictionary<StatusCode, int>();
                 foreach (var c in Cases(method.InputType))
                 {
                     calls++;
@@ -92,17 +94,18 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                         (code, detail) = (ex.StatusCode, ex.Status.Detail);
                     }
                     watch.Stop();
+                    codes[code] = codes.GetValueOrDefault(code) + 1;
                     if (watch.Elapsed > slowest) (slowest, slowestCase) = (watch.Elapsed, c.Name);
                     if (!Acceptable.Contains(code) || watch.Elapsed > MaxReply)
                         failures.Add($"{rpc} [{c.Name}] ({c.Payload.Length} bytes): {code} after {watch.Elapsed.TotalMilliseconds:0} ms: {Cut(detail)}");
                 }
-                counts.Add((rpc, calls, slowest, slowestCase));
+                counts.Add((rpc, calls, slowest, slowestCase, string.Join(", ", codes.Select(c => $"{c.Key} {c.Value}"))));
             }
         }
         total.Stop();
 
-        foreach (var (rpc, calls, slowest, slowestCase) in counts)
-            output.WriteLine($"{rpc}: {calls} calls, slowest {slowest.TotalMilliseconds:0} ms ({slowestCase})");
+        foreach (var (rpc, calls, slowest, slowestCase, codes) in counts)
+            output.WriteLine($"{rpc}: {calls} calls, slowest {slowest.TotalMilliseconds:0} ms ({slowestCase}); {codes}");
         output.WriteLine($"{counts.Count} RPCs, {counts.Sum(c => c.Calls)} calls in {total.Elapsed.TotalSeconds:0.0} s; " +
                          $"streaming RPCs not covered: {(skipped.Count == 0 ? "none" : string.Join(", ", skipped))}");
         foreach (var failure in failures.Take(200)) output.WriteLine(failure);
@@ -284,8 +287,50 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Real resources for the services the suite knows (a customer with an order, a loyalty account with points,
+    /// a reward), so that mutations of the other fields reach past "not found" into the deeper code. A service
+    /// added later gets well-formed but unknown ids until it is seeded here.
+    /// </summary>
+    private static Dictionary<string, string> Seeds = [];
+
+    private async Task<Dictionary<string, string>> SeedAsync()
+    {
+        var customers = new Crm.Customer.V1.CustomerService.CustomerServiceClient(suite.Customer.Channel);
+        var loyalty = new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(suite.Loyalty.Channel);
+        var customer = await customers.CreateCustomerAsync(new Crm.Customer.V1.CreateCustomerRequest
+        {
+            Profile = new Crm.Customer.V1.CustomerProfile { Name = "Malformed", Phone = "137" + Random.Shared.NextInt64(10_000_000, 99_999_999) },
+        });
+        var order = new Crm.Customer.V1.RecordOrderRequest
+        {
+            CustomerId = customer.Id, ExternalOrderId = "MAL-" + Guid.NewGuid().ToString("N"), Channel = "store",
+            AmountPaid = new Crm.Common.V1.Money { Amount = "5000.00" },
+            PaidAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow.AddHours(-2)),
+        };
+        order.Lines.Add(new Crm.Customer.V1.OrderLine { Sku = "SEED-1", Quantity = 1, UnitPrice = new Crm.Common.V1.Money { Amount = "5000.00" } });
+        var recorded = await customers.RecordOrderAsync(order);
+        await loyalty.AdjustPointsAsync(new Crm.Loyalty.V1.AdjustPointsRequest
+        {
+            CustomerId = customer.Id, Points = 100_000, Reason = "malformed-input seed", IdempotencyKey = "seed-" + Guid.NewGuid(),
+        });
+        var reward = await loyalty.UpsertRewardAsync(new Crm.Loyalty.V1.UpsertRewardRequest
+        {
+            Reward = new Crm.Loyalty.V1.Reward
+            {
+                Id = "malformed-seed-" + Guid.NewGuid().ToString("N")[..8], Name = "Seed goods", Kind = Crm.Loyalty.V1.RewardKind.Goods,
+                PointsCost = 1, Stock = -1, Active = true,
+            },
+        });
+        return new Dictionary<string, string>
+        {
+            ["id"] = customer.Id, ["customer_id"] = customer.Id, ["order_id"] = recorded.Id, ["reward_id"] = reward.Id,
+        };
+    }
+
     private static string PlausibleString(FieldDescriptor field) => field.Name switch
     {
+        _ when Seeds.TryGetValue(field.Name, out var seeded) => seeded,
         "id" or "customer_id" or "order_id" => Uuid,
         "amount" => "1.00",
         "phone" => "13800138000",
