@@ -71,6 +71,13 @@ public static class RequestChecks
 
     private sealed record Check(FieldDescriptor Field, Kind Kind, int? MaxLength, int? MaxItems);
 
+    /// <summary>A field's path, turned into text only when there is something to report (the walk runs on every request).</summary>
+    private readonly record struct FieldPath(string Prefix, string Name, int Index = -1, string? Key = null)
+    {
+        public override string ToString() =>
+            Index >= 0 ? $"{Prefix}{Name}[{Index}]" : Key is not null ? $"{Prefix}{Name}[{Key}]" : Prefix + Name;
+    }
+
     private static readonly ConcurrentDictionary<MessageDescriptor, Check[]> Plans = new();
 
     public static void ThrowIfInvalid(IMessage message)
@@ -118,7 +125,7 @@ public static class RequestChecks
         {
             if (violations.Count >= MaxViolations) return;
             var field = check.Field;
-            var path = prefix + field.Name;
+            var path = new FieldPath(prefix, field.Name);
             if (field.IsMap)
             {
                 var map = (IDictionary)field.Accessor.GetValue(message);
@@ -128,10 +135,10 @@ public static class RequestChecks
                     foreach (DictionaryEntry entry in map)
                     {
                         var key = Echo.Cut(entry.Key.ToString(), 32);
-                        if (entry.Key is string k) CheckString(k, check.MaxLength, $"{path}[{key}]", violations);
+                        if (entry.Key is string k) CheckString(k, check.MaxLength, path with { Key = key }, violations);
                         var valueField = field.MessageType.FindFieldByNumber(2);
                         if (entry.Value is not null)
-                            Value(new Check(valueField, KindOf(valueField), check.MaxLength, null), entry.Value, $"{path}[{key}]", violations, depth);
+                            Value(new Check(valueField, KindOf(valueField), check.MaxLength, null), entry.Value, path with { Key = key }, violations, depth);
                     }
                 continue;
             }
@@ -144,7 +151,7 @@ public static class RequestChecks
                     continue; // its items are not worth reading
                 }
                 for (var i = 0; i < list.Count && violations.Count < MaxViolations; i++)
-                    Value(check, list[i]!, $"{path}[{i}]", violations, depth);
+                    Value(check, list[i]!, path with { Index = i }, violations, depth);
                 continue;
             }
             if (check.Kind is Kind.Message or Kind.Timestamp or Kind.Duration or Kind.Date or Kind.FieldMask && !field.Accessor.HasValue(message))
@@ -153,7 +160,7 @@ public static class RequestChecks
         }
     }
 
-    private static void Value(Check check, object value, string path, List<FieldViolation> violations, int depth)
+    private static void Value(Check check, object value, FieldPath path, List<FieldViolation> violations, int depth)
     {
         switch (check.Kind)
         {
@@ -191,25 +198,28 @@ public static class RequestChecks
                 var paths = ((FieldMask)value).Paths;
                 if (check.MaxItems is { } maxPaths && paths.Count > maxPaths)
                 {
-                    Add(violations, path + ".paths", $"must have at most {maxPaths} paths; got {paths.Count}.");
+                    Add(violations, new FieldPath(path.ToString() + ".", "paths"), $"must have at most {maxPaths} paths; got {paths.Count}.");
                     break;
                 }
                 for (var i = 0; i < paths.Count && violations.Count < MaxViolations; i++)
-                    CheckString(paths[i], check.MaxLength, $"{path}.paths[{i}]", violations);
+                    CheckString(paths[i], check.MaxLength, new FieldPath(path.ToString() + ".", "paths", i), violations);
                 break;
             case Kind.Message:
-                Walk((IMessage)value, path + ".", violations, depth + 1);
+                Walk((IMessage)value, path.ToString() + ".", violations, depth + 1);
                 break;
         }
     }
 
-    private static void CheckString(string value, int? maxLength, string path, List<FieldViolation> violations)
+    private static void CheckString(string value, int? maxLength, FieldPath path, List<FieldViolation> violations)
     {
         if (maxLength is { } max && value.Length > max)
             Add(violations, path, $"must be at most {max} characters; got {value.Length}.");
         if (value.Contains('\0'))
             Add(violations, path, "must not contain the NUL character (U+0000).");
     }
+
+    private static void Add(List<FieldViolation> violations, FieldPath path, string description) =>
+        Add(violations, path.ToString(), description);
 
     private static void Add(List<FieldViolation> violations, string path, string description)
     {
