@@ -6,7 +6,7 @@ public static class Ids
     public static Guid Parse(string value, string field, Validator v)
     {
         if (string.IsNullOrWhiteSpace(value)) v.Add(field, "is required.");
-        else if (!Guid.TryParse(value, out var id)) v.Add(field, $"'{(value.Length > 40 ? value[..40] : value)}' is not a valid id (a UUID).");
+        else if (!Guid.TryParse(value, out var id)) v.Add(field, $"'{Echo.Cut(value)}' is not a valid id (a UUID).");
         else return id;
         return Guid.Empty;
     }

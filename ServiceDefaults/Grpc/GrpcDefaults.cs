@@ -1,10 +1,12 @@
 using Crm.ServiceDefaults.Errors;
+using Crm.ServiceDefaults.Grpc;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Microsoft.Extensions.Hosting;
 
-/// <summary>gRPC with the house error mapping, server reflection and the standard gRPC health service.</summary>
+/// <summary>gRPC with the house error mapping, the descriptor-driven request guard, server reflection and the standard gRPC health service.</summary>
 public static class GrpcDefaults
 {
     public static void AddGrpcDefaults(this IHostApplicationBuilder builder)
@@ -12,8 +14,12 @@ public static class GrpcDefaults
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
+            // Inside the error mapping: its violations become INVALID_ARGUMENT like any handler's.
+            o.Interceptors.Add<RequestGuard>();
             o.EnableDetailedErrors = false;
         });
+        // Unparseable request bodies are INVALID_ARGUMENT, not UNKNOWN.
+        builder.Services.AddTransient<IStartupFilter, UnreadableRequestsFilter>();
         builder.Services.AddGrpcReflection();
         // The gRPC health service reports the same checks as /health.
         builder.Services.AddGrpcHealthChecks();

@@ -14,7 +14,8 @@ public partial class Money
     {
         value = 0;
         var text = Amount?.Trim() ?? "";
-        if (text.Length is 0 or > 20 || !decimal.TryParse(text, Style, CultureInfo.InvariantCulture, out var parsed))
+        // decimal.TryParse ignores trailing NUL characters ("1\0" parses as 1): refuse them explicitly.
+        if (text.Length is 0 or > 20 || text.Contains('\0') || !decimal.TryParse(text, Style, CultureInfo.InvariantCulture, out var parsed))
             return false;
         if (decimal.Round(parsed, 2) != parsed) return false;
         value = parsed;

@@ -74,9 +74,9 @@ public static class ProfileRules
     {
         if (date is null || (date.Year == 0 && date.Month == 0 && date.Day == 0)) return null;
         var today = DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime);
-        if (date.Year < 1900 || date.Month is < 1 or > 12 || date.Day < 1 || date.Day > DateTime.DaysInMonth(date.Year, date.Month))
+        if (date.Year is < 1900 or > 9999 || date.Month is < 1 or > 12 || date.Day < 1 || date.Day > DateTime.DaysInMonth(date.Year, date.Month))
         {
-            v.Add("profile.birthday", $"{date.Year:D4}-{date.Month:D2}-{date.Day:D2} is not a valid date (year 1900 or later).");
+            v.Add("profile.birthday", $"{date.Year:D4}-{date.Month:D2}-{date.Day:D2} is not a valid date (year 1900-9999).");
             return null;
         }
         var birthday = new DateOnly(date.Year, date.Month, date.Day);
@@ -104,5 +104,5 @@ public static class ProfileRules
         return distinct;
     }
 
-    private static string Clip(string value) => value.Length <= 40 ? value : value[..40] + "…";
+    private static string Clip(string value) => Echo.Cut(value);
 }

@@ -41,7 +41,7 @@ public sealed class CustomerGrpcService(
         var paths = request.UpdateMask?.Paths.ToHashSet(StringComparer.Ordinal) ?? [];
         v.Require(paths.Count > 0, "update_mask", "is required: name the profile fields to change, e.g. \"city\".");
         foreach (var unknown in paths.Where(p => !ProfileRules.Fields.Contains(p)))
-            v.Add("update_mask", $"'{unknown}' is not a profile field.");
+            v.Add("update_mask", $"'{Echo.Cut(unknown)}' is not a profile field.");
         var input = request.Profile ?? new CustomerProfile();
         // Validate the new values before touching the database; the merge below repeats it on the locked row.
         ProfileRules.Merge(new Profile { Name = "", Phone = "" }, input, paths, v, clock);

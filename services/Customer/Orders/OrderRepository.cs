@@ -110,12 +110,22 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
             throw new ValidationException("refunded_at", "cannot be before the order was paid.");
 
         var recorded = new RefundRecord(refund.RefundId, order.Id, amount, refund.Reason, refund.RefundedAt);
-        await connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO refunds (refund_id, order_id, amount, reason, refunded_at, recorded_at)
-            VALUES (@RefundId, @OrderId, @Amount, @Reason, @RefundedAt, @Now);
-            UPDATE orders SET amount_refunded = amount_refunded + @Amount WHERE id = @OrderId;
-            """, new { recorded.RefundId, recorded.OrderId, recorded.Amount, recorded.Reason, recorded.RefundedAt, Now = clock.UtcNowForDb() },
-            transaction, cancellationToken: ct));
+        try
+        {
+            await connection.ExecuteAsync(new CommandDefinition("""
+                INSERT INTO refunds (refund_id, order_id, amount, reason, refunded_at, recorded_at)
+                VALUES (@RefundId, @OrderId, @Amount, @Reason, @RefundedAt, @Now);
+                UPDATE orders SET amount_refunded = amount_refunded + @Amount WHERE id = @OrderId;
+                """, new { recorded.RefundId, recorded.OrderId, recorded.Amount, recorded.Reason, recorded.RefundedAt, Now = clock.UtcNowForDb() },
+                transaction, cancellationToken: ct));
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation && ex.ConstraintName == "refunds_pkey")
+        {
+            // The same refund id on another order at the same moment (each order's lock does not cover the other).
+            await transaction.RollbackAsync(CancellationToken.None);
+            throw new AlreadyExistsException("refund", refund.RefundId,
+                $"Refund id '{Echo.Cut(refund.RefundId)}' was used at the same moment for another order.");
+        }
         order = order with { AmountRefunded = order.AmountRefunded + amount };
         await outbox.AddAsync(transaction, new OrderRefunded(recorded.RefundId, order.Id, order.CustomerId, order.ExternalOrderId,
             amount, order.AmountRefunded, order.AmountPaid, new DateTimeOffset(recorded.RefundedAt, TimeSpan.Zero)), ct);

@@ -17,6 +17,7 @@ public sealed record NewRefund(string RefundId, Guid OrderId, decimal? Amount, s
 public static class OrderRules
 {
     public const decimal MaxAmount = 999_999_999_999.99m;
+    public const int MaxQuantity = 100_000;
     /// <summary>Store clocks drift; a payment a few minutes "in the future" is still accepted.</summary>
     private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
 
@@ -39,7 +40,7 @@ public static class OrderRules
             var at = $"lines[{i}]";
             var sku = line.Sku.Trim();
             v.Require(sku.Length is > 0 and <= 64, at + ".sku", "is required, at most 64 characters.");
-            v.Require(line.Quantity > 0, at + ".quantity", $"must be at least 1; got {line.Quantity}.");
+            v.Require(line.Quantity is > 0 and <= MaxQuantity, at + ".quantity", $"must be between 1 and {MaxQuantity}; got {line.Quantity}.");
             var price = Amount(line.UnitPrice, at + ".unit_price", v, allowZero: true);
             lines.Add(new OrderLineItem(sku, string.IsNullOrWhiteSpace(line.ProductName) ? null : line.ProductName.Trim(), line.Quantity, price ?? 0));
         }
@@ -71,7 +72,7 @@ public static class OrderRules
         }
         if (!money.TryToDecimal(out var value))
         {
-            v.Add(field, $"'{money.Amount}' is not an amount in yuan with at most two decimals.");
+            v.Add(field, $"'{Echo.Cut(money.Amount)}' is not an amount in yuan with at most two decimals.");
             return null;
         }
         if (value < 0 || (!allowZero && value == 0)) v.Add(field, allowZero ? "must not be negative." : $"must be greater than zero; got {money.Amount}.");
@@ -84,6 +85,11 @@ public static class OrderRules
         if (ts is null)
         {
             if (required) v.Add(field, "is required.");
+            return null;
+        }
+        if (ts.Seconds is < -62_135_596_800 or > 253_402_300_799 || ts.Nanos is < 0 or > 999_999_999)
+        {
+            v.Add(field, "is not a valid timestamp (0001-01-01..9999-12-31, nanos 0..999999999).");
             return null;
         }
         var time = ts.ToDateTime().ToMicroseconds();

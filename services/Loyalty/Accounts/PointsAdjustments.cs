@@ -1,4 +1,5 @@
 using Crm.ServiceDefaults.Errors;
+using Npgsql;
 
 namespace Crm.Loyalty.Accounts;
 
@@ -8,7 +9,21 @@ namespace Crm.Loyalty.Accounts;
 /// </summary>
 public sealed class PointsAdjustments(AccountTransactions accounts, Ledger ledger)
 {
-    public Task<LedgerEntryRecord> AdjustAsync(Guid customerId, long points, string reason, string idempotencyKey, CancellationToken ct)
+    public async Task<LedgerEntryRecord> AdjustAsync(Guid customerId, long points, string reason, string idempotencyKey, CancellationToken ct)
+    {
+        try
+        {
+            return await AdjustOnceAsync(customerId, points, reason, idempotencyKey, ct);
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation && ex.ConstraintName == "ledger_entries_idempotency_key")
+        {
+            // The same key for another member at the same moment: each call locked only its own account.
+            throw new AlreadyExistsException("adjustment", idempotencyKey,
+                $"Idempotency key '{Echo.Cut(idempotencyKey)}' was used at the same moment for an adjustment to another customer.");
+        }
+    }
+
+    private Task<LedgerEntryRecord> AdjustOnceAsync(Guid customerId, long points, string reason, string idempotencyKey, CancellationToken ct)
     {
         var key = $"admin:{idempotencyKey}";
         return accounts.RunAsync(customerId, async (tx, account) =>
@@ -17,7 +32,7 @@ public sealed class PointsAdjustments(AccountTransactions accounts, Ledger ledge
             {
                 if (earlier.CustomerId != customerId || earlier.Points != points)
                     throw new AlreadyExistsException("adjustment", idempotencyKey,
-                        $"Idempotency key '{idempotencyKey}' was already used for an adjustment of {earlier.Points} points to customer {earlier.CustomerId}.");
+                        $"Idempotency key '{Echo.Cut(idempotencyKey)}' was already used for an adjustment of {earlier.Points} points to customer {earlier.CustomerId}.");
                 return earlier;
             }
             var change = new Change(EntryKind.Adjust, "admin", reason, points, 0, key, reason);

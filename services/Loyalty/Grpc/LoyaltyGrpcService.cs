@@ -55,7 +55,8 @@ public sealed partial class LoyaltyGrpcService(
         var v = new Validator();
         var customerId = Ids.Parse(request.CustomerId, "customer_id", v);
         v.Require(request.Points != 0, "points", "must not be zero: positive adds points, negative deducts them.");
-        v.Require(Math.Abs(request.Points) <= 10_000_000, "points", "must be within ±10,000,000.");
+        // Not Math.Abs: it overflows on long.MinValue.
+        v.Require(request.Points is >= -10_000_000 and <= 10_000_000, "points", "must be within ±10,000,000.");
         v.Require(!string.IsNullOrWhiteSpace(request.Reason), "reason", "is required: say why the points are adjusted.");
         v.Require(request.Reason.Length <= 200, "reason", "must be at most 200 characters.");
         v.Require(!string.IsNullOrWhiteSpace(request.IdempotencyKey) && request.IdempotencyKey.Length <= 100, "idempotency_key",

@@ -11,6 +11,8 @@ public static partial class RewardRules
 {
     public const decimal MaxAmount = 999_999_999_999.99m;
     public const int MaxPrizes = 50;
+    /// <summary>MaxAmount / 100: the cash due for a redemption of the largest quantity (100) still fits.</summary>
+    public const decimal MaxCashPrice = 9_999_999_999.99m;
     /// <summary>Chances are doubles: 0.1 ten times adds up to a hair over or under 1.</summary>
     public const double ProbabilityTolerance = 1e-9;
 
@@ -44,14 +46,18 @@ public static partial class RewardRules
 
         decimal cash = 0;
         if (r.Kind == RewardKind.PointsAndCash)
+        {
             cash = Amount(r.CashPrice, "reward.cash_price", v, required: true, allowZero: false) ?? 0;
+            // A redemption of up to 100 at once must still fit the amounts the database stores (numeric(14,2)).
+            if (cash is > MaxCashPrice and <= MaxAmount) v.Add("reward.cash_price", $"must be at most {MaxCashPrice}.");
+        }
         else if (r.CashPrice is not null && !string.IsNullOrWhiteSpace(r.CashPrice.Amount)
                  && !(r.CashPrice.TryToDecimal(out var c) && c == 0))
             v.Add("reward.cash_price", "only points + cash rewards have a cash price.");
 
         var minTier = r.MinTier.Trim();
         v.Require(minTier.Length == 0 || tiers.Find(minTier) is not null, "reward.min_tier",
-            $"must be empty or a tier code ({string.Join(", ", tiers.Tiers.Select(t => t.Code))}); got '{minTier}'.");
+            $"must be empty or a tier code ({string.Join(", ", tiers.Tiers.Select(t => t.Code))}); got '{Echo.Cut(minTier)}'.");
         v.Require(r.PerMemberLimit >= 0, "reward.per_member_limit", "must not be negative (0 means no limit).");
         v.Require(r.Stock >= -1, "reward.stock", "must be -1 (unlimited) or a count of 0 or more.");
 
@@ -133,7 +139,7 @@ public static partial class RewardRules
         }
         if (!money.TryToDecimal(out var value))
         {
-            v.Add(field, $"'{money.Amount}' is not an amount in yuan with at most two decimals.");
+            v.Add(field, $"'{Echo.Cut(money.Amount)}' is not an amount in yuan with at most two decimals.");
             return null;
         }
         if (value < 0 || (!allowZero && value == 0))
