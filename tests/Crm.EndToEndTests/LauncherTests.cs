@@ -180,3 +180,88 @@ public sealed class OrphanTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>A supervised program never runs on without its supervisor: not when its watchdog is SIGKILLed either.</summary>
+public sealed class WatchdogTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_program_does_not_outlive_its_SIGKILLed_watchdog()
+    {
+        await using var child = ChildProcess.Start(new ChildProcessOptions
+        {
+            Name = "sleeper",
+            FileName = "sleep",
+            Arguments = ["600"],
+            StopSignal = Signals.SIGTERM,
+        });
+        await child.WaitForPidAsync();
+        var pid = child.Pid!.Value;
+        Assert.True(TestSupport.IsAlive(pid));
+        Assert.Equal(child.WatchdogPid, TestSupport.ParentOf(pid));
+
+        TestSupport.Signal(child.WatchdogPid, TestSupport.SIGKILL);
+        var stopwatch = Stopwatch.StartNew();
+        Assert.True(await TestSupport.EventuallyAsync(() => !TestSupport.IsAlive(pid), TimeSpan.FromSeconds(5)),
+            $"sleep (pid {pid}) still runs after its watchdog was SIGKILLed");
+        output.WriteLine($"program gone {stopwatch.Elapsed.TotalMilliseconds:0} ms after its watchdog was SIGKILLed");
+        Assert.Equal(128 + TestSupport.SIGKILL, await child.Exited.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+}
+
+/// <summary>
+/// As root, Postgres runs as postgres and RabbitMQ as rabbitmq: a data folder under a mode-700 parent
+/// (a clone in /root) is out of their reach, so the data is kept under /var/lib/crm-suite instead.
+/// </summary>
+public sealed class DataLocationTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task As_root_the_infrastructure_starts_from_a_data_folder_under_a_mode_700_parent()
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            output.WriteLine("not root: the servers run as this user and reach any folder it can; nothing to prove");
+            return;
+        }
+        var home = Path.Combine(Path.GetTempPath(), "crm-home700-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(home);
+        File.SetUnixFileMode(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute); // like /root
+        var requested = Path.Combine(home, "clone", ".data");
+        var relocated = DataLocation.FallbackFor(requested);
+        try
+        {
+            Assert.Equal(relocated, DataLocation.Resolve(requested));
+            Assert.StartsWith("/var/lib/crm-suite/", relocated);
+            var reachable = Path.Combine(Path.GetTempPath(), "crm-reachable", ".data");
+            Assert.Equal(reachable, DataLocation.Resolve(reachable)); // reachable: kept where asked
+
+            var stopwatch = Stopwatch.StartNew();
+            await using (var infrastructure = await Infrastructure.StartAsync(new InfrastructureOptions
+            {
+                DataDirectory = requested,
+                DeleteDataOnDispose = true,
+                Durable = false,
+                Databases = ["a"],
+            }))
+            {
+                output.WriteLine($"started in {stopwatch.Elapsed.TotalSeconds:0.0} s from {infrastructure.DataDirectory}");
+                Assert.Equal(relocated, infrastructure.DataDirectory);
+                Assert.Equal(requested + "\n", File.ReadAllText(Path.Combine(relocated, DataLocation.OriginFile)));
+                await using (var connection = new NpgsqlConnection(infrastructure.Postgres!.ConnectionString("a")))
+                {
+                    await connection.OpenAsync();
+                    Assert.Equal("a", connection.Database);
+                }
+                await using (var redis = await ConnectionMultiplexer.ConnectAsync(infrastructure.Redis!.ConnectionString))
+                    await redis.GetDatabase().PingAsync();
+                Assert.True(await TestSupport.AmqpHandshakeAsync(infrastructure.RabbitMq!.Port));
+                Assert.Empty(TestSupport.ProcessesMentioning(home));
+            }
+            Assert.False(Directory.Exists(relocated));
+        }
+        finally
+        {
+            Directory.Delete(home, recursive: true);
+            if (Directory.Exists(relocated)) Directory.Delete(relocated, recursive: true);
+        }
+    }
+}
