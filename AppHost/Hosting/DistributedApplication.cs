@@ -81,7 +81,7 @@ public sealed class DistributedApplication
             ConsoleOutput.WriteLines([
                 "", .. ConsoleTable.Render(_resources), "",
                 $"Dashboard: {dashboard.Url}",
-                $"Data: {_options.DataDirectory}{(_options.Ephemeral ? " (ephemeral)" : "")}",
+                $"Data: {_options.DataDirectory}{(_options.Ephemeral ? " (ephemeral)" : "")}{(_options.DataRelocated ? $" (for {_options.RequestedDataDirectory}, which postgres and rabbitmq cannot reach)" : "")}",
                 $"Started in {stopwatch.Elapsed.TotalSeconds:0.0} s. Press Ctrl+C to stop.",
                 ReadyLine, "",
             ]);
