@@ -59,7 +59,8 @@ public sealed class InfrastructureSupervisionTests(SuiteFixture fixture, ITestOu
             return pids;
         });
         // The dashboard's health column says what /health says: loyalty's bus was seen not Healthy, with its reason.
-        Assert.Contains(watch.ServiceHealthSeen, h => h.StartsWith("loyalty ", StringComparison.Ordinal) && !h.Contains(" Healthy", StringComparison.Ordinal));
+        Assert.Contains(watch.ServiceHealthSeen, h => h.StartsWith("loyalty ", StringComparison.Ordinal) && !h.StartsWith("loyalty Healthy", StringComparison.Ordinal)
+                                                      && h.Contains("masstransit", StringComparison.OrdinalIgnoreCase));
     }
 
     [Fact]

@@ -265,3 +265,63 @@ public sealed class DataLocationTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary><see cref="IServerProcess"/>: a SIGKILLed server is seen at once and comes back on its port with its data.</summary>
+public sealed class ServerRestartTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_SIGKILLed_Postgres_and_Redis_come_back_on_the_same_port_with_their_data()
+    {
+        var options = new InfrastructureOptions
+        {
+            DataDirectory = Path.Combine(Path.GetTempPath(), "crm-restart-" + Guid.NewGuid().ToString("N")[..8]),
+            DeleteDataOnDispose = true,
+            Durable = true, // Redis keeps an append-only file; Postgres commits survive its own crash
+            StartRabbitMq = false,
+            Databases = ["kept"],
+        };
+        await using var infrastructure = await Infrastructure.StartAsync(options);
+        await using (var connection = new NpgsqlConnection(infrastructure.Postgres!.ConnectionString("kept")))
+        {
+            await connection.OpenAsync();
+            await using var create = new NpgsqlCommand("CREATE TABLE t (v int); INSERT INTO t VALUES (42)", connection);
+            await create.ExecuteNonQueryAsync();
+        }
+        await using (var redis = await ConnectionMultiplexer.ConnectAsync(infrastructure.Redis!.ConnectionString))
+            await redis.GetDatabase().StringSetAsync("kept", "yes");
+        await Task.Delay(1200); // appendfsync everysec
+
+        foreach (var server in infrastructure.Servers)
+        {
+            var (port, pid) = (server.Port, server.ProcessId!.Value);
+            Assert.True(server.IsRunning);
+            Assert.True(await server.ProbeAsync());
+            TestSupport.Signal(pid, TestSupport.SIGKILL);
+            var stopwatch = Stopwatch.StartNew();
+            Assert.True(await TestSupport.EventuallyAsync(() => !server.IsRunning, TimeSpan.FromSeconds(2)), $"{server.Name}: SIGKILL not seen");
+            var seen = stopwatch.Elapsed;
+            Assert.False(await server.ProbeAsync());
+            for (var attempt = 1; ; attempt++) // a dead postmaster's backends may hold its shared memory a moment
+            {
+                try { await server.RestartAsync(); break; }
+                catch (InfrastructureException) when (attempt < 5) { await Task.Delay(1000); }
+            }
+            output.WriteLine($"{server.Name}: SIGKILL seen after {seen.TotalMilliseconds:0} ms, back after {stopwatch.Elapsed.TotalSeconds:0.0} s");
+            Assert.True(server.IsRunning);
+            Assert.Equal(port, server.Port);
+            Assert.NotEqual(pid, server.ProcessId);
+            Assert.True(await server.ProbeAsync());
+            Assert.False(TestSupport.IsAlive(pid));
+        }
+
+        // Unpooled: a pooled connection to the dead postmaster fails once (57P01), as it does in the services.
+        await using (var connection = new NpgsqlConnection(infrastructure.Postgres.ConnectionString("kept") + ";Pooling=false"))
+        {
+            await connection.OpenAsync();
+            await using var select = new NpgsqlCommand("SELECT v FROM t", connection);
+            Assert.Equal(42, await select.ExecuteScalarAsync());
+        }
+        await using (var redis = await ConnectionMultiplexer.ConnectAsync(infrastructure.Redis.ConnectionString))
+            Assert.Equal("yes", (string?)await redis.GetDatabase().StringGetAsync("kept"));
+    }
+}
