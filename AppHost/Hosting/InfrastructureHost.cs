@@ -151,7 +151,6 @@ internal sealed class InfrastructureHost(AppHostOptions options, IReadOnlyList<R
                 runningSince.Restart();
                 failedProbes = 0;
                 foreach (var r in followers.Prepend(resource)) r.StartedAt = DateTimeOffset.UtcNow;
-                resource.ProcessId = server.ProcessId;
                 Show(ResourceState.Running, "Healthy", null);
                 resource.ProcessId = server.ProcessId;
                 logger.LogInformation("{Resource} is back (pid {Pid}, port {Port}) {Seconds:0.0} s after it was found gone",

@@ -165,7 +165,7 @@ public sealed class InfrastructureSupervisionTests(SuiteFixture fixture, ITestOu
                 var (name, state, health) = (r.GetProperty("name").GetString()!, r.GetProperty("state").GetString(), r.GetProperty("health").ToString());
                 if (r.GetProperty("type").GetString() == "Project")
                 {
-                    var line = $"{name} {health}: {r.GetProperty("healthDescription")}";
+                    var line = $"{name} {health}: {(r.TryGetProperty("healthDescription", out var why) ? why.ToString() : "")}";
                     if (!seen.Contains(line)) seen.Add(line);
                 }
                 if (name != server) continue;
