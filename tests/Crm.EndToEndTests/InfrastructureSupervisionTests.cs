@@ -7,26 +7,52 @@ using Xunit.Abstractions;
 
 namespace Crm.EndToEndTests;
 
-/// <summary>One AppHost for the infrastructure-supervision tests; each test uses its own customers.</summary>
+/// <summary>
+/// One AppHost for the infrastructure-supervision tests; each test uses its own customers. It runs
+/// the way <c>./crm run</c> runs it, owned by another process (<c>AppHost:OwnerPid</c>, there the pid of
+/// <c>dotnet run</c>, here a <c>sleep</c>): the teardown SIGKILLs the owner and requires the AppHost to
+/// stop everything and exit 0 by itself, so a killed <c>dotnet run</c> never leaves the suite running.
+/// </summary>
 public sealed class SuiteFixture : IAsyncLifetime
 {
+    private Process? _owner;
+
     internal AppHostRun AppHost { get; private set; } = null!;
     internal Suite Suite { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
+        _owner = Process.Start(new ProcessStartInfo("sleep", "3600") { RedirectStandardInput = true })!;
         // Durable: with synchronous_commit off (the ephemeral default) a SIGKILLed postmaster loses its
         // last acknowledged commits, which no supervisor can bring back.
-        AppHost = await AppHostRun.StartAsync(arguments: "--AppHost:Durable=true");
+        AppHost = await AppHostRun.StartAsync(arguments: ["--AppHost:Durable=true", $"--AppHost:OwnerPid={_owner.Id}"]);
         Suite = await Suite.ConnectAsync(AppHost);
     }
 
     public async Task DisposeAsync()
     {
         Suite?.Dispose();
-        if (AppHost is null) return;
-        if (!AppHost.Process.HasExited) await AppHost.StopAsync();
-        await AppHost.DisposeAsync();
+        try
+        {
+            if (AppHost is null) return;
+            _owner!.Kill();
+            await AppHost.Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(40));
+            if (AppHost.Process.ExitCode != 0) throw new InvalidOperationException($"The AppHost exited with {AppHost.Process.ExitCode} after its owner was killed");
+            if (!AppHost.Lines.Any(l => l.Contains($"The owner process {_owner.Id} is gone: shutting down", StringComparison.Ordinal)))
+                throw new InvalidOperationException("The AppHost did not say why it stopped");
+            var left = TestSupport.ProcessesMentioning(AppHost.Folder).Concat(AppHost.SeenPids.Where(TestSupport.IsAlive).Select(pid => $"pid {pid}")).ToList();
+            if (left.Count > 0) throw new InvalidOperationException("Left running after the owner was killed: " + string.Join(", ", left));
+        }
+        catch (TimeoutException)
+        {
+            throw new InvalidOperationException("The AppHost still runs 40 s after its owner process was killed:\n" + AppHost.Tail(40));
+        }
+        finally
+        {
+            if (AppHost is not null) await AppHost.DisposeAsync();
+            if (_owner is { HasExited: false }) _owner.Kill();
+            _owner?.Dispose();
+        }
     }
 }
 
