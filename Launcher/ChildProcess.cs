@@ -52,11 +52,12 @@ public sealed class ChildProcess : IAsyncDisposable
     public static ChildProcess Start(ChildProcessOptions options)
     {
         // setpriv sets the parent-death signal after it changed user (a change of credentials clears it),
-        // then execs the program: killing the watchdog can never leave the program running unsupervised.
+        // sh checks the watchdog did not die before that, then execs the program: killing the watchdog
+        // can never leave the program running unsupervised.
         var command = new List<string> { "setpriv", "--pdeathsig", Posix.SignalName(options.ParentDeathSignal ?? options.StopSignal) };
         if (options.RunAsUser is { } user && Posix.IsRoot)
             command.AddRange([$"--reuid={user}", $"--regid={user}", "--init-groups"]);
-        command.Add("--");
+        command.AddRange(["--", "/bin/sh", "-c", Watchdog.ParentCheck, "crm-child"]);
         command.Add(options.FileName);
         command.AddRange(options.Arguments);
 
