@@ -6,9 +6,11 @@ using Microsoft.Extensions.Logging;
 namespace Crm.Launcher;
 
 /// <summary>
-/// One child process run under the watchdog (<c>setsid bash -c WATCHDOG owner-pid signal grace cmd…</c>):
+/// One child process run under the watchdog (<c>setsid bash -c WATCHDOG owner-pid signal grace setpriv --pdeathsig SIG -- cmd…</c>):
 /// its output goes to a log file, to the logger at debug level and to a ring of recent lines; it
-/// never outlives this process; <see cref="StopAsync"/> sends the stop signal and kills after a timeout.
+/// never outlives this process, nor its watchdog (the kernel sends it its stop signal when the
+/// watchdog dies, even by SIGKILL: PR_SET_PDEATHSIG through <c>setpriv --pdeathsig</c>);
+/// <see cref="StopAsync"/> sends the stop signal and kills after a timeout.
 /// </summary>
 public sealed class ChildProcess : IAsyncDisposable
 {
@@ -39,13 +41,23 @@ public sealed class ChildProcess : IAsyncDisposable
 
     public bool HasExited => _exited.Task.IsCompleted;
 
+    /// <summary>
+    /// True while the program itself runs, read from /proc: unlike <see cref="HasExited"/> it does not
+    /// wait for the end of the output, which orphaned grandchildren (Postgres backends) may hold open.
+    /// </summary>
+    public bool IsRunning => !HasExited && Pid is { } pid && Posix.IsAlive(pid);
+
     public DateTimeOffset StartedAt { get; } = DateTimeOffset.UtcNow;
 
     public static ChildProcess Start(ChildProcessOptions options)
     {
-        var command = new List<string>();
+        // setpriv sets the parent-death signal after it changed user (a change of credentials clears it),
+        // sh checks the watchdog did not die before that, then execs the program: killing the watchdog
+        // can never leave the program running unsupervised.
+        var command = new List<string> { "setpriv", "--pdeathsig", Posix.SignalName(options.ParentDeathSignal ?? options.StopSignal) };
         if (options.RunAsUser is { } user && Posix.IsRoot)
-            command.AddRange(["setpriv", $"--reuid={user}", $"--regid={user}", "--init-groups", "--"]);
+            command.AddRange([$"--reuid={user}", $"--regid={user}", "--init-groups"]);
+        command.AddRange(["--", "/bin/sh", "-c", Watchdog.ParentCheck, "crm-child"]);
         command.Add(options.FileName);
         command.AddRange(options.Arguments);
 

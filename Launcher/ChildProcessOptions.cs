@@ -23,6 +23,11 @@ public sealed class ChildProcessOptions
     /// <summary>Signal that asks the child to stop: SIGTERM (15) or SIGINT (2, Postgres' fast shutdown).</summary>
     public int StopSignal { get; init; } = 15;
 
+    /// <summary>
+    /// Signal the kernel sends the program when its watchdog dies (PR_SET_PDEATHSIG); default: <see cref="StopSignal"/>.
+    /// </summary>
+    public int? ParentDeathSignal { get; init; }
+
     /// <summary>How long a stop may take before the child is SIGKILLed.</summary>
     public TimeSpan StopTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

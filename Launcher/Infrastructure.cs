@@ -30,11 +30,22 @@ public sealed class Infrastructure : IAsyncDisposable
     public RabbitMqServer? RabbitMq { get; }
     public string DataDirectory => _options.DataDirectory;
 
+    /// <summary>The servers started here, for a supervisor: probe them, start them again when they die.</summary>
+    public IReadOnlyList<IServerProcess> Servers => new IServerProcess?[] { Postgres, Redis, RabbitMq }.OfType<IServerProcess>().ToList();
+
     /// <summary>Starts the requested servers in parallel and returns once each accepts connections.</summary>
     public static async Task<Infrastructure> StartAsync(InfrastructureOptions options, ILogger? logger = null, CancellationToken ct = default)
     {
         logger ??= NullLogger.Instance;
         var stopwatch = Stopwatch.StartNew();
+        var folder = DataLocation.Resolve(options.DataDirectory, Users(options));
+        if (folder != Path.GetFullPath(options.DataDirectory))
+        {
+            logger.LogWarning("{Requested} is not reachable by the users postgres and rabbitmq run as; keeping the data in {Folder}",
+                options.DataDirectory, folder);
+            DataLocation.Prepare(folder, options.DataDirectory);
+            options = options.WithDataDirectory(folder);
+        }
         Directory.CreateDirectory(options.DataDirectory);
         Commands.MakeTraversable(options.DataDirectory);
 
@@ -100,6 +111,9 @@ public sealed class Infrastructure : IAsyncDisposable
             }
         }
     }
+
+    private static IEnumerable<string> Users(InfrastructureOptions options) =>
+        (options.StartPostgres ? ["postgres"] : Array.Empty<string>()).Concat(options.StartRabbitMq ? ["rabbitmq"] : []);
 
     private static T? Result<T>(Task<T> task) where T : class => task.IsCompletedSuccessfully ? task.Result : null;
 }

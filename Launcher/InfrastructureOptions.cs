@@ -40,6 +40,24 @@ public sealed class InfrastructureOptions
     /// <summary>Every output line of every server: (server name, line). Also written to the logs.</summary>
     public Action<string, string>? OutputReceived { get; init; }
 
+    /// <summary>The same options with another data folder (see <see cref="DataLocation"/>).</summary>
+    public InfrastructureOptions WithDataDirectory(string dataDirectory) => new()
+    {
+        DataDirectory = dataDirectory,
+        DeleteDataOnDispose = DeleteDataOnDispose,
+        Durable = Durable,
+        Databases = Databases,
+        StartPostgres = StartPostgres,
+        StartRedis = StartRedis,
+        StartRabbitMq = StartRabbitMq,
+        PostgresBinDirectory = PostgresBinDirectory,
+        RedisServerPath = RedisServerPath,
+        RabbitMqServerPath = RabbitMqServerPath,
+        StartTimeout = StartTimeout,
+        StopTimeout = StopTimeout,
+        OutputReceived = OutputReceived,
+    };
+
     /// <summary>
     /// A throw-away folder under the temp directory, deleted on dispose, with durability off.
     /// </summary>

@@ -12,11 +12,12 @@ namespace Crm.Launcher;
 /// output in postgres.log. Listens on 127.0.0.1 only (unix socket in the postgres folder),
 /// password authentication for user postgres, max_connections 300.
 /// </summary>
-public sealed partial class PostgresServer
+public sealed partial class PostgresServer : IServerProcess
 {
     private const string User = "postgres";
     private readonly InfrastructureOptions _options;
     private readonly ILogger _logger;
+    private readonly SemaphoreSlim _gate = new(1, 1);
     private ChildProcess? _process;
 
     private PostgresServer(InfrastructureOptions options, ILogger logger, string directory, int port, string password)
@@ -36,8 +37,61 @@ public sealed partial class PostgresServer
     /// <summary>The server's folder (<c>&lt;data&gt;/postgres</c>).</summary>
     public string Folder { get; }
 
+    public string Name => "postgres";
+
     /// <summary>Pid of the postmaster while it runs.</summary>
     public int? ProcessId => _process is { HasExited: false } p ? p.Pid : null;
+
+    public bool IsRunning => _process is { IsRunning: true };
+
+    public Task WhenExited => _process?.Exited ?? Task.CompletedTask;
+
+    /// <summary><c>SELECT 1</c> on the maintenance database, on a fresh connection (no pool), within 3 s.</summary>
+    public async Task<bool> ProbeAsync(CancellationToken ct = default)
+    {
+        var cs = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Pooling = false, Timeout = 3, CommandTimeout = 3 }.ConnectionString;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(3));
+        try
+        {
+            await using var connection = new NpgsqlConnection(cs);
+            await connection.OpenAsync(timeout.Token);
+            await using var command = new NpgsqlCommand("SELECT 1", connection);
+            return await command.ExecuteScalarAsync(timeout.Token) is 1;
+        }
+        catch (Exception e) when (e is NpgsqlException or PostgresException or TimeoutException or InvalidOperationException
+                                   || (e is OperationCanceledException && !ct.IsCancellationRequested))
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Starts the postmaster again after it died (same port, same cluster: Postgres replays its WAL).
+    /// Backends of the dead postmaster exit by themselves; while one still holds the old shared memory
+    /// the new postmaster refuses to start, and the caller's next attempt succeeds.
+    /// </summary>
+    public async Task RestartAsync(CancellationToken ct = default)
+    {
+        await _gate.WaitAsync(ct);
+        try
+        {
+            if (IsRunning) return;
+            _process?.Kill(); // the watchdog, should it still be there
+            var data = Path.Combine(Folder, "data");
+            await Leftovers.StopAsync(Folder, Posix.SIGINT, ["postgres", "crm-watchdog"], _logger, PostmasterPid(data) is { } old ? [old] : null);
+            try
+            {
+                await RunAsync(Binaries.PostgresBin(_options.PostgresBinDirectory), ct);
+            }
+            catch
+            {
+                _process?.Kill();
+                throw;
+            }
+        }
+        finally { _gate.Release(); }
+    }
 
     /// <summary>Npgsql connection string for <paramref name="database"/>.</summary>
     public string ConnectionString(string database) =>
@@ -169,9 +223,14 @@ public sealed partial class PostgresServer
 
     internal async Task StopAsync()
     {
-        if (_process is null) return;
-        await _process.DisposeAsync();
-        _process = null;
+        await _gate.WaitAsync();
+        try
+        {
+            if (_process is null) return;
+            await _process.DisposeAsync();
+            _process = null;
+        }
+        finally { _gate.Release(); }
     }
 
     private static int? PostmasterPid(string data)

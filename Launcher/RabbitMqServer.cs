@@ -12,7 +12,7 @@ namespace Crm.Launcher;
 /// foreground, so it is stopped with the node instead of lingering as a daemon), a node name unique
 /// to the data folder and a HOME holding its .erlang.cookie.
 /// </summary>
-public sealed class RabbitMqServer
+public sealed class RabbitMqServer : IServerProcess
 {
     private const string User = "rabbitmq";
     private readonly InfrastructureOptions _options;
@@ -37,6 +37,7 @@ public sealed class RabbitMqServer
         _nodeName = $"crm-{hash}@localhost";
     }
 
+    public string Name => "rabbitmq";
     public string Host => "127.0.0.1";
     public int Port { get; }
     public string Folder { get; }
@@ -49,7 +50,42 @@ public sealed class RabbitMqServer
     /// <summary>Pid of the Erlang VM while the node runs.</summary>
     public int? ProcessId => _node is { HasExited: false } p ? p.Pid : null;
 
-    public bool IsRunning => _node is { HasExited: false };
+    public bool IsRunning => _node is { IsRunning: true };
+
+    public Task WhenExited => _node?.Exited ?? Task.CompletedTask;
+
+    /// <summary>The AMQP 0-9-1 handshake answered with Connection.Start within 3 s: the broker, not just its socket.</summary>
+    public Task<bool> ProbeAsync(CancellationToken ct = default) => Readiness.AmqpHandshakeAsync(Port, ct);
+
+    /// <summary>
+    /// Starts the node again after it died (SIGKILL of beam.smp and its helpers, epmd included): same
+    /// ports, node name and mnesia folder, so durable queues and their messages come back.
+    /// </summary>
+    public async Task RestartAsync(CancellationToken ct = default)
+    {
+        await _gate.WaitAsync(ct);
+        try
+        {
+            if (IsRunning) return;
+            _node?.Kill();
+            _node = null;
+            if (_epmd is not { IsRunning: true })
+            {
+                _epmd?.Kill();
+                await StartEpmdAsync(ct);
+            }
+            try
+            {
+                await StartNodeAsync(ct);
+            }
+            catch
+            {
+                _node?.Kill();
+                throw;
+            }
+        }
+        finally { _gate.Release(); }
+    }
 
     internal static async Task<RabbitMqServer> StartAsync(InfrastructureOptions options, ILogger logger, CancellationToken ct)
     {
@@ -122,7 +158,11 @@ public sealed class RabbitMqServer
         try
         {
             if (_node is { HasExited: false }) return;
-            if (_epmd is null or { HasExited: true }) await StartEpmdAsync(ct);
+            if (_epmd is not { IsRunning: true })
+            {
+                _epmd?.Kill();
+                await StartEpmdAsync(ct);
+            }
             await StartNodeAsync(ct);
         }
         finally { _gate.Release(); }

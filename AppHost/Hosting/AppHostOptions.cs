@@ -1,3 +1,4 @@
+using Crm.Launcher;
 using Microsoft.Extensions.Configuration;
 
 namespace Crm.AppHost.Hosting;
@@ -5,18 +6,31 @@ namespace Crm.AppHost.Hosting;
 /// <summary>
 /// The AppHost's own settings (section <c>AppHost</c>): DataDirectory (default &lt;repo&gt;/.data, kept
 /// between runs), Ephemeral (throw-away folder, deleted on exit, durability off), DashboardUrl
-/// (default http://127.0.0.1:18888; port 0 picks a free port) and OtlpEndpoint (else
-/// OTEL_EXPORTER_OTLP_ENDPOINT; given to the services only when set).
+/// (default http://127.0.0.1:18888; port 0 picks a free port), Durable (default: not Ephemeral; off,
+/// Postgres runs with fsync and synchronous_commit off, and a crash of Postgres itself, not only of
+/// the machine, loses the last commits), OtlpEndpoint (else
+/// OTEL_EXPORTER_OTLP_ENDPOINT; given to the services only when set) and OwnerPid (stop when that
+/// process is gone: <c>./crm run</c> passes the pid of its <c>dotnet run</c>).
 /// </summary>
+/// <remarks>
+/// <see cref="DataDirectory"/> is where the data really is: as root, a folder the postgres and
+/// rabbitmq users cannot reach (a clone in /root) is replaced by /var/lib/crm-suite/&lt;hash&gt;
+/// (<see cref="DataLocation"/>); <see cref="RequestedDataDirectory"/> is the one asked for.
+/// </remarks>
 public sealed record AppHostOptions(
     IConfiguration Configuration,
+    string RequestedDataDirectory,
     string DataDirectory,
     bool Ephemeral,
+    bool Durable,
     string DashboardUrl,
     string? OtlpEndpoint,
     string BuildConfiguration,
-    string TargetFramework)
+    string TargetFramework,
+    int? OwnerPid)
 {
+    public bool DataRelocated => DataDirectory != RequestedDataDirectory;
+
     public static AppHostOptions From(IConfiguration configuration, string appHostDirectory)
     {
         var section = configuration.GetSection("AppHost");
@@ -30,11 +44,14 @@ public sealed record AppHostOptions(
         return new AppHostOptions(
             configuration,
             dataDirectory,
+            DataLocation.Resolve(dataDirectory),
             ephemeral,
+            section.GetValue<bool?>("Durable") ?? !ephemeral,
             section["DashboardUrl"] is { Length: > 0 } url ? url : "http://127.0.0.1:18888",
             string.IsNullOrWhiteSpace(otlp) ? null : otlp,
             DistributedApplicationBuilder.Metadata("Configuration") ?? "Debug",
-            DistributedApplicationBuilder.Metadata("TargetFramework") ?? "net10.0");
+            DistributedApplicationBuilder.Metadata("TargetFramework") ?? "net10.0",
+            section.GetValue<int?>("OwnerPid") is > 0 and var owner ? owner : null);
     }
 
     /// <summary>The folder holding Crm.sln, searched upwards from the AppHost project.</summary>

@@ -16,7 +16,7 @@ namespace Crm.AppHost.Hosting;
 /// <list type="bullet">
 /// <item><c>GET /</c> every resource: type, state, health, endpoints, restarts, uptime;</item>
 /// <item><c>GET /resources/{name}</c> one resource with its last 200 log lines;</item>
-/// <item><c>GET /api/resources</c> <c>[{ name, type, state, health, endpoints: { http: url, … }, restarts, pid, startedAt, uptimeSeconds }]</c>;</item>
+/// <item><c>GET /api/resources</c> <c>[{ name, type, state, health, healthDescription, endpoints: { http: url, … }, restarts, pid, startedAt, uptimeSeconds }]</c>;</item>
 /// <item><c>GET /api/resources/{name}/logs</c> the last log lines as text.</item>
 /// </list>
 /// </summary>
@@ -75,6 +75,7 @@ internal sealed class Dashboard(IReadOnlyList<Resource> resources, ILogger logge
         type = r.Type,
         state = r.State.ToString(),
         health = r.Health,
+        healthDescription = r.HealthDescription,
         endpoints = ConsoleTable.Snapshot(r).ToDictionary(e => e.Key, e => e.Value),
         restarts = r.Restarts,
         pid = r.ProcessId,
@@ -91,7 +92,7 @@ internal sealed class Dashboard(IReadOnlyList<Resource> resources, ILogger logge
         foreach (var r in resources)
         {
             html.Append($"<tr><td><a href=\"/resources/{E(r.Name)}\">{E(r.Name)}</a></td><td>{E(r.Type)}</td>")
-                .Append($"<td class=\"{E(r.State.ToString())}\">{E(r.State.ToString())}</td><td class=\"{E(r.Health ?? "")}\">{E(r.Health ?? "")}</td><td>")
+                .Append($"<td class=\"{E(r.State.ToString())}\">{E(r.State.ToString())}</td><td class=\"{E(r.Health ?? "")}\">{E(r.Health ?? "")}{Why(r)}</td><td>")
                 .AppendJoin("<br>", ConsoleTable.Snapshot(r).Select(e => e.Value.StartsWith("http", StringComparison.Ordinal)
                     ? $"{E(e.Key)} <a href=\"{E(e.Value)}\">{E(e.Value)}</a>" : $"{E(e.Key)} {E(e.Value)}"))
                 .Append($"</td><td>{r.Restarts}</td><td>{FormatUptime(Uptime(r))}</td><td>{r.ProcessId}</td></tr>");
@@ -102,10 +103,13 @@ internal sealed class Dashboard(IReadOnlyList<Resource> resources, ILogger logge
     private static string Details(Resource r)
     {
         var lines = r.Logs.Snapshot();
-        return $"<p><a href=\"/\">&larr; all resources</a></p><p>{E(r.Type)} &middot; {E(r.State.ToString())} {E(r.Health ?? "")} &middot; " +
+        return $"<p><a href=\"/\">&larr; all resources</a></p><p>{E(r.Type)} &middot; {E(r.State.ToString())} {E(r.Health ?? "")}{Why(r)} &middot; " +
                $"restarts {r.Restarts} &middot; uptime {FormatUptime(Uptime(r))} &middot; pid {r.ProcessId}</p>" +
                $"<h2>Last {lines.Count} log lines</h2><pre>{E(string.Join('\n', lines))}</pre>";
     }
+
+    /// <summary>The reason a resource is not healthy, under its health word.</summary>
+    private static string Why(Resource r) => r.HealthDescription is { Length: > 0 } d ? $"<br><small>{E(d)}</small>" : "";
 
     private static string FormatUptime(TimeSpan? uptime) => uptime switch
     {
@@ -121,7 +125,7 @@ internal sealed class Dashboard(IReadOnlyList<Resource> resources, ILogger logge
         <style>
           body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
           table { border-collapse: collapse; } th, td { padding: .3em .8em; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
-          .Running, .Healthy { color: #17803d; } .Failed, .Unhealthy { color: #b42318; } .Restarting, .Starting, .Waiting { color: #b54708; }
+          .Running, .Healthy { color: #17803d; } .Failed, .Unhealthy { color: #b42318; } .Restarting, .Starting, .Waiting, .Degraded { color: #b54708; }
           pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }
         </style></head>
         <body><h1>{{E(title)}}</h1>{{body}}</body></html>

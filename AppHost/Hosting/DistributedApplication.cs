@@ -54,6 +54,14 @@ public sealed class DistributedApplication
         await using var dashboard = new Dashboard(_resources, logger);
         await dashboard.StartAsync(_options.DashboardUrl);
         logger.LogInformation("Dashboard: {Url}", dashboard.Url);
+        if (_options.DataRelocated)
+        {
+            DataLocation.Prepare(_options.DataDirectory, _options.RequestedDataDirectory);
+            logger.LogWarning("Data: {Folder} ({Requested} cannot be reached by the users postgres and rabbitmq run as, " +
+                "e.g. a clone in /root; the same folder is used on every run of this clone)", _options.DataDirectory, _options.RequestedDataDirectory);
+        }
+        else logger.LogInformation("Data: {Folder}{Ephemeral}", _options.DataDirectory, _options.Ephemeral ? " (ephemeral)" : "");
+        if (_options.OwnerPid is { } owner) _ = StopWhenGoneAsync(owner, shutdown, logger);
 
         var infrastructure = new InfrastructureHost(_options, _resources, logger);
         var exitCode = 0;
@@ -73,7 +81,7 @@ public sealed class DistributedApplication
             ConsoleOutput.WriteLines([
                 "", .. ConsoleTable.Render(_resources), "",
                 $"Dashboard: {dashboard.Url}",
-                $"Data: {_options.DataDirectory}{(_options.Ephemeral ? " (ephemeral)" : "")}",
+                $"Data: {_options.DataDirectory}{(_options.Ephemeral ? " (ephemeral)" : "")}{(_options.DataRelocated ? $" (for {_options.RequestedDataDirectory}, which postgres and rabbitmq cannot reach)" : "")}",
                 $"Started in {stopwatch.Elapsed.TotalSeconds:0.0} s. Press Ctrl+C to stop.",
                 ReadyLine, "",
             ]);
@@ -109,6 +117,21 @@ public sealed class DistributedApplication
         {
             logger.LogWarning("Could not delete {Folder}: {Reason}", folder, e.Message);
         }
+    }
+
+    /// <summary>
+    /// Stops the suite when <paramref name="pid"/> is gone: <c>./crm run</c> runs us under <c>dotnet run</c>,
+    /// and a SIGKILLed <c>dotnet run</c> must not leave the suite running with nobody to press Ctrl+C.
+    /// </summary>
+    private static async Task StopWhenGoneAsync(int pid, CancellationTokenSource shutdown, ILogger logger)
+    {
+        try
+        {
+            while (Signals.IsAlive(pid)) await Task.Delay(TimeSpan.FromSeconds(1), shutdown.Token);
+            logger.LogWarning("The owner process {Pid} is gone: shutting down", pid);
+            await shutdown.CancelAsync();
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException) { }
     }
 
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Crm.Launcher;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -10,8 +11,23 @@ namespace Crm.AppHost.Hosting;
 /// <c>ConnectionStrings:&lt;name&gt;</c> is used as given, the others are started by the Launcher
 /// (in parallel, data under the AppHost's data folder). Then creates the databases.
 /// </summary>
+/// <remarks>
+/// The servers it started are supervised as the projects are: every <see cref="ProbeInterval"/> (and
+/// at once when the process exits) it checks that the process lives and answers a real request
+/// (<c>SELECT 1</c>, <c>PING</c>, the AMQP handshake); the resource's state, health and restarts show
+/// it. A server that died is started again on the same port with the same data, after a back-off of
+/// 1 s, 2 s, 4 s … 30 s between failed attempts (back to 1 s after a minute of running); the services
+/// reconnect by themselves (Npgsql's pool, StackExchange.Redis, MassTransit). A server that runs but
+/// does not answer is shown Unhealthy and left alone (it may be busy or frozen on purpose).
+/// </remarks>
 internal sealed class InfrastructureHost(AppHostOptions options, IReadOnlyList<Resource> resources, ILogger logger) : IAsyncDisposable
 {
+    public static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan MinBackOff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxBackOff = TimeSpan.FromSeconds(30);
+
+    private readonly CancellationTokenSource _supervising = new();
+    private readonly List<Task> _supervisors = [];
     private Infrastructure? _started;
 
     public async Task StartAsync(CancellationToken ct)
@@ -33,7 +49,7 @@ internal sealed class InfrastructureHost(AppHostOptions options, IReadOnlyList<R
             {
                 DataDirectory = options.DataDirectory,
                 DeleteDataOnDispose = options.Ephemeral,
-                Durable = !options.Ephemeral,
+                Durable = options.Durable,
                 StartPostgres = postgres is not null && externalPostgres is null,
                 StartRedis = redis is not null && externalRedis is null,
                 StartRabbitMq = rabbit is not null && externalRabbit is null,
@@ -59,11 +75,109 @@ internal sealed class InfrastructureHost(AppHostOptions options, IReadOnlyList<R
             rabbit.SetEndpoint("amqp", $"amqp://{rabbit.Uri.Host}:{rabbit.Uri.Port}");
             Running(rabbit, externalRabbit is not null);
         }
+
+        foreach (var server in _started?.Servers ?? [])
+        {
+            Resource? resource = server.Name switch { "postgres" => postgres, "redis" => redis, "rabbitmq" => rabbit, _ => null };
+            if (resource is null) continue;
+            IReadOnlyList<Resource> followers = resource is PostgresServerResource pg ? pg.Databases : [];
+            _supervisors.Add(Task.Run(() => SuperviseAsync(server, resource, followers, _supervising.Token), CancellationToken.None));
+        }
     }
+
+    /// <summary>Watches one server we started: probes it, and starts it again (same port, same data) when it dies.</summary>
+    private async Task SuperviseAsync(IServerProcess server, Resource resource, IReadOnlyList<Resource> followers, CancellationToken ct)
+    {
+        var backOff = MinBackOff;
+        var runningSince = Stopwatch.StartNew();
+        var failedProbes = 0;
+        void Show(ResourceState state, string health, string? description)
+        {
+            foreach (var r in followers.Prepend(resource))
+            {
+                (r.State, r.Health, r.HealthDescription) = (state, health, description);
+                if (state != ResourceState.Running) r.ProcessId = null;
+            }
+        }
+        try
+        {
+            while (true)
+            {
+                await Task.WhenAny(server.WhenExited, Task.Delay(ProbeInterval, ct));
+                ct.ThrowIfCancellationRequested();
+                if (server.IsRunning)
+                {
+                    var answered = await server.ProbeAsync(ct);
+                    if (answered && server.IsRunning)
+                    {
+                        if (failedProbes > 0) logger.LogInformation("{Resource} answers again", resource.Name);
+                        failedProbes = 0;
+                        Show(ResourceState.Running, "Healthy", null);
+                        continue;
+                    }
+                    if (server.IsRunning)
+                    {
+                        if (failedProbes++ == 0) logger.LogWarning("{Resource} (pid {Pid}) runs but does not answer {Probe}", resource.Name, server.ProcessId, ProbeName(server));
+                        Show(ResourceState.Running, "Unhealthy", $"runs but did not answer {ProbeName(server)} within 3 s ({failedProbes} probes in a row)");
+                        continue;
+                    }
+                }
+
+                // The process is gone: start it again, same port, same data, with back-off between failed attempts.
+                var died = Stopwatch.StartNew();
+                var pid = resource.ProcessId;
+                if (runningSince.Elapsed > TimeSpan.FromMinutes(1)) backOff = MinBackOff;
+                resource.Restarts++;
+                Show(ResourceState.Restarting, "Unhealthy", $"the process (pid {pid}) is gone; starting it again on port {server.Port} (restart #{resource.Restarts})");
+                logger.LogWarning("{Resource} (pid {Pid}) is gone; starting it again on port {Port} with the same data in {Seconds}s (restart #{Restart})",
+                    resource.Name, pid, server.Port, backOff.TotalSeconds, resource.Restarts);
+                for (var attempt = 1; ; attempt++)
+                {
+                    await Task.Delay(backOff, ct);
+                    backOff = TimeSpan.FromTicks(Math.Min(backOff.Ticks * 2, MaxBackOff.Ticks));
+                    try
+                    {
+                        await server.RestartAsync(ct);
+                        break;
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        var reason = e.Message.Split('\n')[0];
+                        logger.LogWarning("{Resource} did not come back (attempt {Attempt}): {Reason}; next attempt in {Seconds}s",
+                            resource.Name, attempt, reason, backOff.TotalSeconds);
+                        Show(ResourceState.Restarting, "Unhealthy", $"attempt {attempt} to start it again failed: {reason}");
+                    }
+                }
+                runningSince.Restart();
+                failedProbes = 0;
+                foreach (var r in followers.Prepend(resource)) r.StartedAt = DateTimeOffset.UtcNow;
+                Show(ResourceState.Running, "Healthy", null);
+                resource.ProcessId = server.ProcessId;
+                logger.LogInformation("{Resource} is back (pid {Pid}, port {Port}) {Seconds:0.0} s after it was found gone",
+                    resource.Name, server.ProcessId, server.Port, died.Elapsed.TotalSeconds);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
+        catch (Exception e)
+        {
+            resource.State = ResourceState.Failed;
+            logger.LogError(e, "Supervising {Resource} failed", resource.Name);
+        }
+    }
+
+    private static string ProbeName(IServerProcess server) => server.Name switch
+    {
+        "postgres" => "SELECT 1",
+        "redis" => "PING",
+        "rabbitmq" => "the AMQP handshake",
+        _ => "a probe",
+    };
 
     /// <summary>Stops the servers we started (data kept unless ephemeral).</summary>
     public async ValueTask DisposeAsync()
     {
+        await _supervising.CancelAsync(); // nothing is started again while we stop
+        await Task.WhenAll(_supervisors);
         foreach (var resource in resources.Where(r => r is not ProjectResource && r.State == ResourceState.Running))
             resource.State = ResourceState.Stopping;
         if (_started is not null) await _started.DisposeAsync();

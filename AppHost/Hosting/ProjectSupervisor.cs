@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Crm.Launcher;
 using Microsoft.Extensions.Logging;
 
@@ -5,9 +6,15 @@ namespace Crm.AppHost.Hosting;
 
 /// <summary>
 /// Runs one project: waits for what it waits for, starts <c>dotnet &lt;dll&gt;</c> under the watchdog,
-/// polls GET /health on its management endpoint, restarts it when it exits (back-off 1 s, 2 s,
+/// polls GET /health on its management endpoint (the health shown is what /health says: Healthy,
+/// Degraded or Unhealthy, with the failing checks), restarts it when it exits (back-off 1 s, 2 s,
 /// 4 s … 30 s; back to 1 s after a minute of running), echoes its output with a name prefix.
 /// </summary>
+/// <remarks>
+/// The service never runs unsupervised: if its watchdog is killed, the kernel sends the service
+/// SIGTERM (<see cref="ChildProcessOptions.ParentDeathSignal"/>), and a new copy is started only once
+/// the old one is gone (SIGKILLed after 10 s), so two never share the ports.
+/// </remarks>
 internal sealed class ProjectSupervisor(ProjectResource project, AppHostOptions options, ILogger logger, HttpClient http)
 {
     private static readonly TimeSpan MaxBackOff = TimeSpan.FromSeconds(30);
@@ -99,10 +106,31 @@ internal sealed class ProjectSupervisor(ProjectResource project, AppHostOptions 
 
         using var healthLoop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var health = PollHealthAsync(healthLoop.Token);
-        var code = await process.Exited.WaitAsync(ct).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : -1, TaskScheduler.Default);
+        // Exited also waits for the end of the output; the pid check sees a SIGKILL at once.
+        while (!process.Exited.IsCompleted && process.IsRunning && !ct.IsCancellationRequested)
+            await Task.WhenAny(process.Exited, Task.Delay(TimeSpan.FromSeconds(1), ct));
+        ct.ThrowIfCancellationRequested();
         await healthLoop.CancelAsync();
         await health;
-        return code;
+        await EnsureGoneAsync(process);
+        return process.Exited.IsCompletedSuccessfully ? process.Exited.Result : -1;
+    }
+
+    /// <summary>
+    /// After its watchdog ended, the service must be gone before a new copy takes its ports: it got
+    /// SIGTERM from the kernel when the watchdog died; SIGKILL after 10 s.
+    /// </summary>
+    private async Task EnsureGoneAsync(ChildProcess process)
+    {
+        if (process.Pid is not { } pid || !Signals.IsAlive(pid)) return;
+        logger.LogWarning("{Project} (pid {Pid}) still runs after its watchdog ended; waiting for it to stop", project.Name, pid);
+        for (var i = 0; i < 100 && Signals.IsAlive(pid); i++) await Task.Delay(100);
+        if (Signals.IsAlive(pid))
+        {
+            logger.LogWarning("{Project} (pid {Pid}) did not stop within 10 s; killing it", project.Name, pid);
+            Signals.Send(pid, Signals.SIGKILL);
+            for (var i = 0; i < 50 && Signals.IsAlive(pid); i++) await Task.Delay(100);
+        }
     }
 
     private string PidFile => Path.Combine(options.DataDirectory, "logs", project.Name + ".pid");
@@ -125,31 +153,41 @@ internal sealed class ProjectSupervisor(ProjectResource project, AppHostOptions 
         pids.Where(Signals.IsAlive).ToList().ForEach(pid => Signals.Send(pid, Signals.SIGKILL));
     }
 
-    /// <summary>GET /health every second until healthy, then every 5 s; the first 200 marks the project ready.</summary>
+    /// <summary>
+    /// GET /health every second until healthy, then every 2 s; the first success (Healthy or Degraded,
+    /// both 200) marks the project ready. Health and description are what /health says.
+    /// </summary>
     private async Task PollHealthAsync(CancellationToken ct)
     {
         try
         {
             while (!ct.IsCancellationRequested)
             {
-                bool healthy;
+                bool ok;
+                string status;
+                string? description;
                 try
                 {
                     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     timeout.CancelAfter(TimeSpan.FromSeconds(3));
                     using var response = await http.GetAsync(project.HealthUrl, timeout.Token);
-                    healthy = response.IsSuccessStatusCode;
+                    ok = response.IsSuccessStatusCode;
+                    (status, description) = HealthReport.Read(ok, (int)response.StatusCode, await response.Content.ReadAsStringAsync(timeout.Token));
                 }
                 catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
                 {
-                    healthy = false;
+                    (ok, status, description) = (false, "Unhealthy", e is OperationCanceledException ? "/health did not answer within 3 s" : "/health: " + e.Message);
                 }
                 if (ct.IsCancellationRequested) break;
                 var was = project.Health;
-                project.Health = healthy ? "Healthy" : "Unhealthy";
-                if (healthy && was != "Healthy") logger.LogInformation("{Project} is healthy", project.Name);
-                if (healthy) project.MarkReady();
-                await Task.Delay(healthy ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(1), ct);
+                (project.Health, project.HealthDescription) = (status, description);
+                if (status != was)
+                {
+                    if (status == "Healthy") logger.LogInformation("{Project} is healthy", project.Name);
+                    else if (was is not null) logger.LogWarning("{Project} is {Status}: {Description}", project.Name, status, description);
+                }
+                if (ok) project.MarkReady();
+                await Task.Delay(status == "Healthy" ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(1), ct);
             }
         }
         catch (OperationCanceledException) { }
@@ -160,4 +198,37 @@ internal sealed class ProjectSupervisor(ProjectResource project, AppHostOptions 
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host
         : Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self
         : "dotnet";
+}
+
+/// <summary>Reads the JSON of a service's /health: <c>{ status, checks: { name: { status, description } } }</c>.</summary>
+internal static class HealthReport
+{
+    /// <summary>The overall status, and the checks that are not Healthy as "name: Status (description)".</summary>
+    public static (string Status, string? Description) Read(bool success, int statusCode, string body)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            var root = json.RootElement;
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("status", out var s) && s.GetString() is { Length: > 0 } status)
+            {
+                var failing = new List<string>();
+                if (root.TryGetProperty("checks", out var checks) && checks.ValueKind == JsonValueKind.Object)
+                {
+                    foreach (var check in checks.EnumerateObject())
+                    {
+                        var checkStatus = check.Value.TryGetProperty("status", out var cs) ? cs.GetString() : null;
+                        if (checkStatus is null or "Healthy") continue;
+                        var why = check.Value.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+                        failing.Add(why is { Length: > 0 } ? $"{check.Name}: {checkStatus} ({Cut(why)})" : $"{check.Name}: {checkStatus}");
+                    }
+                }
+                return (status, failing.Count > 0 ? string.Join("; ", failing) : null);
+            }
+        }
+        catch (JsonException) { }
+        return success ? ("Healthy", null) : ("Unhealthy", $"/health answered HTTP {statusCode}");
+    }
+
+    private static string Cut(string text) => text.Length <= 300 ? text : text[..300] + "…";
 }

@@ -15,8 +15,11 @@ public abstract class Resource(string name)
     public abstract string Type { get; }
     public ResourceState State { get; set; } = ResourceState.NotStarted;
 
-    /// <summary>Healthy / Unhealthy for resources that have a health check, else null.</summary>
+    /// <summary>Healthy / Degraded / Unhealthy for resources that have a health check, else null.</summary>
     public string? Health { get; set; }
+
+    /// <summary>Why the health is not Healthy: the failing checks of a service, what a server's probe saw.</summary>
+    public string? HealthDescription { get; set; }
     public int Restarts { get; set; }
     public int? ProcessId { get; set; }
     public DateTimeOffset? StartedAt { get; set; }

@@ -7,7 +7,8 @@ namespace Crm.Launcher.Internal;
 /// <remarks>
 /// Arguments: owner pid, stop signal (TERM/INT), grace seconds, then the command. The wrapper
 /// <list type="bullet">
-/// <item>starts the command as its child and prints <c>@@crm-watchdog child=PID</c> on stderr;</item>
+/// <item>starts the command as its child and prints <c>@@crm-watchdog child=PID</c> on stderr
+/// (with its own pid in <c>CRM_WATCHDOG</c>, which <see cref="ParentCheck"/> compares with the child's parent);</item>
 /// <item>forwards a SIGTERM or SIGINT it receives to the child as the stop signal;</item>
 /// <item>checks once a second that the owner still exists; when it is gone, it sends the stop
 /// signal, waits the grace period and then SIGKILLs the child;</item>
@@ -25,7 +26,7 @@ internal static class Watchdog
 
     public const string Script = """
         owner=$1 sig=$2 grace=$3; shift 3
-        child= deadline=
+        child= deadline= ; export CRM_WATCHDOG=$$
         trap 'stopping=1; [ -n "$child" ] && kill -s "$sig" "$child" 2>/dev/null' TERM INT
         "$@" & child=$!
         echo "@@crm-watchdog child=$child" >&2
@@ -41,6 +42,13 @@ internal static class Watchdog
           if ! kill -0 "$child" 2>/dev/null; then kill "$tick" 2>/dev/null; wait "$child"; exit; fi
         done
         """;
+
+    /// <summary>
+    /// Run by the child after <c>setpriv --pdeathsig</c> armed the parent-death signal and before the
+    /// program: a watchdog that died before that moment would never send it (the signal is armed
+    /// against the new parent, init), so the child checks that its parent is still the watchdog.
+    /// </summary>
+    public const string ParentCheck = """[ "$PPID" = "$CRM_WATCHDOG" ] || exit 129; unset CRM_WATCHDOG; exec "$@" """;
 
     /// <summary>The argument list for <c>setsid</c> that runs <paramref name="command"/> under the watchdog.</summary>
     public static IEnumerable<string> Arguments(int stopSignal, TimeSpan grace, IEnumerable<string> command)

@@ -1,8 +1,5 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Crm.Customer.V1;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
@@ -15,50 +12,25 @@ namespace Crm.EndToEndTests;
 /// The whole suite as an operator runs it: the built AppHost in its own process, with a throw-away
 /// data folder and a dashboard on a free port.
 /// </summary>
+[Collection(AppHostCollection.Name)]
 public sealed class AppHostTests(ITestOutputHelper output)
 {
-    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
-
     [Fact]
-    public async Task AppHost_runs_the_suite_restarts_a_killed_service_and_stops_cleanly_on_SIGINT()
+    public async Task AppHost_runs_the_suite_an_order_earns_points_killed_services_and_wrappers_are_restarted_and_SIGINT_stops_cleanly()
     {
-        Assert.True(File.Exists(TestSupport.AppHostDll), $"{TestSupport.AppHostDll} is not built");
-        var folder = Path.Combine(Path.GetTempPath(), "crm-e2e-" + Guid.NewGuid().ToString("N")[..8]);
-        var lines = new ConcurrentQueue<string>();
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { TestSupport.AppHostDll, "--AppHost:Ephemeral=true", $"--AppHost:DataDirectory={folder}", "--AppHost:DashboardUrl=http://127.0.0.1:0" })
-            info.ArgumentList.Add(a);
-
         var stopwatch = Stopwatch.StartNew();
-        using var appHost = Process.Start(info)!;
-        DataReceivedEventHandler collect = (_, e) =>
-        {
-            if (e.Data is null) return;
-            lines.Enqueue(e.Data);
-            if (e.Data == "Crm suite is ready.") ready.TrySetResult();
-        };
-        appHost.OutputDataReceived += collect;
-        appHost.ErrorDataReceived += collect;
-        appHost.BeginOutputReadLine();
-        appHost.BeginErrorReadLine();
-        var pids = new HashSet<int>();
+        await using var appHost = await AppHostRun.StartAsync();
         try
         {
-            // 1. Ready within two minutes.
-            var exited = appHost.WaitForExitAsync();
-            if (await Task.WhenAny(ready.Task, exited, Task.Delay(TimeSpan.FromSeconds(120))) != ready.Task)
-                Assert.Fail("The AppHost did not print 'Crm suite is ready.'");
-            output.WriteLine($"ready after {stopwatch.Elapsed.TotalSeconds:0.0} s");
-            var dashboard = lines.Select(l => Regex.Match(l, @"Dashboard: (http://\S+)")).First(m => m.Success).Groups[1].Value;
+            // 1. Ready.
+            output.WriteLine($"ready after {appHost.StartTime.TotalSeconds:0.0} s");
 
             // 2. The customer service answers gRPC: health, then a write and a read.
-            var customer = await ResourceAsync(dashboard, "customer");
-            var grpcUrl = customer.GetProperty("endpoints").GetProperty("http").GetString()!;
-            pids.UnionWith(await AllPidsAsync(dashboard));
-            using var channel = GrpcChannel.ForAddress(grpcUrl);
+            var customer = await appHost.ResourceAsync("customer");
+            using var suite = await Suite.ConnectAsync(appHost);
+            using var channel = GrpcChannel.ForAddress(await appHost.GrpcUrlAsync("customer"));
             await AssertServingAsync(channel);
-            var client = new CustomerService.CustomerServiceClient(channel);
+            var client = suite.Customers;
             var created = await client.CreateCustomerAsync(new CreateCustomerRequest
             {
                 Profile = new CustomerProfile { Name = "Lin Yue", Phone = "13800138000", Email = "Lin.Yue@Example.com", SourceChannel = "store" },
@@ -69,46 +41,77 @@ public sealed class AppHostTests(ITestOutputHelper output)
             Assert.Equal("Lin Yue", read.Profile.Name);
             Assert.Equal("+8613800138000", read.Profile.Phone);
 
-            // 3. SIGKILL the service: the AppHost restarts it on the same ports.
+            // 3. Order → event → points, through RabbitMQ and the loyalty service: 10,000.50 yuan paid
+            //    earns exactly 10,000 points and as much growth value, which is tier S2 (8,001-80,000).
+            stopwatch.Restart();
+            var (order, _) = await suite.RecordOrderAsync(created.Id, "ERP-" + Guid.NewGuid().ToString("N")[..12], 10_000.50m, TimeSpan.FromSeconds(30));
+            var account = await suite.WaitForAccountAsync(created.Id, a => a.Balance != 0, TimeSpan.FromSeconds(60));
+            Assert.NotNull(account);
+            output.WriteLine($"points earned {stopwatch.Elapsed.TotalSeconds:0.0} s after RecordOrder");
+            Assert.Equal(10_000, account.Balance);
+            Assert.Equal(10_000, account.GrowthValue);
+            Assert.Equal("S2", account.Tier.Code);
+            var earned = Assert.Single(await suite.LedgerAsync(created.Id), e => e.Kind == Crm.Loyalty.V1.EntryKind.Earn);
+            Assert.Equal(order.Id, earned.SourceRef);
+            Assert.Equal(10_000, earned.Points);
+
+            // 4. SIGKILL the service: the AppHost restarts it on the same ports.
             var killed = customer.GetProperty("pid").GetInt32();
             TestSupport.Signal(killed, TestSupport.SIGKILL);
             stopwatch.Restart();
-            JsonElement restarted = default;
-            for (var deadline = DateTime.UtcNow.AddSeconds(60); DateTime.UtcNow < deadline; await Task.Delay(500))
-            {
-                restarted = await ResourceAsync(dashboard, "customer");
-                if (restarted.GetProperty("restarts").GetInt32() >= 1 && restarted.GetProperty("state").GetString() == "Running"
-                    && restarted.GetProperty("health").GetString() == "Healthy") break;
-            }
-            Assert.Equal("Healthy", restarted.GetProperty("health").GetString());
+            var restarted = await WaitForRestartAsync(appHost, "customer", 1);
             Assert.NotEqual(killed, restarted.GetProperty("pid").GetInt32());
             output.WriteLine($"customer healthy again {stopwatch.Elapsed.TotalSeconds:0.0} s after SIGKILL");
-            Assert.Contains(lines, l => l.Contains("customer exited with code 137; restarting in 1s (restart #1)", StringComparison.Ordinal));
-            pids.UnionWith(await AllPidsAsync(dashboard));
+            Assert.Contains(appHost.Lines, l => l.Contains("customer exited with code 137; restarting in 1s (restart #1)", StringComparison.Ordinal));
+            await appHost.RememberPidsAsync();
             await AssertServingAsync(channel);
             Assert.Equal(created.Id, (await client.GetCustomerAsync(new GetCustomerRequest { Id = created.Id })).Id);
 
-            // 4. SIGINT: exit 0 within 30 s, nothing left behind, the throw-away folder gone.
+            // 5. SIGKILL the loyalty service's supervising wrapper (its watchdog): the service must not
+            //    keep running unsupervised; it stops, and the AppHost starts one new copy.
+            var loyaltyPid = (await appHost.ResourceAsync("loyalty")).GetProperty("pid").GetInt32();
+            var wrapper = TestSupport.ParentOf(loyaltyPid);
+            Assert.Contains("crm-watchdog", TestSupport.CommandLine(wrapper));
+            TestSupport.Signal(wrapper, TestSupport.SIGKILL);
             stopwatch.Restart();
-            TestSupport.Signal(appHost.Id, TestSupport.SIGINT);
-            await appHost.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            output.WriteLine($"exited {stopwatch.Elapsed.TotalSeconds:0.0} s after SIGINT with code {appHost.ExitCode}");
-            Assert.Equal(0, appHost.ExitCode);
-            Assert.Empty(TestSupport.ProcessesMentioning(folder));
-            Assert.DoesNotContain(pids, TestSupport.IsAlive);
-            Assert.False(Directory.Exists(folder));
+            Assert.True(await TestSupport.EventuallyAsync(() => !TestSupport.IsAlive(loyaltyPid), TimeSpan.FromSeconds(15)),
+                $"loyalty (pid {loyaltyPid}) still runs 15 s after its wrapper was SIGKILLed");
+            output.WriteLine($"loyalty gone {stopwatch.Elapsed.TotalSeconds:0.0} s after its wrapper was SIGKILLed");
+            var newLoyalty = await WaitForRestartAsync(appHost, "loyalty", 1);
+            output.WriteLine($"loyalty healthy again {stopwatch.Elapsed.TotalSeconds:0.0} s after its wrapper was SIGKILLed");
+            Assert.Equal(appHost.Process.Id, TestSupport.ParentOf(TestSupport.ParentOf(newLoyalty.GetProperty("pid").GetInt32()))); // AppHost → watchdog → service
+            await appHost.RememberPidsAsync();
+            var account2 = await suite.Loyalty.GetAccountAsync(new Crm.Loyalty.V1.GetAccountRequest { CustomerId = created.Id }, deadline: DateTime.UtcNow.AddSeconds(10));
+            Assert.Equal(10_000, account2.Balance);
+
+            // 6. SIGINT: exit 0 within 30 s, nothing left behind, the throw-away folder gone.
+            stopwatch.Restart();
+            var code = await appHost.StopAsync();
+            output.WriteLine($"exited {stopwatch.Elapsed.TotalSeconds:0.0} s after SIGINT with code {code}");
+            Assert.Equal(0, code);
+            Assert.Empty(TestSupport.ProcessesMentioning(appHost.Folder));
+            Assert.DoesNotContain(appHost.SeenPids, TestSupport.IsAlive);
+            Assert.False(Directory.Exists(appHost.Folder));
         }
         catch
         {
-            foreach (var line in lines.TakeLast(150)) output.WriteLine(line);
+            appHost.WriteTail(output);
             throw;
         }
-        finally
+    }
+
+    /// <summary>Waits (60 s) until the resource shows at least <paramref name="restarts"/> restarts and runs healthy again.</summary>
+    internal static async Task<JsonElement> WaitForRestartAsync(AppHostRun appHost, string name, int restarts)
+    {
+        JsonElement resource = default;
+        for (var deadline = DateTime.UtcNow.AddSeconds(60); DateTime.UtcNow < deadline; await Task.Delay(250))
         {
-            if (!appHost.HasExited) appHost.Kill(); // SIGKILL: the watchdogs stop its children
-            await TestSupport.EventuallyAsync(() => TestSupport.ProcessesMentioning(folder).Count == 0 && !pids.Any(TestSupport.IsAlive), TimeSpan.FromSeconds(30));
-            try { if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true); } catch (IOException) { }
+            resource = await appHost.ResourceAsync(name);
+            if (resource.GetProperty("restarts").GetInt32() >= restarts && resource.GetProperty("state").GetString() == "Running"
+                && resource.GetProperty("health").GetString() == "Healthy") return resource;
         }
+        Assert.Fail($"{name} did not run healthy again after restart #{restarts}: {resource}");
+        return resource;
     }
 
     private static async Task AssertServingAsync(GrpcChannel channel)
@@ -117,17 +120,11 @@ public sealed class AppHostTests(ITestOutputHelper output)
         var reply = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
         Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, reply.Status);
     }
+}
 
-    private static async Task<JsonElement> ResourceAsync(string dashboard, string name)
-    {
-        var resources = await Http.GetFromJsonAsync<JsonElement>($"{dashboard}/api/resources");
-        return resources.EnumerateArray().Single(r => r.GetProperty("name").GetString() == name);
-    }
-
-    private static async Task<IEnumerable<int>> AllPidsAsync(string dashboard)
-    {
-        var resources = await Http.GetFromJsonAsync<JsonElement>($"{dashboard}/api/resources");
-        return resources.EnumerateArray().Where(r => r.GetProperty("pid").ValueKind == JsonValueKind.Number)
-            .Select(r => r.GetProperty("pid").GetInt32()).ToList();
-    }
+/// <summary>The tests that run the whole AppHost, one at a time: on two cores, two suites at once would skew every timing.</summary>
+[CollectionDefinition(Name)]
+public sealed class AppHostCollection
+{
+    public const string Name = "AppHost";
 }

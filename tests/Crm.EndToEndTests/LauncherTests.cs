@@ -180,3 +180,148 @@ public sealed class OrphanTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>A supervised program never runs on without its supervisor: not when its watchdog is SIGKILLed either.</summary>
+public sealed class WatchdogTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_program_does_not_outlive_its_SIGKILLed_watchdog()
+    {
+        await using var child = ChildProcess.Start(new ChildProcessOptions
+        {
+            Name = "sleeper",
+            FileName = "sleep",
+            Arguments = ["600"],
+            StopSignal = Signals.SIGTERM,
+        });
+        await child.WaitForPidAsync();
+        var pid = child.Pid!.Value;
+        Assert.True(TestSupport.IsAlive(pid));
+        Assert.Equal(child.WatchdogPid, TestSupport.ParentOf(pid));
+
+        TestSupport.Signal(child.WatchdogPid, TestSupport.SIGKILL);
+        var stopwatch = Stopwatch.StartNew();
+        Assert.True(await TestSupport.EventuallyAsync(() => !TestSupport.IsAlive(pid), TimeSpan.FromSeconds(5)),
+            $"sleep (pid {pid}) still runs after its watchdog was SIGKILLed");
+        output.WriteLine($"program gone {stopwatch.Elapsed.TotalMilliseconds:0} ms after its watchdog was SIGKILLed");
+        Assert.Equal(128 + TestSupport.SIGKILL, await child.Exited.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+}
+
+/// <summary>
+/// As root, Postgres runs as postgres and RabbitMQ as rabbitmq: a data folder under a mode-700 parent
+/// (a clone in /root) is out of their reach, so the data is kept under /var/lib/crm-suite instead.
+/// </summary>
+public sealed class DataLocationTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task As_root_the_infrastructure_starts_from_a_data_folder_under_a_mode_700_parent()
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            output.WriteLine("not root: the servers run as this user and reach any folder it can; nothing to prove");
+            return;
+        }
+        var home = Path.Combine(Path.GetTempPath(), "crm-home700-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(home);
+        File.SetUnixFileMode(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute); // like /root
+        var requested = Path.Combine(home, "clone", ".data");
+        var relocated = DataLocation.FallbackFor(requested);
+        try
+        {
+            Assert.Equal(relocated, DataLocation.Resolve(requested));
+            Assert.StartsWith("/var/lib/crm-suite/", relocated);
+            var reachable = Path.Combine(Path.GetTempPath(), "crm-reachable", ".data");
+            Assert.Equal(reachable, DataLocation.Resolve(reachable)); // reachable: kept where asked
+
+            var stopwatch = Stopwatch.StartNew();
+            await using (var infrastructure = await Infrastructure.StartAsync(new InfrastructureOptions
+            {
+                DataDirectory = requested,
+                DeleteDataOnDispose = true,
+                Durable = false,
+                Databases = ["a"],
+            }))
+            {
+                output.WriteLine($"started in {stopwatch.Elapsed.TotalSeconds:0.0} s from {infrastructure.DataDirectory}");
+                Assert.Equal(relocated, infrastructure.DataDirectory);
+                Assert.Equal(requested + "\n", File.ReadAllText(Path.Combine(relocated, DataLocation.OriginFile)));
+                await using (var connection = new NpgsqlConnection(infrastructure.Postgres!.ConnectionString("a")))
+                {
+                    await connection.OpenAsync();
+                    Assert.Equal("a", connection.Database);
+                }
+                await using (var redis = await ConnectionMultiplexer.ConnectAsync(infrastructure.Redis!.ConnectionString))
+                    await redis.GetDatabase().PingAsync();
+                Assert.True(await TestSupport.AmqpHandshakeAsync(infrastructure.RabbitMq!.Port));
+                Assert.Empty(TestSupport.ProcessesMentioning(home));
+            }
+            Assert.False(Directory.Exists(relocated));
+        }
+        finally
+        {
+            Directory.Delete(home, recursive: true);
+            if (Directory.Exists(relocated)) Directory.Delete(relocated, recursive: true);
+        }
+    }
+}
+
+/// <summary><see cref="IServerProcess"/>: a SIGKILLed server is seen at once and comes back on its port with its data.</summary>
+public sealed class ServerRestartTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_SIGKILLed_Postgres_and_Redis_come_back_on_the_same_port_with_their_data()
+    {
+        var options = new InfrastructureOptions
+        {
+            DataDirectory = Path.Combine(Path.GetTempPath(), "crm-restart-" + Guid.NewGuid().ToString("N")[..8]),
+            DeleteDataOnDispose = true,
+            Durable = true, // Redis keeps an append-only file; Postgres commits survive its own crash
+            StartRabbitMq = false,
+            Databases = ["kept"],
+        };
+        await using var infrastructure = await Infrastructure.StartAsync(options);
+        await using (var connection = new NpgsqlConnection(infrastructure.Postgres!.ConnectionString("kept")))
+        {
+            await connection.OpenAsync();
+            await using var create = new NpgsqlCommand("CREATE TABLE t (v int); INSERT INTO t VALUES (42)", connection);
+            await create.ExecuteNonQueryAsync();
+        }
+        await using (var redis = await ConnectionMultiplexer.ConnectAsync(infrastructure.Redis!.ConnectionString))
+            await redis.GetDatabase().StringSetAsync("kept", "yes");
+        await Task.Delay(1200); // appendfsync everysec
+
+        foreach (var server in infrastructure.Servers)
+        {
+            var (port, pid) = (server.Port, server.ProcessId!.Value);
+            Assert.True(server.IsRunning);
+            Assert.True(await server.ProbeAsync());
+            TestSupport.Signal(pid, TestSupport.SIGKILL);
+            var stopwatch = Stopwatch.StartNew();
+            Assert.True(await TestSupport.EventuallyAsync(() => !server.IsRunning, TimeSpan.FromSeconds(2)), $"{server.Name}: SIGKILL not seen");
+            var seen = stopwatch.Elapsed;
+            Assert.False(await server.ProbeAsync());
+            for (var attempt = 1; ; attempt++) // a dead postmaster's backends may hold its shared memory a moment
+            {
+                try { await server.RestartAsync(); break; }
+                catch (InfrastructureException) when (attempt < 5) { await Task.Delay(1000); }
+            }
+            output.WriteLine($"{server.Name}: SIGKILL seen after {seen.TotalMilliseconds:0} ms, back after {stopwatch.Elapsed.TotalSeconds:0.0} s");
+            Assert.True(server.IsRunning);
+            Assert.Equal(port, server.Port);
+            Assert.NotEqual(pid, server.ProcessId);
+            Assert.True(await server.ProbeAsync());
+            Assert.False(TestSupport.IsAlive(pid));
+        }
+
+        // Unpooled: a pooled connection to the dead postmaster fails once (57P01), as it does in the services.
+        await using (var connection = new NpgsqlConnection(infrastructure.Postgres.ConnectionString("kept") + ";Pooling=false"))
+        {
+            await connection.OpenAsync();
+            await using var select = new NpgsqlCommand("SELECT v FROM t", connection);
+            Assert.Equal(42, await select.ExecuteScalarAsync());
+        }
+        await using (var redis = await ConnectionMultiplexer.ConnectAsync(infrastructure.Redis.ConnectionString))
+            Assert.Equal("yes", (string?)await redis.GetDatabase().StringGetAsync("kept"));
+    }
+}

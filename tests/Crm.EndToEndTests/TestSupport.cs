@@ -56,6 +56,40 @@ internal static class TestSupport
         catch (IOException) { return false; }
     }
 
+    /// <summary>The parent pid from /proc/PID/stat, 0 when the process is gone.</summary>
+    public static int ParentOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (IOException) { return 0; }
+    }
+
+    public static string CommandLine(int pid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' '); }
+        catch (IOException) { return ""; }
+    }
+
+    /// <summary>Every live process below <paramref name="pid"/> (children, their children, …).</summary>
+    public static List<int> DescendantsOf(int pid)
+    {
+        var parents = new Dictionary<int, int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            if (int.TryParse(Path.GetFileName(dir), out var p) && ParentOf(p) is > 0 and var parent) parents[p] = parent;
+        var found = new List<int>();
+        var queue = new Queue<int>([pid]);
+        while (queue.TryDequeue(out var next))
+            foreach (var child in parents.Where(e => e.Value == next).Select(e => e.Key))
+            {
+                found.Add(child);
+                queue.Enqueue(child);
+            }
+        return found.Where(IsAlive).ToList();
+    }
+
     /// <summary>Polls until <paramref name="condition"/> holds or the time is up; returns whether it held.</summary>
     public static async Task<bool> EventuallyAsync(Func<bool> condition, TimeSpan timeout)
     {

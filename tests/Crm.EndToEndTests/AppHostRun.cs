@@ -1,0 +1,113 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Xunit.Abstractions;
+
+namespace Crm.EndToEndTests;
+
+/// <summary>
+/// The built AppHost in its own process, as an operator runs it: a throw-away data folder, a
+/// dashboard on a free port; <see cref="ResourceAsync"/> reads <c>/api/resources</c>.
+/// </summary>
+internal sealed class AppHostRun : IAsyncDisposable
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private AppHostRun(string folder, Process process)
+    {
+        Folder = folder;
+        Process = process;
+    }
+
+    public string Folder { get; }
+    public Process Process { get; }
+    public ConcurrentQueue<string> Lines { get; } = new();
+    public string Dashboard { get; private set; } = "";
+    public TimeSpan StartTime { get; private set; }
+
+    /// <summary>Every pid the dashboard showed (services and servers), to check that none outlives the AppHost.</summary>
+    public HashSet<int> SeenPids { get; } = [];
+
+    /// <summary>Starts the AppHost (ephemeral, in <paramref name="folder"/> or a new temp folder) and waits for <c>Crm suite is ready.</c></summary>
+    public static async Task<AppHostRun> StartAsync(string? folder = null, TimeSpan? timeout = null, params string[] arguments)
+    {
+        if (!File.Exists(TestSupport.AppHostDll)) throw new InvalidOperationException($"{TestSupport.AppHostDll} is not built");
+        folder ??= Path.Combine(Path.GetTempPath(), "crm-e2e-" + Guid.NewGuid().ToString("N")[..8]);
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { TestSupport.AppHostDll, "--AppHost:Ephemeral=true", $"--AppHost:DataDirectory={folder}", "--AppHost:DashboardUrl=http://127.0.0.1:0" })
+            info.ArgumentList.Add(a);
+        foreach (var a in arguments) info.ArgumentList.Add(a);
+        var stopwatch = Stopwatch.StartNew();
+        var run = new AppHostRun(folder, Process.Start(info)!);
+        DataReceivedEventHandler collect = (_, e) =>
+        {
+            if (e.Data is null) return;
+            run.Lines.Enqueue(e.Data);
+            if (e.Data == "Crm suite is ready.") run._ready.TrySetResult();
+        };
+        run.Process.OutputDataReceived += collect;
+        run.Process.ErrorDataReceived += collect;
+        run.Process.BeginOutputReadLine();
+        run.Process.BeginErrorReadLine();
+        try
+        {
+            var exited = run.Process.WaitForExitAsync();
+            if (await Task.WhenAny(run._ready.Task, exited, Task.Delay(timeout ?? TimeSpan.FromSeconds(150))) != run._ready.Task)
+                throw new InvalidOperationException("The AppHost did not print 'Crm suite is ready.':\n" + run.Tail(80));
+            run.StartTime = stopwatch.Elapsed;
+            run.Dashboard = run.Lines.Select(l => Regex.Match(l, @"Dashboard: (http://\S+)")).First(m => m.Success).Groups[1].Value;
+            await run.RememberPidsAsync();
+            return run;
+        }
+        catch
+        {
+            await run.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task<JsonElement[]> ResourcesAsync()
+    {
+        var resources = await Http.GetFromJsonAsync<JsonElement>($"{Dashboard}/api/resources");
+        return [.. resources.EnumerateArray()];
+    }
+
+    public async Task<JsonElement> ResourceAsync(string name) =>
+        (await ResourcesAsync()).Single(r => r.GetProperty("name").GetString() == name);
+
+    public async Task RememberPidsAsync()
+    {
+        foreach (var r in await ResourcesAsync())
+            if (r.GetProperty("pid").ValueKind == JsonValueKind.Number) SeenPids.Add(r.GetProperty("pid").GetInt32());
+    }
+
+    public async Task<string> GrpcUrlAsync(string service) =>
+        (await ResourceAsync(service)).GetProperty("endpoints").GetProperty("http").GetString()!;
+
+    /// <summary>SIGINT, then the exit code (within 30 s).</summary>
+    public async Task<int> StopAsync()
+    {
+        TestSupport.Signal(Process.Id, TestSupport.SIGINT);
+        await Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        return Process.ExitCode;
+    }
+
+    public string Tail(int lines) => string.Join('\n', Lines.TakeLast(lines));
+
+    public void WriteTail(ITestOutputHelper output, int lines = 150)
+    {
+        foreach (var line in Lines.TakeLast(lines)) output.WriteLine(line);
+    }
+
+    /// <summary>SIGKILLs the AppHost if it still runs; its watchdogs stop the rest. Waits for that, deletes the folder.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!Process.HasExited) Process.Kill();
+        await TestSupport.EventuallyAsync(() => TestSupport.ProcessesMentioning(Folder).Count == 0 && !SeenPids.Any(TestSupport.IsAlive), TimeSpan.FromSeconds(30));
+        try { if (Directory.Exists(Folder)) Directory.Delete(Folder, recursive: true); } catch (IOException) { }
+        Process.Dispose();
+    }
+}
