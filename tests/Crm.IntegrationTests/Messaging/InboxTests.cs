@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Crm.IntegrationTests.Support;
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using Dapper;
 using MassTransit;
 using Microsoft.Extensions.Configuration;

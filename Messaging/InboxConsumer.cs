@@ -1,7 +1,7 @@
 using MassTransit;
 using Npgsql;
 
-namespace Crm.ServiceDefaults.Messaging;
+namespace Crm.Messaging;
 
 /// <summary>
 /// A consumer that applies each message once. The message id is recorded in inbox_messages in the same

@@ -1,8 +1,10 @@
 using Crm.ServiceDefaults.Data;
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace Microsoft.Extensions.Hosting;
 
@@ -45,5 +47,8 @@ public static class MessagingExtensions
         builder.Services.AddOptions<OutboxOptions>().BindConfiguration("Outbox");
         builder.Services.AddHostedService<OutboxRelay>();
         builder.AddDatabaseMigrations(typeof(Outbox).Assembly);
+        builder.Services.AddOpenTelemetry()
+            .WithMetrics(metrics => metrics.AddMeter("MassTransit", OutboxRelay.MeterName))
+            .WithTracing(tracing => tracing.AddSource("MassTransit", OutboxRelay.MeterName));
     }
 }

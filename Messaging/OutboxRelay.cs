@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
-namespace Crm.ServiceDefaults.Messaging;
+namespace Crm.Messaging;
 
 public sealed class OutboxOptions
 {
