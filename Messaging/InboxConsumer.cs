@@ -1,4 +1,9 @@
+using Crm.Messaging.Parking;
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Crm.Messaging;
@@ -8,6 +13,13 @@ namespace Crm.Messaging;
 /// transaction as the effect: a redelivery (or the relay publishing twice) finds the id and does nothing,
 /// and a failed effect rolls the id back so the retry runs again. Events the effect adds to the outbox are
 /// published once the transaction commits.
+/// <para>
+/// A message that keeps failing is never dropped and never moved to an _error queue: after a few quick in-memory
+/// retries (<see cref="ConsumerRetryOptions"/>) it is parked in this service's database and swept back later with
+/// growing delays (<see cref="ParkingOptions"/>), e.g. a refund that overtook its order comes back until the order has
+/// been earned. If it cannot even be parked (the database is down) it stays unacknowledged on the broker and is
+/// retried in memory with exponential back-off until the database answers again.
+/// </para>
 /// </summary>
 public abstract class InboxConsumer<TMessage>(NpgsqlDataSource dataSource, Outbox? outbox = null) : IConsumer<TMessage>
     where TMessage : class
@@ -16,19 +28,81 @@ public abstract class InboxConsumer<TMessage>(NpgsqlDataSource dataSource, Outbo
     {
         var messageId = context.MessageId
             ?? throw new InvalidOperationException($"{typeof(TMessage).Name} arrived without a MessageId; the inbox needs one.");
+        var consumer = GetType().Name;
+        var ct = context.CancellationToken;
+        var services = context.TryGetPayload<IServiceProvider>(out var provider) ? provider : null;
+        var retry = services?.GetService<IOptions<ConsumerRetryOptions>>()?.Value ?? new ConsumerRetryOptions();
+        var parked = services?.GetService<ParkedMessages>();
+        var logger = (ILogger?)services?.GetService<ILoggerFactory>()?.CreateLogger(GetType()) ?? NullLogger.Instance;
+        var isReplay = context.Headers.TryGetHeader(ParkedMessages.ReplayHeader, out _);
 
-        await using var connection = await dataSource.OpenConnectionAsync(context.CancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(context.CancellationToken);
+        // A message re-sent from the park has had its quick retries already.
+        var quickRetries = isReplay ? 0 : retry.InMemoryDelays.Length;
+        var failures = 0;
+        var outageRounds = 0;
+        while (true)
+        {
+            Exception error;
+            try
+            {
+                await ApplyAsync(context, messageId, consumer, isReplay, ct);
+                return;
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                error = ex;
+            }
+
+            failures++;
+            if (failures <= quickRetries)
+            {
+                await Task.Delay(retry.InMemoryDelays[failures - 1], ct);
+                continue;
+            }
+            if (parked is null) throw error; // not hosted by AddMessaging: leave it to the endpoint's retry policy
+
+            try
+            {
+                var (status, attempts) = await parked.ParkAsync(context, consumer, error, ct);
+                if (status == ParkedMessages.Failed)
+                    logger.LogError(error, "{MessageType} {MessageId} failed {Attempts} times in {Consumer}; kept as failed for an operator to replay",
+                        typeof(TMessage).Name, messageId, attempts, consumer);
+                else
+                    logger.LogWarning("{MessageType} {MessageId} failed in {Consumer} ({Error}); parked, attempt {Attempts}",
+                        typeof(TMessage).Name, messageId, consumer, ParkedMessages.Describe(error), attempts);
+                return;
+            }
+            catch (Exception parkError) when (!ct.IsCancellationRequested)
+            {
+                // Most likely the database itself is unreachable: keep the message on the broker and try again later.
+                outageRounds++;
+                var delay = TimeSpan.FromMilliseconds(Math.Min(retry.OutageMaxDelay.TotalMilliseconds,
+                    retry.OutageFirstDelay.TotalMilliseconds * Math.Pow(2, Math.Min(outageRounds - 1, 20))));
+                logger.LogWarning("{MessageType} {MessageId} can neither be applied nor parked ({Error}); retrying in {Delay}",
+                    typeof(TMessage).Name, messageId, ParkedMessages.Describe(parkError), delay);
+                await Task.Delay(delay, ct);
+            }
+        }
+    }
+
+    private async Task ApplyAsync(ConsumeContext<TMessage> context, Guid messageId, string consumer, bool isReplay, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        if (isReplay) await ParkedMessages.DeleteAsync(transaction, messageId, consumer, ct);
         await using (var claim = new NpgsqlCommand(
             "INSERT INTO inbox_messages (message_id, consumer) VALUES ($1, $2) ON CONFLICT DO NOTHING", connection, transaction))
         {
             claim.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = messageId });
-            claim.Parameters.Add(new NpgsqlParameter<string> { TypedValue = GetType().Name });
-            if (await claim.ExecuteNonQueryAsync(context.CancellationToken) == 0)
-                return; // applied before
+            claim.Parameters.Add(new NpgsqlParameter<string> { TypedValue = consumer });
+            if (await claim.ExecuteNonQueryAsync(ct) == 0)
+            {
+                await transaction.CommitAsync(ct); // applied before (and its parked copy, if any, is gone now)
+                return;
+            }
         }
         await HandleAsync(context, transaction);
-        await transaction.CommitAsync(context.CancellationToken);
+        await transaction.CommitAsync(ct);
         outbox?.Wake();
     }
 

@@ -79,6 +79,13 @@ public static class ServiceDefaultsExtensions
             Predicate = r => r.Tags.Contains("live"),
             ResponseWriter = HealthResponse.WriteAsync,
         });
+        foreach (var endpoints in app.Services.GetServices<DefaultEndpoints>()) endpoints.Map(app);
         return app;
     }
 }
+
+/// <summary>
+/// Endpoints a shared library (e.g. messaging's crm.ops.v1.MessagingAdmin) adds to every service that registers it;
+/// <see cref="ServiceDefaultsExtensions.MapDefaultEndpoints"/> maps them.
+/// </summary>
+public sealed record DefaultEndpoints(Action<Microsoft.AspNetCore.Routing.IEndpointRouteBuilder> Map);
