@@ -30,14 +30,12 @@ public abstract class InboxConsumer<TMessage>(NpgsqlDataSource dataSource, Outbo
             ?? throw new InvalidOperationException($"{typeof(TMessage).Name} arrived without a MessageId; the inbox needs one.");
         var consumer = GetType().Name;
         var ct = context.CancellationToken;
-        var services = context.TryGetPayload<IServiceProvider>(out var provider) ? provider : null;
-        var retry = services?.GetService<IOptions<ConsumerRetryOptions>>()?.Value ?? new ConsumerRetryOptions();
-        var parked = services?.GetService<ParkedMessages>();
-        var logger = (ILogger?)services?.GetService<ILoggerFactory>()?.CreateLogger(GetType()) ?? NullLogger.Instance;
         var isReplay = context.Headers.TryGetHeader(ParkedMessages.ReplayHeader, out _);
 
-        // A message re-sent from the park has had its quick retries already.
-        var quickRetries = isReplay ? 0 : retry.InMemoryDelays.Length;
+        // The happy path needs nothing more; what failure handling needs is looked up on the first failure.
+        ConsumerRetryOptions? retry = null;
+        ParkedMessages? parked = null;
+        ILogger logger = NullLogger.Instance;
         var failures = 0;
         var outageRounds = 0;
         while (true)
@@ -54,12 +52,21 @@ public abstract class InboxConsumer<TMessage>(NpgsqlDataSource dataSource, Outbo
             }
 
             failures++;
+            if (retry is null)
+            {
+                var services = context.TryGetPayload<IServiceProvider>(out var provider) ? provider : null;
+                retry = services?.GetService<IOptions<ConsumerRetryOptions>>()?.Value ?? new ConsumerRetryOptions();
+                parked = services?.GetService<ParkedMessages>();
+                logger = (ILogger?)services?.GetService<ILoggerFactory>()?.CreateLogger(GetType()) ?? NullLogger.Instance;
+            }
+            // A message re-sent from the park has had its quick retries already.
+            var quickRetries = isReplay ? 0 : retry.InMemoryDelays.Length;
             if (failures <= quickRetries)
             {
                 await Task.Delay(retry.InMemoryDelays[failures - 1], ct);
                 continue;
             }
-            if (parked is null) throw error; // not hosted by AddMessaging: leave it to the endpoint's retry policy
+            if (parked is null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error); // not hosted by AddMessaging: the endpoint's retry policy decides
 
             try
             {

@@ -13,7 +13,7 @@ namespace Crm.IntegrationTests.Messaging;
 /// message to an _error queue nobody reads. Both scenarios here last far longer than that.
 /// </summary>
 [Collection(SuiteCollection.Name)]
-public class RedeliveryTests(SuiteFixture suite)
+public class RedeliveryTests(SuiteFixture suite, Xunit.Abstractions.ITestOutputHelper output)
 {
     private readonly Scenario _scenario = new(suite);
     private readonly LoyaltyService.LoyaltyServiceClient _loyalty = new(suite.Loyalty.Channel);
@@ -40,6 +40,7 @@ public class RedeliveryTests(SuiteFixture suite)
         var attempts = parked.Attempts;
         Assert.Equal("parked", parked.Status);
         Assert.True(attempts >= 10, $"The refund was redelivered only {attempts} times in two minutes.");
+        output.WriteLine($"The refund was parked and redelivered {attempts} times in the two minutes before its order");
 
         await _scenario.PublishThroughCustomerOutboxAsync(new OrderPaid(orderId, Guid.Parse(customerId), "ERP-LATE", null, "store",
             [new OrderLineItem("RING-PT-07", "Platinum ring", 1, 1000.50m)], 1000.50m, DateTimeOffset.UtcNow.AddMinutes(-3)));
@@ -65,7 +66,8 @@ public class RedeliveryTests(SuiteFixture suite)
         // A loyalty service of its own (queues loyaltyoutage-*, database loyaltyoutagedb), so the outage disturbs no other test.
         await using var host = await ServiceHost.StartAsync(args => Crm.Loyalty.LoyaltyApp.Build(args), suite.Infrastructure,
             "loyaltyoutage", "loyaltyoutagedb", connectionName: "loyaltydb");
-        await using var db = NpgsqlDataSource.Create(suite.Infrastructure.Postgres!.ConnectionString("loyaltyoutagedb"));
+        // Unpooled: the outage terminates every session of loyaltyoutagedb, the test's own too.
+        await using var db = NpgsqlDataSource.Create(suite.Infrastructure.Postgres!.ConnectionString("loyaltyoutagedb") + ";Pooling=false");
         await using var admin = NpgsqlDataSource.Create(suite.Infrastructure.Postgres!.AdminConnectionString);
 
         var customers = new List<string>();
@@ -112,6 +114,7 @@ public class RedeliveryTests(SuiteFixture suite)
             }
             Assert.True(recorded.Count - before >= 100, $"Only {recorded.Count - before} orders were recorded during the outage.");
 
+            output.WriteLine($"{recorded.Count - before} orders recorded during the 60 s outage of loyaltyoutagedb");
             var afterOutage = recorded.Count;
             await Scenario.WaitUntilAsync(() => Task.FromResult(recorded.Count >= afterOutage + 10), TimeSpan.FromSeconds(30), "more orders after the outage");
         }
@@ -121,8 +124,10 @@ public class RedeliveryTests(SuiteFixture suite)
             await stream;
         }
 
+        var drain = Stopwatch.StartNew();
         await Scenario.WaitUntilAsync(async () => await AppliedAsync() == recorded.Count, TimeSpan.FromSeconds(120),
             $"all {recorded.Count} orders to earn in loyaltyoutagedb");
+        output.WriteLine($"All {recorded.Count} orders earned once, {drain.Elapsed.TotalSeconds:0.0} s after the stream stopped");
 
         await using (var connection = await db.OpenConnectionAsync())
         {
