@@ -11,27 +11,19 @@ namespace Crm.Messaging;
 /// </summary>
 public sealed class MessagingStats
 {
-    private static readonly Meter Meter = new(OutboxRelay.MeterName + ".Stats");
+    public const string MeterName = OutboxRelay.MeterName + ".Stats";
     private readonly NpgsqlDataSource _dataSource;
     private Snapshot _last;
 
-    public MessagingStats(NpgsqlDataSource dataSource)
+    public MessagingStats(NpgsqlDataSource dataSource, IMeterFactory? meterFactory = null)
     {
         _dataSource = dataSource;
-        // One instrument set per process (the meter is static); the last MessagingStats created reports.
-        Current = this;
+        // One meter per service provider (IMeterFactory), so two services in one process each report their own.
+        var meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+        meter.CreateObservableGauge("crm.outbox.dead", () => _last.OutboxDead, description: "Outbox rows set aside as unreadable");
+        meter.CreateObservableGauge("crm.messaging.parked", () => _last.Parked, description: "Consumed messages parked for redelivery");
+        meter.CreateObservableGauge("crm.messaging.failed", () => _last.Failed, description: "Consumed messages failed for good");
     }
-
-    private static MessagingStats? Current { get; set; }
-
-    static MessagingStats()
-    {
-        Meter.CreateObservableGauge("crm.outbox.dead", () => Current?._last.OutboxDead ?? 0, description: "Outbox rows set aside as unreadable");
-        Meter.CreateObservableGauge("crm.messaging.parked", () => Current?._last.Parked ?? 0, description: "Consumed messages parked for redelivery");
-        Meter.CreateObservableGauge("crm.messaging.failed", () => Current?._last.Failed ?? 0, description: "Consumed messages failed for good");
-    }
-
-    public static string MeterName => Meter.Name;
 
     public readonly record struct Snapshot(long OutboxDead, long Parked, long Failed);
 

@@ -254,7 +254,9 @@ public sealed class OutboxRelay(
             if (!await _inFlight.WaitAsync(_options.PublishTimeout, ct))
                 return new PublishResult($"More than {_options.MaxInFlight} publishes outstanding; the broker is not confirming", false);
             Task publish;
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            // Disposed (and the slot released) only when the client has really finished with the message, even if
+            // we stop waiting for it before that.
+            var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(_options.PublishTimeout);
             try
             {
@@ -262,12 +264,16 @@ public sealed class OutboxRelay(
             }
             catch
             {
+                timeout.Dispose();
                 _inFlight.Release();
                 throw;
             }
-            // The slot is held until the client has really finished with the message, even after we stop waiting.
-            _ = publish.ContinueWith(static (_, state) => ((SemaphoreSlim)state!).Release(), _inFlight, CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            _ = publish.ContinueWith(static (_, state) =>
+            {
+                var (cts, slots) = ((CancellationTokenSource, SemaphoreSlim))state!;
+                cts.Dispose();
+                slots.Release();
+            }, (timeout, _inFlight), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             // Do not trust the client to honour the token: stop waiting after the timeout whatever it does.
             await publish.WaitAsync(_options.PublishTimeout, ct);
             return new PublishResult(null, false);

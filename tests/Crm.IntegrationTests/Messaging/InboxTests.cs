@@ -71,6 +71,7 @@ public class InboxTests(SuiteFixture suite) : IAsyncLifetime
             "--Messaging:Inbox:PruneInterval=00:00:00.500",
         ]); // applies the outbox/inbox migrations
         _db = _host.Services.GetRequiredService<NpgsqlDataSource>();
+        await Scenario.WaitForBusAsync(_host.Services);
         await using var connection = await _db.OpenConnectionAsync();
         await connection.ExecuteAsync("CREATE TABLE IF NOT EXISTS ping_effects (key uuid NOT NULL)");
     }

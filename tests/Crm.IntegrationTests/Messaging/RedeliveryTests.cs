@@ -69,6 +69,7 @@ public class RedeliveryTests(SuiteFixture suite, Xunit.Abstractions.ITestOutputH
         // Unpooled: the outage terminates every session of loyaltyoutagedb, the test's own too.
         await using var db = NpgsqlDataSource.Create(suite.Infrastructure.Postgres!.ConnectionString("loyaltyoutagedb") + ";Pooling=false");
         await using var admin = NpgsqlDataSource.Create(suite.Infrastructure.Postgres!.AdminConnectionString);
+        await Scenario.WaitForBusAsync(host.Services);
 
         var customers = new List<string>();
         for (var i = 0; i < 4; i++) customers.Add(await _scenario.NewCustomerAsync());

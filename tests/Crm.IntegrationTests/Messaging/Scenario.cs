@@ -43,6 +43,17 @@ internal sealed class Scenario(SuiteFixture suite)
         outbox.Wake();
     }
 
+    /// <summary>
+    /// Waits until the service's bus is connected and its receive endpoints (queues bound to their exchanges) are up:
+    /// the bus starts in the background, and an event published before its queue exists never reaches it.
+    /// </summary>
+    public static Task WaitForBusAsync(IServiceProvider services)
+    {
+        var bus = services.GetRequiredService<MassTransit.IBusControl>();
+        return WaitUntilAsync(() => Task.FromResult(bus.CheckHealth().Status == MassTransit.BusHealthStatus.Healthy),
+            TimeSpan.FromSeconds(60), "the bus and its receive endpoints to start");
+    }
+
     /// <summary>Polls <paramref name="condition"/> until it holds; fails with <paramref name="what"/> after <paramref name="timeout"/>.</summary>
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
     {
