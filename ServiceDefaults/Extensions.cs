@@ -46,9 +46,9 @@ public static class ServiceDefaultsExtensions
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
-                .AddMeter("Npgsql", "MassTransit", Crm.ServiceDefaults.Messaging.OutboxRelay.MeterName))
+                .AddMeter("Npgsql"))
             .WithTracing(tracing => tracing
-                .AddSource(builder.Environment.ApplicationName, "MassTransit", Crm.ServiceDefaults.Messaging.OutboxRelay.MeterName)
+                .AddSource(builder.Environment.ApplicationName)
                 .AddAspNetCoreInstrumentation(o =>
                     o.Filter = ctx => !ctx.Request.Path.StartsWithSegments(HealthEndpointPath)
                                       && !ctx.Request.Path.StartsWithSegments(AlivenessEndpointPath))
@@ -79,6 +79,13 @@ public static class ServiceDefaultsExtensions
             Predicate = r => r.Tags.Contains("live"),
             ResponseWriter = HealthResponse.WriteAsync,
         });
+        foreach (var endpoints in app.Services.GetServices<DefaultEndpoints>()) endpoints.Map(app);
         return app;
     }
 }
+
+/// <summary>
+/// Endpoints a shared library (e.g. messaging's crm.ops.v1.MessagingAdmin) adds to every service that registers it;
+/// <see cref="ServiceDefaultsExtensions.MapDefaultEndpoints"/> maps them.
+/// </summary>
+public sealed record DefaultEndpoints(Action<Microsoft.AspNetCore.Routing.IEndpointRouteBuilder> Map);

@@ -1,7 +1,7 @@
 using Crm.ServiceDefaults.Data;
 using Crm.Contracts;
 using Crm.ServiceDefaults.Errors;
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using Dapper;
 using Npgsql;
 

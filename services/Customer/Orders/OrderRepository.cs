@@ -2,7 +2,7 @@ using Crm.ServiceDefaults.Data;
 using System.Text.Json;
 using Crm.Contracts;
 using Crm.ServiceDefaults.Errors;
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using Dapper;
 using Npgsql;
 using NpgsqlTypes;

@@ -1,4 +1,4 @@
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using Npgsql;
 
 namespace Crm.Loyalty.Accounts;

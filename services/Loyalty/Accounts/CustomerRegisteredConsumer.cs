@@ -1,5 +1,5 @@
 using Crm.Contracts;
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using MassTransit;
 using Npgsql;
 

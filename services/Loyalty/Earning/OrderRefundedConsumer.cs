@@ -1,6 +1,6 @@
 using Crm.Contracts;
 using Crm.Loyalty.Accounts;
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using Dapper;
 using MassTransit;
 using Npgsql;

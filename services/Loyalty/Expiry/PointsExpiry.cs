@@ -1,6 +1,6 @@
 using Crm.Loyalty.Accounts;
 using Crm.ServiceDefaults.Data;
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using Dapper;
 using Npgsql;
 

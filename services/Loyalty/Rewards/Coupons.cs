@@ -2,7 +2,7 @@ using Crm.Contracts;
 using Crm.Loyalty.V1;
 using Crm.ServiceDefaults.Data;
 using Crm.ServiceDefaults.Errors;
-using Crm.ServiceDefaults.Messaging;
+using Crm.Messaging;
 using Dapper;
 using Npgsql;
 

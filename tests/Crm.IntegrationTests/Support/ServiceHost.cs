@@ -26,12 +26,13 @@ public sealed class ServiceHost : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     /// <param name="connectionName">The name the service reads (ConnectionStrings:&lt;name&gt;); defaults to the database name.</param>
+    /// <param name="extraArgs">More settings (--Key=value); they win over the ones above.</param>
     public static async Task<ServiceHost> StartAsync(Func<string[], WebApplication> build, Infrastructure infra, string name, string database,
-        string? connectionName = null)
+        string? connectionName = null, IEnumerable<string>? extraArgs = null)
     {
         var port = FreePort();
-        var args = new[]
-        {
+        string[] args =
+        [
             $"--ConnectionStrings:{connectionName ?? database}={infra.Postgres!.ConnectionString(database)}",
             $"--ConnectionStrings:cache={infra.Redis!.ConnectionString}",
             $"--ConnectionStrings:messaging={infra.RabbitMq!.AmqpUri}",
@@ -40,7 +41,14 @@ public sealed class ServiceHost : IAsyncDisposable
             $"--OTEL_SERVICE_NAME={name}",
             "--Logging:LogLevel:Default=Warning",
             "--Outbox:PollInterval=00:00:00.200",
-        };
+            // Messaging timings shortened for tests (the scenarios they serve still last longer than the old retry window).
+            "--Outbox:MaxUnreadableAttempts=4",
+            "--Messaging:Parking:FirstDelay=00:00:01",
+            "--Messaging:Parking:MaxDelay=00:00:05",
+            "--Messaging:Parking:SweepInterval=00:00:00.200",
+            "--Messaging:Consumer:OutageMaxDelay=00:00:02",
+            .. extraArgs ?? [],
+        ];
         var app = build(args);
         await app.StartAsync();
         return new ServiceHost(app, new Uri($"http://127.0.0.1:{port}"));

@@ -18,7 +18,8 @@ public sealed class SuiteFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb"));
+        Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb",
+            "loyaltyoutagedb", "customerfreezedb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
         LoyaltyDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("loyaltydb"));
         // Loyalty first, so its queues exist before the customer service publishes anything.

@@ -3,7 +3,7 @@ using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace Crm.ServiceDefaults.Messaging;
+namespace Crm.Messaging;
 
 /// <summary>
 /// Writes integration events into outbox_messages inside the caller's transaction, so an event exists
