@@ -1,16 +1,18 @@
 using Crm.ServiceDefaults.Errors;
 using Crm.ServiceDefaults.Grpc;
+using Crm.ServiceDefaults.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Microsoft.Extensions.Hosting;
 
-/// <summary>gRPC with the house error mapping, the descriptor-driven request guard, server reflection and the standard gRPC health service.</summary>
+/// <summary>gRPC with JWT authentication and deny-by-default authorization, the house error mapping, the descriptor-driven request guard, server reflection and the standard gRPC health service.</summary>
 public static class GrpcDefaults
 {
     public static void AddGrpcDefaults(this IHostApplicationBuilder builder)
     {
+        builder.AddCrmAuthentication();
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();
@@ -27,7 +29,12 @@ public static class GrpcDefaults
 
     public static void MapGrpcDefaults(this WebApplication app)
     {
-        app.MapGrpcReflectionService();
-        app.MapGrpcHealthChecksService();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        // Reflection describes the API, not data: open to anyone in Development, admin-only elsewhere.
+        var reflection = app.MapGrpcReflectionService();
+        if (app.Environment.IsDevelopment()) reflection.AllowAnonymous();
+        else reflection.RequireAuthorization(AuthSetup.AdminPolicy);
+        app.MapGrpcHealthChecksService().AllowAnonymous();
     }
 }

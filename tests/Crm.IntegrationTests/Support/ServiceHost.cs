@@ -18,11 +18,26 @@ public sealed class ServiceHost : IAsyncDisposable
     {
         _app = app;
         GrpcAddress = grpcAddress;
-        Channel = GrpcChannel.ForAddress(grpcAddress);
+        Channel = TestAuth.Channel(grpcAddress, TestAuth.Token(Crm.ServiceDefaults.Security.Roles.Admin));
     }
 
     public Uri GrpcAddress { get; }
+    /// <summary>Calls with an admin token.</summary>
     public GrpcChannel Channel { get; }
+
+    private readonly List<GrpcChannel> _channels = [];
+
+    /// <summary>A channel with a token for <paramref name="role"/> (subject: the customer id for a member); disposed with the host.</summary>
+    public GrpcChannel ChannelFor(string role, string? subject = null) => Keep(TestAuth.Channel(GrpcAddress, TestAuth.Token(role, subject)));
+
+    /// <summary>A channel sending <paramref name="token"/> as is (null: no token at all).</summary>
+    public GrpcChannel ChannelWithToken(string? token) => Keep(TestAuth.Channel(GrpcAddress, token));
+
+    private GrpcChannel Keep(GrpcChannel channel)
+    {
+        lock (_channels) _channels.Add(channel);
+        return channel;
+    }
     public IServiceProvider Services => _app.Services;
 
     /// <param name="connectionName">The name the service reads (ConnectionStrings:&lt;name&gt;); defaults to the database name.</param>
@@ -30,8 +45,8 @@ public sealed class ServiceHost : IAsyncDisposable
         string? connectionName = null)
     {
         var port = FreePort();
-        var args = new[]
-        {
+        string[] args =
+        [
             $"--ConnectionStrings:{connectionName ?? database}={infra.Postgres!.ConnectionString(database)}",
             $"--ConnectionStrings:cache={infra.Redis!.ConnectionString}",
             $"--ConnectionStrings:messaging={infra.RabbitMq!.AmqpUri}",
@@ -40,7 +55,8 @@ public sealed class ServiceHost : IAsyncDisposable
             $"--OTEL_SERVICE_NAME={name}",
             "--Logging:LogLevel:Default=Warning",
             "--Outbox:PollInterval=00:00:00.200",
-        };
+            .. TestAuth.Args,
+        ];
         var app = build(args);
         await app.StartAsync();
         return new ServiceHost(app, new Uri($"http://127.0.0.1:{port}"));
@@ -56,6 +72,7 @@ public sealed class ServiceHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Channel.Dispose();
+        lock (_channels) foreach (var c in _channels) c.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
