@@ -56,7 +56,14 @@ public sealed class AppHostTests(ITestOutputHelper output)
             var customer = await ResourceAsync(dashboard, "customer");
             var grpcUrl = customer.GetProperty("endpoints").GetProperty("http").GetString()!;
             pids.UnionWith(await AllPidsAsync(dashboard));
-            using var channel = GrpcChannel.ForAddress(grpcUrl);
+            // Every RPC needs a token (health excepted): get one as the README says, from the AppHost's development key.
+            using (var anonymous = GrpcChannel.ForAddress(grpcUrl))
+            {
+                var denied = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => new CustomerService.CustomerServiceClient(anonymous)
+                    .GetCustomerAsync(new GetCustomerRequest { Id = Guid.NewGuid().ToString() }, deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync);
+                Assert.Equal(Grpc.Core.StatusCode.Unauthenticated, denied.StatusCode);
+            }
+            using var channel = CrmToken.Channel(grpcUrl, await CrmToken.GetAsync(folder, "admin"));
             await AssertServingAsync(channel);
             var client = new CustomerService.CustomerServiceClient(channel);
             var created = await client.CreateCustomerAsync(new CreateCustomerRequest
