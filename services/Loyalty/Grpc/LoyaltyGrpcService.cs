@@ -11,9 +11,19 @@ namespace Crm.Loyalty.Grpc;
 
 /// <summary>crm.loyalty.v1.LoyaltyService: accounts, ledger, activities and expiry. Rewards and coupons: LoyaltyGrpcService.Rewards.cs.</summary>
 public sealed partial class LoyaltyGrpcService(
-    AccountQueries queries, PointsAdjustments adjustments, CheckIns checkIns, ActivityPoints activities,
+    AccountQueries queries, AccountTransactions accounts, PointsAdjustments adjustments, CheckIns checkIns, ActivityPoints activities,
     PointsExpiry expiry, TierTable tiers, Rewards.RewardCatalog rewards, Rewards.Redemptions redemptions, Rewards.LotteryDraws draws, Rewards.Coupons coupons) : LoyaltyService.LoyaltyServiceBase
 {
+    [Allow(Roles.Service)]
+    public override async Task<Account> OpenAccount(OpenAccountRequest request, ServerCallContext context)
+    {
+        var customerId = Ids.Parse(request.CustomerId, "customer_id");
+        await accounts.RunAsync(customerId, (_, account) => Task.FromResult(account), context.CancellationToken, openIfMissing: true);
+        var account = await queries.GetAsync(customerId, context.CancellationToken)
+            ?? throw new NotFoundException("account", customerId.ToString());
+        return Wire.ToProto(account, tiers);
+    }
+
     [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Member)]
     public override async Task<Account> GetAccount(GetAccountRequest request, ServerCallContext context)
     {
