@@ -18,11 +18,15 @@ public static class GrpcDefaults
             o.Interceptors.Add<ErrorInterceptor>();
             // Inside the error mapping: its violations become INVALID_ARGUMENT like any handler's.
             o.Interceptors.Add<RequestGuard>();
+            // Notes caller, RPC, key and target of each call for the audit rows its writes append.
+            o.Interceptors.Add<Crm.ServiceDefaults.Security.Audit.AuditInterceptor>();
             o.EnableDetailedErrors = false;
         });
         // Unparseable request bodies are INVALID_ARGUMENT, not UNKNOWN.
         builder.Services.AddTransient<IStartupFilter, UnreadableRequestsFilter>();
         builder.Services.AddGrpcReflection();
+        // The audit_events table, in the service's own database.
+        builder.Services.AddSingleton(new Crm.ServiceDefaults.Data.MigrationScripts(typeof(Crm.ServiceDefaults.Security.Audit.Audit).Assembly));
         // The gRPC health service reports the same checks as /health.
         builder.Services.AddGrpcHealthChecks();
     }
@@ -36,5 +40,6 @@ public static class GrpcDefaults
         if (app.Environment.IsDevelopment()) reflection.AllowAnonymous();
         else reflection.RequireAuthorization(AuthSetup.AdminPolicy);
         app.MapGrpcHealthChecksService().AllowAnonymous();
+        app.MapGrpcService<Crm.ServiceDefaults.Security.Audit.AuditGrpcService>();
     }
 }

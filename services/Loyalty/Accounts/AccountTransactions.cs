@@ -19,6 +19,7 @@ public sealed class AccountTransactions(NpgsqlDataSource dataSource, Ledger ledg
             ? await ledger.LockAccountAsync(transaction, customerId, ct)
             : await ledger.LockExistingAccountAsync(transaction, customerId, ct);
         var result = await work(transaction, account);
+        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(transaction, customerId.ToString(), ct);
         await transaction.CommitAsync(ct);
         outbox.Wake();
         return result;
