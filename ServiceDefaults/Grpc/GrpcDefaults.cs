@@ -13,6 +13,9 @@ public static class GrpcDefaults
     public static void AddGrpcDefaults(this IHostApplicationBuilder builder)
     {
         builder.AddCrmAuthentication();
+        // Grpc.AspNetCore logs every error status with its detail at Information, and a detail may echo a phone or
+        // e-mail the caller sent. The ErrorInterceptor logs the errors it makes, scrubbed (Pii.Scrub); keep the framework's at Warning.
+        Microsoft.Extensions.Logging.FilterLoggingBuilderExtensions.AddFilter(builder.Logging, "Grpc.AspNetCore.Server.ServerCallHandler", Microsoft.Extensions.Logging.LogLevel.Warning);
         builder.Services.AddGrpc(o =>
         {
             o.Interceptors.Add<ErrorInterceptor>();

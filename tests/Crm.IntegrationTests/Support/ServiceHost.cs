@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Crm.Launcher;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Crm.IntegrationTests.Support;
 
@@ -53,11 +54,16 @@ public sealed class ServiceHost : IAsyncDisposable
             $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}",
             "--Kestrel:Endpoints:http:Protocols=Http2",
             $"--OTEL_SERVICE_NAME={name}",
-            "--Logging:LogLevel:Default=Warning",
+            // Information and up reaches LogCapture (searched for personal data); the console stays at Warning.
+            "--Logging:LogLevel:Default=Information",
+            "--Logging:LogLevel:Microsoft=Warning",
+            "--Logging:LogLevel:MassTransit=Warning",
+            "--Logging:Console:LogLevel:Default=Warning",
             "--Outbox:PollInterval=00:00:00.200",
             .. TestAuth.Args,
         ];
         var app = build(args);
+        app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().AddProvider(LogCapture.Instance);
         await app.StartAsync();
         return new ServiceHost(app, new Uri($"http://127.0.0.1:{port}"));
     }
