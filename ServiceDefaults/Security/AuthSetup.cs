@@ -37,6 +37,9 @@ public static class AuthSetup
         builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(o =>
         {
             o.MapInboundClaims = false; // keep "sub" and "role" as they are
+            // Verified tokens are remembered until they expire (at most 5 minutes): see CachingTokenHandler.
+            o.TokenHandlers.Clear();
+            o.TokenHandlers.Add(new CachingTokenHandler(TimeProvider.System) { MapInboundClaims = false });
             if (!string.IsNullOrWhiteSpace(authority))
             {
                 o.Authority = authority;
