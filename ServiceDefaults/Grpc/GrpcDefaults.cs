@@ -13,6 +13,7 @@ public static class GrpcDefaults
     public static void AddGrpcDefaults(this IHostApplicationBuilder builder)
     {
         builder.AddCrmAuthentication();
+        builder.AddCrmRateLimits();
         // Grpc.AspNetCore logs every error status with its detail at Information, and a detail may echo a phone or
         // e-mail the caller sent. The ErrorInterceptor logs the errors it makes, scrubbed (Pii.Scrub); keep the framework's at Warning.
         Microsoft.Extensions.Logging.FilterLoggingBuilderExtensions.AddFilter(builder.Logging, "Grpc.AspNetCore.Server.ServerCallHandler", Microsoft.Extensions.Logging.LogLevel.Warning);
@@ -37,6 +38,7 @@ public static class GrpcDefaults
     public static void MapGrpcDefaults(this WebApplication app)
     {
         app.UseAuthentication();
+        app.UseRateLimiter(); // per caller: needs the authenticated user
         app.UseAuthorization();
         // Reflection describes the API, not data: open to anyone in Development, admin-only elsewhere.
         var reflection = app.MapGrpcReflectionService();

@@ -20,6 +20,9 @@ public static class TestAuth
         $"--Auth:Issuer={Issuer}",
         $"--Auth:Audience={Audience}",
         $"--Auth:SigningKeys:0={DevTokens.PublicKey(Key)}",
+        // A small member budget, so RateLimitTests can exhaust it quickly (other tests stay far below it).
+        "--RateLimits:member:PermitsPerSecond=5",
+        "--RateLimits:member:Burst=30",
     ];
 
     public static string Token(string role, string? subject = null, TimeSpan? lifetime = null) =>
