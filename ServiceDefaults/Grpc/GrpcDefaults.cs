@@ -14,6 +14,7 @@ public static class GrpcDefaults
     {
         builder.AddCrmAuthentication();
         builder.AddCrmRateLimits();
+        builder.AddCrmGrpcWeb();
         // Grpc.AspNetCore logs every error status with its detail at Information, and a detail may echo a phone or
         // e-mail the caller sent. The ErrorInterceptor logs the errors it makes, scrubbed (Pii.Scrub); keep the framework's at Warning.
         Microsoft.Extensions.Logging.FilterLoggingBuilderExtensions.AddFilter(builder.Logging, "Grpc.AspNetCore.Server.ServerCallHandler", Microsoft.Extensions.Logging.LogLevel.Warning);
@@ -37,6 +38,7 @@ public static class GrpcDefaults
 
     public static void MapGrpcDefaults(this WebApplication app)
     {
+        app.UseCrmGrpcWeb();
         app.UseAuthentication();
         app.UseRateLimiter(); // per caller: needs the authenticated user
         app.UseAuthorization();

@@ -23,6 +23,7 @@ public static class TestAuth
         // A small member budget, so RateLimitTests can exhaust it quickly (other tests stay far below it).
         "--RateLimits:member:PermitsPerSecond=5",
         "--RateLimits:member:Burst=30",
+        "--GrpcWeb:AllowedOrigins:0=https://console.crm.test",
     ];
 
     public static string Token(string role, string? subject = null, TimeSpan? lifetime = null) =>
