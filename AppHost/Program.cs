@@ -1,5 +1,8 @@
 // The CRM suite: infrastructure, then the services with Aspire's environment contract.
 // Run it with `dotnet run --project AppHost`; the ops dashboard is on http://127.0.0.1:18888.
+// `token --role <role> [--customer <id>] [--ttl 1h]`: a development token for the running suite (./crm token).
+if (args.Length > 0 && args[0] == "token") return Crm.AppHost.DevAuth.TokenCommand(args[1..]);
+
 var builder = DistributedApplication.CreateBuilder(args);
 
 var postgres = builder.AddPostgres("postgres");
@@ -9,11 +12,14 @@ var messaging = builder.AddRabbitMQ("messaging");
 var customerdb = postgres.AddDatabase("customerdb");
 builder.AddProject("customer", "../services/Customer/Crm.Customer.csproj")
        .WithReference(customerdb).WithReference(cache).WithReference(messaging)
-       .WaitFor(customerdb).WaitFor(messaging);
+       .WaitFor(customerdb).WaitFor(messaging)
+       .WithDevelopmentAuth();
 
 var loyaltydb = postgres.AddDatabase("loyaltydb");
 builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
        .WithReference(loyaltydb).WithReference(cache).WithReference(messaging)
-       .WaitFor(loyaltydb).WaitFor(messaging);
+       .WaitFor(loyaltydb).WaitFor(messaging)
+       .WithDevelopmentAuth();
 
 builder.Build().Run();
+return 0;

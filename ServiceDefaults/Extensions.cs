@@ -73,12 +73,12 @@ public static class ServiceDefaultsExtensions
     /// <summary>/health: every check (ready to take traffic). /alive: only the live checks (restart me if failing).</summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
-        app.MapHealthChecks(HealthEndpointPath, new HealthCheckOptions { ResponseWriter = HealthResponse.WriteAsync });
+        app.MapHealthChecks(HealthEndpointPath, new HealthCheckOptions { ResponseWriter = HealthResponse.WriteAsync }).AllowAnonymous();
         app.MapHealthChecks(AlivenessEndpointPath, new HealthCheckOptions
         {
             Predicate = r => r.Tags.Contains("live"),
             ResponseWriter = HealthResponse.WriteAsync,
-        });
+        }).AllowAnonymous();
         foreach (var endpoints in app.Services.GetServices<DefaultEndpoints>()) endpoints.Map(app);
         return app;
     }

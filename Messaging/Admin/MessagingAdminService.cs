@@ -1,3 +1,4 @@
+using Crm.ServiceDefaults.Security;
 using System.Globalization;
 using Crm.Messaging.Parking;
 using Crm.ServiceDefaults.Errors;
@@ -16,6 +17,7 @@ public sealed class MessagingAdminService(ParkedMessages parked, MessagingStats 
     private const int MaxConsumerLength = 200;
     private const int MaxPageTokenLength = 100;
 
+    [Allow(Roles.Admin)]
     public override async Task<ListParkedMessagesResponse> ListParkedMessages(ListParkedMessagesRequest request, ServerCallContext context)
     {
         if (request.PageSize is < 0 or > MaxPageSize) throw Invalid("page_size", $"must be between 0 and {MaxPageSize}");
@@ -33,6 +35,7 @@ public sealed class MessagingAdminService(ParkedMessages parked, MessagingStats 
         return response;
     }
 
+    [Allow(Roles.Admin)]
     public override async Task<ReplayParkedMessagesResponse> ReplayParkedMessage(ReplayParkedMessageRequest request, ServerCallContext context)
     {
         if (request.Id <= 0) throw Invalid("id", "must be positive");
@@ -41,9 +44,11 @@ public sealed class MessagingAdminService(ParkedMessages parked, MessagingStats 
         return new ReplayParkedMessagesResponse { Replayed = count };
     }
 
+    [Allow(Roles.Admin)]
     public override async Task<ReplayParkedMessagesResponse> ReplayParkedMessages(ReplayParkedMessagesRequest request, ServerCallContext context) =>
         new() { Replayed = await parked.ReplayAsync(null, Status(request.Status), Consumer(request.Consumer), context.CancellationToken) };
 
+    [Allow(Roles.Admin)]
     public override async Task<MessagingStatus> GetMessagingStatus(GetMessagingStatusRequest request, ServerCallContext context)
     {
         var s = await stats.RefreshAsync(context.CancellationToken);

@@ -50,7 +50,8 @@ public sealed class ErrorInterceptor(ILogger<ErrorInterceptor> logger) : Interce
         switch (ex)
         {
             case ValidationException v:
-                logger.LogInformation("{Method} rejected invalid input: {Message}", context.Method, Echo.Cut(v.Message, MaxMessageLength));
+                logger.LogInformation("{Method} rejected invalid input: {Message}", context.Method,
+                    Crm.ServiceDefaults.Security.Pii.Scrub(Echo.Cut(v.Message, MaxMessageLength))); // echoed input may be a phone or e-mail
                 return Build(Code.InvalidArgument, v.Message, Violations(v.Violations));
 
             case NotFoundException n:

@@ -70,6 +70,7 @@ try
         "--Kestrel:Endpoints:http:Protocols=Http2",
         "--OTEL_SERVICE_NAME=customer",
         $"--Logging:LogLevel:Default={options.ServiceLogLevel}",
+        .. BenchAuth.ServiceArgs,
         .. options.ServiceArgs,
     ]);
     await service.StartAsync(ct);
@@ -212,6 +213,7 @@ try
             "--Kestrel:Endpoints:http:Protocols=Http2",
             "--OTEL_SERVICE_NAME=loyalty",
             $"--Logging:LogLevel:Default={options.ServiceLogLevel}",
+            .. BenchAuth.ServiceArgs,
             .. options.ServiceArgs,
         ]);
         await loyalty.StartAsync(ct);
@@ -357,6 +359,8 @@ GrpcChannel[] Channels(Uri address)
     // One channel per HTTP/2 connection; clients are spread over them round-robin.
     var made = Enumerable.Range(0, options.Connections).Select(_ => GrpcChannel.ForAddress(address, new GrpcChannelOptions
     {
+        Credentials = BenchAuth.Credentials(),
+        UnsafeUseInsecureChannelCallCredentials = true, // loopback http
         HttpHandler = new SocketsHttpHandler
         {
             EnableMultipleHttp2Connections = true,

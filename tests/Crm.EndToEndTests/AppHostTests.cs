@@ -27,8 +27,16 @@ public sealed class AppHostTests(ITestOutputHelper output)
 
             // 2. The customer service answers gRPC: health, then a write and a read.
             var customer = await appHost.ResourceAsync("customer");
+            var grpcUrl = await appHost.GrpcUrlAsync("customer");
+            // Every RPC needs a token (health excepted): without one the call is UNAUTHENTICATED.
+            using (var anonymous = GrpcChannel.ForAddress(grpcUrl))
+            {
+                var denied = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => new CustomerService.CustomerServiceClient(anonymous)
+                    .GetCustomerAsync(new GetCustomerRequest { Id = Guid.NewGuid().ToString() }, deadline: DateTime.UtcNow.AddSeconds(10)).ResponseAsync);
+                Assert.Equal(Grpc.Core.StatusCode.Unauthenticated, denied.StatusCode);
+            }
             using var suite = await Suite.ConnectAsync(appHost);
-            using var channel = GrpcChannel.ForAddress(await appHost.GrpcUrlAsync("customer"));
+            using var channel = CrmToken.Channel(grpcUrl, await CrmToken.GetAsync(appHost.Folder, "admin"));
             await AssertServingAsync(channel);
             var client = suite.Customers;
             var created = await client.CreateCustomerAsync(new CreateCustomerRequest

@@ -14,8 +14,12 @@ internal sealed class Suite(GrpcChannel customerChannel, GrpcChannel loyaltyChan
     public CustomerService.CustomerServiceClient Customers { get; } = new(customerChannel);
     public LoyaltyService.LoyaltyServiceClient Loyalty { get; } = new(loyaltyChannel);
 
-    public static async Task<Suite> ConnectAsync(AppHostRun appHost) =>
-        new(GrpcChannel.ForAddress(await appHost.GrpcUrlAsync("customer")), GrpcChannel.ForAddress(await appHost.GrpcUrlAsync("loyalty")));
+    /// <summary>Channels with an admin token got as the README says (<c>./crm token --role admin</c>).</summary>
+    public static async Task<Suite> ConnectAsync(AppHostRun appHost)
+    {
+        var token = await CrmToken.GetAsync(appHost.Folder, "admin");
+        return new(CrmToken.Channel(await appHost.GrpcUrlAsync("customer"), token), CrmToken.Channel(await appHost.GrpcUrlAsync("loyalty"), token));
+    }
 
     public async Task<string> CreateCustomerAsync(string name)
     {

@@ -38,6 +38,7 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
                 """, Parameters(customer.Id, profile, new { RequestId = requestId, Now = now }), transaction, cancellationToken: ct));
             customer = customer with { Seq = seq };
             await outbox.AddAsync(transaction, new CustomerRegistered(Snapshot(customer), now), ct);
+            await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(transaction, customer.Id.ToString(), ct);
             await transaction.CommitAsync(ct);
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
@@ -89,6 +90,7 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
                 WHERE id = @Id
                 """, Parameters(id, profile, new { updated.Version, Now = now }), transaction, cancellationToken: ct));
             await outbox.AddAsync(transaction, new CustomerUpdated(Snapshot(updated), changed, now), ct);
+            await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(transaction, id.ToString(), ct);
             await transaction.CommitAsync(ct);
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)

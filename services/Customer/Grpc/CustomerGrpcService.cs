@@ -3,6 +3,7 @@ using Crm.Customer.Orders;
 using Crm.Customer.V1;
 using Crm.ServiceDefaults.Errors;
 using Crm.ServiceDefaults.Paging;
+using Crm.ServiceDefaults.Security;
 using Grpc.Core;
 
 namespace Crm.Customer.Grpc;
@@ -12,6 +13,7 @@ public sealed class CustomerGrpcService(
     CustomerRepository customers, OrderRepository orders, TimeProvider clock, ILogger<CustomerGrpcService> logger)
     : CustomerService.CustomerServiceBase
 {
+    [Allow(Roles.Sales, Roles.Service, Roles.Store, Roles.Partner)]
     public override async Task<V1.Customer> CreateCustomer(CreateCustomerRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -25,14 +27,17 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(customer);
     }
 
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.Member)]
     public override async Task<V1.Customer> GetCustomer(GetCustomerRequest request, ServerCallContext context)
     {
         var id = Ids.Parse(request.Id, "id");
+        context.RequireSelf(id);
         var customer = await customers.GetAsync(id, context.CancellationToken)
             ?? throw new NotFoundException("customer", id.ToString());
         return Wire.ToProto(customer);
     }
 
+    [Allow(Roles.Sales, Roles.Service, Roles.Partner)]
     public override async Task<V1.Customer> UpdateCustomer(UpdateCustomerRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -57,6 +62,7 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(updated);
     }
 
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store)]
     public override async Task<SearchCustomersResponse> SearchCustomers(SearchCustomersRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -78,6 +84,7 @@ public sealed class CustomerGrpcService(
         return response;
     }
 
+    [Allow(Roles.Store, Roles.Partner)]
     public override async Task<Order> RecordOrder(RecordOrderRequest request, ServerCallContext context)
     {
         var order = OrderRules.Validate(request, clock);
@@ -91,6 +98,7 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(recorded);
     }
 
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner)]
     public override async Task<Order> GetOrder(GetOrderRequest request, ServerCallContext context)
     {
         var id = Ids.Parse(request.Id, "id");
@@ -98,6 +106,7 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(order);
     }
 
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner)]
     public override async Task<ListOrdersResponse> ListOrders(ListOrdersRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -128,6 +137,7 @@ public sealed class CustomerGrpcService(
         return response;
     }
 
+    [Allow(Roles.Service, Roles.Store, Roles.Partner)]
     public override async Task<Refund> RefundOrder(RefundOrderRequest request, ServerCallContext context)
     {
         var refund = OrderRules.Validate(request, clock);

@@ -69,6 +69,7 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
 
         await outbox.AddAsync(transaction, new OrderPaid(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel,
             order.Lines, order.AmountPaid, new DateTimeOffset(order.PaidAt, TimeSpan.Zero)), ct);
+        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(transaction, id.ToString(), ct);
         await transaction.CommitAsync(ct);
         outbox.Wake();
         return (new OrderRecord(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel, order.Lines,
@@ -129,6 +130,7 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
         order = order with { AmountRefunded = order.AmountRefunded + amount };
         await outbox.AddAsync(transaction, new OrderRefunded(recorded.RefundId, order.Id, order.CustomerId, order.ExternalOrderId,
             amount, order.AmountRefunded, order.AmountPaid, new DateTimeOffset(recorded.RefundedAt, TimeSpan.Zero)), ct);
+        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(transaction, order.Id.ToString(), ct);
         await transaction.CommitAsync(ct);
         outbox.Wake();
         return (recorded, order);

@@ -17,7 +17,11 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
     private const string AccountColumns = "customer_id, balance, growth_value, tier, check_in_streak, last_check_in, opened_at";
     private const string EntryColumns = "id, customer_id, kind, source, source_ref, points, growth_value, balance_after, note, created_at";
 
-    /// <summary>Locks the member's account for the rest of the transaction, opening it on first use.</summary>
+    /// <summary>Locks the member's account for the rest of the transaction; NOT_FOUND when it was never opened.</summary>
+    public async Task<AccountRecord> LockExistingAccountAsync(NpgsqlTransaction tx, Guid customerId, CancellationToken ct) =>
+        await SelectForUpdateAsync(tx, customerId, ct) ?? throw new Crm.ServiceDefaults.Errors.NotFoundException("account", customerId.ToString());
+
+    /// <summary>Locks the member's account for the rest of the transaction, opening it on first use (events, operators).</summary>
     public async Task<AccountRecord> LockAccountAsync(NpgsqlTransaction tx, Guid customerId, CancellationToken ct)
     {
         var account = await SelectForUpdateAsync(tx, customerId, ct);

@@ -40,6 +40,6 @@ public sealed class PointsAdjustments(AccountTransactions accounts, Ledger ledge
                 ? await ledger.EarnAsync(tx, account, change, ct)
                 : await ledger.SpendAsync(tx, account, change, ct);
             return entry;
-        }, ct);
+        }, ct, openIfMissing: true); // an operator correction may open the account
     }
 }

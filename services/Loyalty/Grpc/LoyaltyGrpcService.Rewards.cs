@@ -3,6 +3,7 @@ using Crm.Loyalty.Rewards;
 using Crm.Loyalty.V1;
 using Crm.ServiceDefaults.Errors;
 using Crm.ServiceDefaults.Paging;
+using Crm.ServiceDefaults.Security;
 using Grpc.Core;
 
 namespace Crm.Loyalty.Grpc;
@@ -10,12 +11,14 @@ namespace Crm.Loyalty.Grpc;
 /// <summary>crm.loyalty.v1.LoyaltyService, second half: the rewards catalogue, redemptions, lottery draws and coupons.</summary>
 public sealed partial class LoyaltyGrpcService
 {
+    [Allow(Roles.Marketing)]
     public override async Task<Reward> UpsertReward(UpsertRewardRequest request, ServerCallContext context)
     {
         var reward = RewardRules.Validate(request.Reward, tiers);
         return Wire.ToProto(await rewards.UpsertAsync(reward, context.CancellationToken));
     }
 
+    [Allow(Roles.Marketing)]
     public override async Task<Reward> AdjustRewardStock(AdjustRewardStockRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -30,6 +33,7 @@ public sealed partial class LoyaltyGrpcService
         return Wire.ToProto(await rewards.AdjustStockAsync(rewardId, prizeId, request.Delta, key, context.CancellationToken));
     }
 
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Member)]
     public override async Task<ListRewardsResponse> ListRewards(ListRewardsRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -38,6 +42,7 @@ public sealed partial class LoyaltyGrpcService
         var filters = $"customer={customerId}";
         var after = PageToken.Decode(request.PageToken, filters, v) ?? "";
         v.ThrowIfInvalid();
+        if (customerId is { } self) context.RequireSelf(self);
 
         string[]? allowedTiers = null;
         if (customerId is { } id)
@@ -54,6 +59,7 @@ public sealed partial class LoyaltyGrpcService
         return response;
     }
 
+    [Allow(Roles.Service, Roles.Member)]
     public override async Task<Redemption> Redeem(RedeemRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -62,11 +68,13 @@ public sealed partial class LoyaltyGrpcService
         v.Require(request.Quantity is >= 0 and <= 100, "quantity", $"must be between 1 and 100 (0 means 1); got {request.Quantity}.");
         var key = IdempotencyKey(request.IdempotencyKey, v);
         v.ThrowIfInvalid();
+        context.RequireSelf(customerId);
 
         var quantity = request.Quantity == 0 ? 1 : request.Quantity;
         return Wire.ToProto(await redemptions.RedeemAsync(customerId, rewardId, quantity, key, context.CancellationToken));
     }
 
+    [Allow(Roles.Member)]
     public override async Task<DrawResult> Draw(DrawRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -74,10 +82,12 @@ public sealed partial class LoyaltyGrpcService
         var rewardId = RewardId(request.RewardId, v);
         var key = IdempotencyKey(request.IdempotencyKey, v);
         v.ThrowIfInvalid();
+        context.RequireSelf(customerId);
 
         return Wire.ToProto(await draws.DrawAsync(customerId, rewardId, key, context.CancellationToken));
     }
 
+    [Allow(Roles.Service, Roles.Store, Roles.Member)]
     public override async Task<ValidateCouponResponse> ValidateCoupon(ValidateCouponRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -85,6 +95,7 @@ public sealed partial class LoyaltyGrpcService
         var amount = RewardRules.Amount(request.OrderAmount, "order_amount", v, required: true, allowZero: false);
         var customerId = request.CustomerId.Length == 0 ? (Guid?)null : Ids.Parse(request.CustomerId, "customer_id", v);
         v.ThrowIfInvalid();
+        context.RequireSelf(customerId);
 
         var check = await coupons.ValidateAsync(code, amount!.Value, customerId, context.CancellationToken);
         return new ValidateCouponResponse
@@ -93,6 +104,7 @@ public sealed partial class LoyaltyGrpcService
         };
     }
 
+    [Allow(Roles.Store)]
     public override async Task<Coupon> UseCoupon(UseCouponRequest request, ServerCallContext context)
     {
         var v = new Validator();

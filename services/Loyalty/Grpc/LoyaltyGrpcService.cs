@@ -4,23 +4,37 @@ using Crm.Loyalty.Expiry;
 using Crm.Loyalty.V1;
 using Crm.ServiceDefaults.Errors;
 using Crm.ServiceDefaults.Paging;
+using Crm.ServiceDefaults.Security;
 using Grpc.Core;
 
 namespace Crm.Loyalty.Grpc;
 
 /// <summary>crm.loyalty.v1.LoyaltyService: accounts, ledger, activities and expiry. Rewards and coupons: LoyaltyGrpcService.Rewards.cs.</summary>
 public sealed partial class LoyaltyGrpcService(
-    AccountQueries queries, PointsAdjustments adjustments, CheckIns checkIns, ActivityPoints activities,
+    AccountQueries queries, AccountTransactions accounts, PointsAdjustments adjustments, CheckIns checkIns, ActivityPoints activities,
     PointsExpiry expiry, TierTable tiers, Rewards.RewardCatalog rewards, Rewards.Redemptions redemptions, Rewards.LotteryDraws draws, Rewards.Coupons coupons) : LoyaltyService.LoyaltyServiceBase
 {
-    public override async Task<Account> GetAccount(GetAccountRequest request, ServerCallContext context)
+    [Allow(Roles.Service)]
+    public override async Task<Account> OpenAccount(OpenAccountRequest request, ServerCallContext context)
     {
         var customerId = Ids.Parse(request.CustomerId, "customer_id");
+        await accounts.RunAsync(customerId, (_, account) => Task.FromResult(account), context.CancellationToken, openIfMissing: true);
         var account = await queries.GetAsync(customerId, context.CancellationToken)
             ?? throw new NotFoundException("account", customerId.ToString());
         return Wire.ToProto(account, tiers);
     }
 
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Member)]
+    public override async Task<Account> GetAccount(GetAccountRequest request, ServerCallContext context)
+    {
+        var customerId = Ids.Parse(request.CustomerId, "customer_id");
+        context.RequireSelf(customerId);
+        var account = await queries.GetAsync(customerId, context.CancellationToken)
+            ?? throw new NotFoundException("account", customerId.ToString());
+        return Wire.ToProto(account, tiers);
+    }
+
+    [Allow(Roles.Service, Roles.Member)]
     public override async Task<ListLedgerResponse> ListLedger(ListLedgerRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -28,6 +42,7 @@ public sealed partial class LoyaltyGrpcService(
         var pageSize = PageToken.PageSize(request.PageSize, v);
         var before = PageToken.Decode(request.PageToken, customerId.ToString(), v) is { } key && long.TryParse(key, out var id) ? id : long.MaxValue;
         v.ThrowIfInvalid();
+        context.RequireSelf(customerId);
 
         var page = await queries.ListLedgerAsync(customerId, before, pageSize + 1, context.CancellationToken);
         if (page.Count == 0 && before == long.MaxValue && await queries.GetAsync(customerId, context.CancellationToken) is null)
@@ -38,6 +53,7 @@ public sealed partial class LoyaltyGrpcService(
         return response;
     }
 
+    [Allow(Roles.Service)]
     public override async Task<VerifyAccountResponse> VerifyAccount(VerifyAccountRequest request, ServerCallContext context)
     {
         var customerId = Ids.Parse(request.CustomerId, "customer_id");
@@ -50,6 +66,7 @@ public sealed partial class LoyaltyGrpcService(
         };
     }
 
+    [Allow(Roles.Service)]
     public override async Task<LedgerEntry> AdjustPoints(AdjustPointsRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -67,13 +84,16 @@ public sealed partial class LoyaltyGrpcService(
         return Wire.ToProto(entry);
     }
 
+    [Allow(Roles.Member)]
     public override async Task<CheckInResponse> CheckIn(CheckInRequest request, ServerCallContext context)
     {
         var customerId = Ids.Parse(request.CustomerId, "customer_id");
+        context.RequireSelf(customerId);
         var result = await checkIns.CheckInAsync(customerId, context.CancellationToken);
         return new CheckInResponse { Entry = Wire.ToProto(result.Entry), Streak = result.Streak, BonusPoints = result.BonusPoints };
     }
 
+    [Allow(Roles.Marketing, Roles.Member)]
     public override async Task<LedgerEntry> RegisterActivity(RegisterActivityRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -83,11 +103,13 @@ public sealed partial class LoyaltyGrpcService(
         var activityId = request.ActivityId.Trim();
         if (perActivity) v.Require(activityId.Length is > 0 and <= 100, "activity_id", "is required for surveys, votes and games (at most 100 characters).");
         v.ThrowIfInvalid();
+        context.RequireSelf(customerId);
 
         var entry = await activities.RegisterAsync(customerId, request.Type, perActivity ? activityId : null, context.CancellationToken);
         return Wire.ToProto(entry);
     }
 
+    [Allow(Roles.Marketing, Roles.Service)]
     public override async Task<ListExpiringPointsResponse> ListExpiringPoints(ListExpiringPointsRequest request, ServerCallContext context)
     {
         var v = new Validator();

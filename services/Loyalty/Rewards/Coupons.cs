@@ -99,6 +99,7 @@ public sealed class Coupons(NpgsqlDataSource dataSource, Outbox outbox, TimeProv
                     var used = row.ToRecord(now);
                     await outbox.AddAsync(tx, new CouponUsed(used.Code, used.CustomerId, used.RewardId, used.FaceValue, orderRef,
                         new DateTimeOffset(now, TimeSpan.Zero)), ct);
+                    await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, used.Code, ct);
                     await tx.CommitAsync(ct);
                     outbox.Wake();
                     return used;

@@ -62,6 +62,7 @@ public sealed class RewardCatalog(NpgsqlDataSource dataSource, TimeProvider cloc
                 }, tx, cancellationToken: ct));
         }
         var stored = (await LoadAsync(connection, tx, "id = @id", new { id = r.Id }, ct)).Single();
+        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, r.Id, ct);
         await tx.CommitAsync(ct);
         return stored;
     }
@@ -125,6 +126,7 @@ public sealed class RewardCatalog(NpgsqlDataSource dataSource, TimeProvider cloc
             "UPDATE reward_stock_adjustments SET stock_after = @after WHERE idempotency_key = @idempotencyKey",
             new { after, idempotencyKey }, tx, cancellationToken: ct));
         var stored = (await LoadAsync(connection, tx, "id = @id", new { id = rewardId }, ct)).Single();
+        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, rewardId, ct);
         await tx.CommitAsync(ct);
         return stored;
     }

@@ -45,6 +45,7 @@ public class ClockTests(SuiteFixture suite) : IAsyncLifetime
     public async Task Check_in_streak_with_a_bonus_on_day_7_a_rejected_second_check_in_and_a_missed_day()
     {
         var customerId = Guid.NewGuid().ToString();
+        await _loyalty.OpenAccountAsync(new OpenAccountRequest { CustomerId = customerId });
         var earned = new List<(int Streak, long Points)>();
         for (var day = 1; day <= 7; day++)
         {
@@ -72,6 +73,7 @@ public class ClockTests(SuiteFixture suite) : IAsyncLifetime
     public async Task Check_in_days_follow_midnight_in_the_brands_time_zone()
     {
         var customerId = Guid.NewGuid().ToString();
+        await _loyalty.OpenAccountAsync(new OpenAccountRequest { CustomerId = customerId });
         SetLocal(2026, 7, 1, hour: 23, minute: 30);   // 15:30 UTC
         await _loyalty.CheckInAsync(new CheckInRequest { CustomerId = customerId });
         SetLocal(2026, 7, 2, hour: 0, minute: 30);    // 16:30 UTC, the same UTC day but the next local day

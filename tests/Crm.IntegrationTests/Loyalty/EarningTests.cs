@@ -230,6 +230,8 @@ public class EarningTests(SuiteFixture suite)
     public async Task Activities_pay_once_and_count_toward_growth()
     {
         var customerId = await NewCustomerAsync();
+        // Member calls need the account CustomerRegistered opens; they never open one themselves.
+        await WaitForAccountAsync(customerId, _ => true, "the account opened by CustomerRegistered");
         var first = await _loyalty.RegisterActivityAsync(new RegisterActivityRequest { CustomerId = customerId, Type = ActivityType.ProfileCompletion });
         Assert.Equal((100L, 100L), (first.Points, first.GrowthValue));
         await Rpc.FailsWith(Grpc.Core.StatusCode.AlreadyExists, () =>

@@ -20,6 +20,14 @@ public class RewardTests(SuiteFixture suite)
 
     private static string NewMember() => Guid.NewGuid().ToString();
 
+    /// <summary>A member id with an account opened by an operator (member calls never open one).</summary>
+    private async Task<string> OpenedMemberAsync()
+    {
+        var id = NewMember();
+        await _loyalty.OpenAccountAsync(new OpenAccountRequest { CustomerId = id });
+        return id;
+    }
+
     private static string Key() => Guid.NewGuid().ToString("N");
 
     /// <summary>A customer whose points come from a paid order, as purchase points do (the lot names the order).</summary>
@@ -216,7 +224,8 @@ public class RewardTests(SuiteFixture suite)
         Assert.Equal(350, await BalanceAsync(customerId));
         var other = await GoodsAsync(cost: 10);
         await Rpc.FailsWith(StatusCode.AlreadyExists, () => RedeemAsync(customerId, other.Id, key: key));
-        await Rpc.FailsWith(StatusCode.AlreadyExists, () => RedeemAsync(NewMember(), reward.Id, quantity: 3, key: key));
+        var someoneElse = await OpenedMemberAsync();
+        await Rpc.FailsWith(StatusCode.AlreadyExists, () => RedeemAsync(someoneElse, reward.Id, quantity: 3, key: key));
         await AssertConsistentAsync(customerId);
     }
 
@@ -409,7 +418,7 @@ public class RewardTests(SuiteFixture suite)
         Assert.Equal(2, await db.ExecuteScalarAsync<long>("SELECT count(*) FROM draws WHERE reward_id = @Id", new { lottery.Id }));
 
         // A member without points still gets the free draw, then no more.
-        var broke = NewMember();
+        var broke = await OpenedMemberAsync();
         Assert.True((await DrawAsync(broke, lottery.Id)).FreeDraw);
         Assert.Equal("INSUFFICIENT_POINTS", await FailsWithPrecondition(() => DrawAsync(broke, lottery.Id)));
     }
@@ -422,7 +431,7 @@ public class RewardTests(SuiteFixture suite)
             Id = "c50", Name = "¥50 off ¥500", Kind = PrizeKind.Coupon, Probability = 1.0, Stock = -1,
             Coupon = new CouponTerms { FaceValue = new Money { Amount = "50.00" }, Threshold = new Money { Amount = "500.00" }, ValidDays = 7 },
         });
-        var customerId = NewMember();
+        var customerId = await OpenedMemberAsync();
 
         var won = await DrawAsync(customerId, lottery.Id);
 

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Crm.Launcher;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Crm.IntegrationTests.Support;
 
@@ -18,11 +19,26 @@ public sealed class ServiceHost : IAsyncDisposable
     {
         _app = app;
         GrpcAddress = grpcAddress;
-        Channel = GrpcChannel.ForAddress(grpcAddress);
+        Channel = TestAuth.Channel(grpcAddress, TestAuth.Token(Crm.ServiceDefaults.Security.Roles.Admin));
     }
 
     public Uri GrpcAddress { get; }
+    /// <summary>Calls with an admin token.</summary>
     public GrpcChannel Channel { get; }
+
+    private readonly List<GrpcChannel> _channels = [];
+
+    /// <summary>A channel with a token for <paramref name="role"/> (subject: the customer id for a member); disposed with the host.</summary>
+    public GrpcChannel ChannelFor(string role, string? subject = null) => Keep(TestAuth.Channel(GrpcAddress, TestAuth.Token(role, subject)));
+
+    /// <summary>A channel sending <paramref name="token"/> as is (null: no token at all).</summary>
+    public GrpcChannel ChannelWithToken(string? token) => Keep(TestAuth.Channel(GrpcAddress, token));
+
+    private GrpcChannel Keep(GrpcChannel channel)
+    {
+        lock (_channels) _channels.Add(channel);
+        return channel;
+    }
     public IServiceProvider Services => _app.Services;
 
     /// <param name="connectionName">The name the service reads (ConnectionStrings:&lt;name&gt;); defaults to the database name.</param>
@@ -39,7 +55,11 @@ public sealed class ServiceHost : IAsyncDisposable
             $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}",
             "--Kestrel:Endpoints:http:Protocols=Http2",
             $"--OTEL_SERVICE_NAME={name}",
-            "--Logging:LogLevel:Default=Warning",
+            // Information and up reaches LogCapture (searched for personal data); the console stays at Warning.
+            "--Logging:LogLevel:Default=Information",
+            "--Logging:LogLevel:Microsoft=Warning",
+            "--Logging:LogLevel:MassTransit=Warning",
+            "--Logging:Console:LogLevel:Default=Warning",
             "--Outbox:PollInterval=00:00:00.200",
             // Messaging timings shortened for tests (the scenarios they serve still last longer than the old retry window).
             "--Outbox:MaxUnreadableAttempts=4",
@@ -48,8 +68,10 @@ public sealed class ServiceHost : IAsyncDisposable
             "--Messaging:Parking:SweepInterval=00:00:00.200",
             "--Messaging:Consumer:OutageMaxDelay=00:00:02",
             .. extraArgs ?? [],
+            .. TestAuth.Args,
         ];
         var app = build(args);
+        app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().AddProvider(LogCapture.Instance);
         await app.StartAsync();
         return new ServiceHost(app, new Uri($"http://127.0.0.1:{port}"));
     }
@@ -64,6 +86,7 @@ public sealed class ServiceHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Channel.Dispose();
+        lock (_channels) foreach (var c in _channels) c.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
     }

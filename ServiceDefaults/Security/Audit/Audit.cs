@@ -1,0 +1,58 @@
+using Dapper;
+using Google.Protobuf;
+using Google.Protobuf.Reflection;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Npgsql;
+
+namespace Crm.ServiceDefaults.Security.Audit;
+
+/// <summary>
+/// The audit log of a service's writes. The <see cref="AuditInterceptor"/> notes the call (caller, RPC,
+/// the request's idempotency key and target id); the code that commits a write calls
+/// <see cref="RecordAsync"/> with its transaction just before the commit, so the row exists exactly when
+/// the change does. Outside a gRPC call (consumers, background jobs) it records nothing.
+/// </summary>
+public static class Audit
+{
+    internal static readonly AsyncLocal<AuditCall?> Current = new();
+
+    /// <summary>Appends the current call to audit_events in <paramref name="tx"/>; <paramref name="targetId"/> overrides the request's.</summary>
+    public static async Task RecordAsync(NpgsqlTransaction tx, string? targetId, CancellationToken ct)
+    {
+        if (Current.Value is not { } call) return;
+        await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO audit_events (subject, role, client_id, rpc, target_id, idempotency_key, outcome)
+            VALUES (@Subject, @Role, @ClientId, @Rpc, @TargetId, @IdempotencyKey, 'OK')
+            """,
+            new { call.Caller.Subject, call.Caller.Role, call.Caller.ClientId, call.Rpc, TargetId = targetId ?? call.TargetId, call.IdempotencyKey },
+            tx, cancellationToken: ct));
+    }
+}
+
+internal sealed record AuditCall(Caller Caller, string Rpc, string? TargetId, string? IdempotencyKey);
+
+/// <summary>Notes who calls which RPC for <see cref="Audit.RecordAsync"/>; reads the request's key and target fields by name.</summary>
+public sealed class AuditInterceptor : Interceptor
+{
+    private static readonly string[] KeyFields = ["idempotency_key", "refund_id", "request_id", "external_order_id"];
+    private static readonly string[] TargetFields = ["order_id", "customer_id", "id", "reward_id", "code"];
+
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
+        UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        if (request is IMessage message && context.GetHttpContext().User.Identity?.IsAuthenticated == true)
+            Audit.Current.Value = new AuditCall(context.Caller(), context.Method, First(message, TargetFields), First(message, KeyFields));
+        try { return await continuation(request, context); }
+        finally { Audit.Current.Value = null; }
+    }
+
+    private static string? First(IMessage message, string[] names)
+    {
+        foreach (var name in names)
+            if (message.Descriptor.FindFieldByName(name) is { FieldType: FieldType.String, IsRepeated: false } field
+                && field.Accessor.GetValue(message) is string { Length: > 0 } value)
+                return value.Trim();
+        return null;
+    }
+}

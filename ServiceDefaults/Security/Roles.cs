@@ -1,0 +1,22 @@
+namespace Crm.ServiceDefaults.Security;
+
+/// <summary>
+/// The roles a token carries in its <c>role</c> claim (configurable: Auth:RoleClaim). The member role is
+/// the member app acting for one customer: the token's subject is that customer's id.
+/// </summary>
+public static class Roles
+{
+    public const string Admin = "admin";
+    public const string Marketing = "marketing";
+    public const string Sales = "sales";
+    /// <summary>Service-desk agent.</summary>
+    public const string Service = "service";
+    /// <summary>Store till: records orders, validates and uses coupons.</summary>
+    public const string Store = "store";
+    /// <summary>A partner's ERP: pushes customers, orders and refunds, reads them back.</summary>
+    public const string Partner = "partner";
+    /// <summary>The member app, for the customer named by the token's subject only.</summary>
+    public const string Member = "member";
+
+    public static readonly IReadOnlyList<string> All = [Admin, Marketing, Sales, Service, Store, Partner, Member];
+}

@@ -1,0 +1,89 @@
+using Crm.Audit.V1;
+using Crm.Common.V1;
+using Crm.Customer.V1;
+using Crm.IntegrationTests.Support;
+using Crm.ServiceDefaults.Security;
+using Dapper;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+
+namespace Crm.IntegrationTests.Security;
+
+/// <summary>Every accepted write leaves one audit row, in its own transaction; ListAuditEvents is admin-only.</summary>
+[Collection(SuiteCollection.Name)]
+public sealed class AuditTests(SuiteFixture suite)
+{
+    [Fact]
+    public async Task A_refund_by_a_partner_shows_up_with_its_subject_and_a_failed_refund_leaves_no_row()
+    {
+        var subject = "erp-acme-" + Guid.NewGuid().ToString("N")[..8];
+        var partner = new CustomerService.CustomerServiceClient(suite.Customer.ChannelFor(Roles.Partner, subject));
+        var customer = await partner.CreateCustomerAsync(new CreateCustomerRequest
+        {
+            Profile = new CustomerProfile { Name = "赵敏", Phone = Customer.CustomerProfileTests.UniquePhone(), SourceChannel = "online" },
+            RequestId = "RQ-" + Guid.NewGuid(),
+        });
+        var order = new RecordOrderRequest
+        {
+            CustomerId = customer.Id, ExternalOrderId = "ERP-" + Guid.NewGuid().ToString("N"), Channel = "online",
+            AmountPaid = new Money { Amount = "1000.00" }, PaidAt = Timestamp.FromDateTime(DateTime.UtcNow.AddMinutes(-5)),
+        };
+        order.Lines.Add(new OrderLine { Sku = "RING-AU-750", Quantity = 1, UnitPrice = new Money { Amount = "1000.00" } });
+        var recorded = await partner.RecordOrderAsync(order);
+        var refund = new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = recorded.Id, Amount = new Money { Amount = "300.00" } };
+        await partner.RefundOrderAsync(refund);
+        var tooMuch = new RefundOrderRequest { RefundId = "RF-" + Guid.NewGuid(), OrderId = recorded.Id, Amount = new Money { Amount = "700.01" } };
+        await Support.Rpc.FailsWith(StatusCode.FailedPrecondition, () => partner.RefundOrderAsync(tooMuch).ResponseAsync);
+
+        var audit = new AuditLog.AuditLogClient(suite.Customer.Channel); // admin
+        var events = (await audit.ListAuditEventsAsync(new ListAuditEventsRequest { TargetId = recorded.Id })).Events;
+        var refunded = Assert.Single(events, e => e.Rpc.EndsWith("/RefundOrder", StringComparison.Ordinal));
+        Assert.Equal((subject, Roles.Partner, refund.RefundId, "OK", "/crm.customer.v1.CustomerService/RefundOrder"),
+            (refunded.Subject, refunded.Role, refunded.IdempotencyKey, refunded.Outcome, refunded.Rpc));
+        Assert.Contains(events, e => e.Rpc.EndsWith("/RecordOrder", StringComparison.Ordinal) && e.Subject == subject && e.IdempotencyKey == order.ExternalOrderId);
+        Assert.DoesNotContain(events, e => e.IdempotencyKey == tooMuch.RefundId);
+        Assert.True(events[0].Id > events[^1].Id, "newest first");
+
+        // By actor: the customer, the order and the refund, nothing else.
+        var byActor = (await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = subject })).Events;
+        Assert.Equal(["CreateCustomer", "RecordOrder", "RefundOrder"], byActor.Select(e => e.Rpc.Split('/')[^1]).Order());
+        Assert.Equal(customer.Id, byActor.Single(e => e.Rpc.EndsWith("/CreateCustomer", StringComparison.Ordinal)).TargetId);
+        // By time, paged.
+        var since = byActor.Min(e => e.At);
+        var page = await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = subject, Since = since, PageSize = 2 });
+        Assert.Equal(2, page.Events.Count);
+        var next = await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = subject, Since = since, PageSize = 2, PageToken = page.NextPageToken });
+        Assert.Equal("CreateCustomer", Assert.Single(next.Events).Rpc.Split('/')[^1]);
+        Assert.Empty((await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = subject, Until = since })).Events);
+
+        // Only admin reads it.
+        await Support.Rpc.FailsWith(StatusCode.PermissionDenied, () =>
+            new AuditLog.AuditLogClient(suite.Customer.ChannelFor(Roles.Partner, subject)).ListAuditEventsAsync(new ListAuditEventsRequest()).ResponseAsync);
+    }
+
+    [Fact]
+    public async Task The_audit_log_is_append_only()
+    {
+        await using var db = await suite.CustomerDb.OpenConnectionAsync();
+        await new CustomerService.CustomerServiceClient(suite.Customer.Channel).CreateCustomerAsync(new CreateCustomerRequest
+        {
+            Profile = new CustomerProfile { Name = "周芷若", Phone = Customer.CustomerProfileTests.UniquePhone() },
+        });
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => db.ExecuteAsync("UPDATE audit_events SET subject = 'nobody'"));
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => db.ExecuteAsync("DELETE FROM audit_events"));
+    }
+
+    [Fact]
+    public async Task Loyalty_writes_are_audited_with_the_member_as_actor()
+    {
+        var member = Guid.NewGuid().ToString();
+        var loyalty = new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(suite.Loyalty.Channel);
+        await loyalty.OpenAccountAsync(new Crm.Loyalty.V1.OpenAccountRequest { CustomerId = member });
+        await new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(suite.Loyalty.ChannelFor(Roles.Member, member))
+            .CheckInAsync(new Crm.Loyalty.V1.CheckInRequest { CustomerId = member });
+
+        var events = (await new AuditLog.AuditLogClient(suite.Loyalty.Channel).ListAuditEventsAsync(new ListAuditEventsRequest { TargetId = member })).Events;
+        Assert.Equal([("CheckIn", member, Roles.Member), ("OpenAccount", Roles.Admin, Roles.Admin)],
+            events.Select(e => (e.Rpc.Split('/')[^1], e.Subject, e.Role)));
+    }
+}
