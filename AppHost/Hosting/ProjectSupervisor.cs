@@ -113,6 +113,9 @@ internal sealed class ProjectSupervisor(ProjectResource project, AppHostOptions 
         await healthLoop.CancelAsync();
         await health;
         await EnsureGoneAsync(process);
+        // The pid check can see the death before the watchdog has reported the code (its output is still
+        // draining): wait for that report briefly, so the log says 137 for a SIGKILL rather than -1.
+        await Task.WhenAny(process.Exited, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None));
         return process.Exited.IsCompletedSuccessfully ? process.Exited.Result : -1;
     }
 
