@@ -29,9 +29,13 @@ public static class DevAuth
                 .WithEnvironment("Auth__Issuer", configuration["Auth:Issuer"] ?? authority)
                 .WithEnvironment("Auth__Audience", configuration["Auth:Audience"] ?? Audience);
         _key ??= LoadOrCreate(project.ApplicationBuilder);
+        // The service's own identity for calls to other services (ServiceClients): role system, subject its name.
+        // 30 days; a new one on every AppHost start.
+        var serviceToken = DevTokens.Create(_key, Issuer, Audience, Roles.System, project.Resource.Name, TimeSpan.FromDays(30));
         return project.WithEnvironment("Auth__Issuer", Issuer)
             .WithEnvironment("Auth__Audience", Audience)
-            .WithEnvironment("Auth__SigningKeys__0", DevTokens.PublicKey(_key));
+            .WithEnvironment("Auth__SigningKeys__0", DevTokens.PublicKey(_key))
+            .WithEnvironment("Auth__ServiceToken", serviceToken);
     }
 
     private static ECDsa LoadOrCreate(DistributedApplicationBuilder builder)
@@ -59,7 +63,7 @@ public static class DevAuth
     }
 
     /// <summary>
-    /// <c>token --role &lt;role&gt; [--customer &lt;id&gt;] [--ttl 1h] [--client &lt;id&gt;] [--AppHost:DataDirectory=...]</c>:
+    /// <c>token --role &lt;role&gt; [--customer &lt;id&gt; | --user &lt;id&gt;] [--team &lt;team&gt;] [--ttl 1h] [--client &lt;id&gt;] [--AppHost:DataDirectory=...]</c>:
     /// prints a token signed with the development key of the same data folder <c>./crm run</c> uses.
     /// </summary>
     public static int TokenCommand(string[] args)
@@ -73,6 +77,12 @@ public static class DevAuth
         if (role == Roles.Member && !Guid.TryParse(customer, out _))
             return Fail("--customer <customer id> is required for a member token (the token's subject).");
         if (customer is { Length: > 0 } && !Guid.TryParse(customer, out _)) return Fail("--customer must be a customer id (a UUID).");
+        // Staff: the user id the services record as owner / author (default: the role's name), and the team a manager oversees.
+        var user = config["user"];
+        if (user is { Length: > 0 } && (role == Roles.Member || user.Length > 64))
+            return Fail("--user is for staff roles (a member's subject is --customer), at most 64 characters.");
+        var team = config["team"];
+        if (team is { Length: > 64 }) return Fail("--team is at most 64 characters.");
         if (!TryParseTtl(config["ttl"] ?? "1h", out var ttl) || ttl <= TimeSpan.Zero || ttl > TimeSpan.FromDays(30))
             return Fail("--ttl must be like 90s, 30m, 1h or 7d (at most 30d).");
 
@@ -81,7 +91,8 @@ public static class DevAuth
         if (!File.Exists(path))
             return Fail($"No development signing key at {path}: start the suite once (./crm run) with the same data folder (--AppHost:DataDirectory=...).");
         using var key = Read(path);
-        Console.WriteLine(DevTokens.Create(key, Issuer, Audience, role, customer is { Length: > 0 } ? customer : null, ttl, clientId: config["client"]));
+        var subject = customer is { Length: > 0 } ? customer : user is { Length: > 0 } ? user : null;
+        Console.WriteLine(DevTokens.Create(key, Issuer, Audience, role, subject, ttl, clientId: config["client"], team: team is { Length: > 0 } ? team : null));
         return 0;
     }
 

@@ -3,8 +3,11 @@ using Grpc.Core;
 
 namespace Crm.ServiceDefaults.Security;
 
-/// <summary>Who is calling: the validated token's subject, roles and client id.</summary>
-public sealed record Caller(string Subject, IReadOnlyList<string> Roles, string? ClientId)
+/// <summary>
+/// Who is calling: the validated token's subject (a customer id for a member, a user id for staff), roles,
+/// client id and team (the <c>team</c> claim: whose work a sales manager or service supervisor oversees).
+/// </summary>
+public sealed record Caller(string Subject, IReadOnlyList<string> Roles, string? ClientId, string? Team = null)
 {
     /// <summary>The member app acting for one customer, and nothing more (no staff role besides).</summary>
     public bool IsMemberOnly => Roles.Contains(Security.Roles.Member) && Roles.All(r => r == Security.Roles.Member);
@@ -19,7 +22,8 @@ public sealed record Caller(string Subject, IReadOnlyList<string> Roles, string?
         return new Caller(
             user.FindFirst("sub")?.Value ?? "",
             user.FindAll(roleType).Select(c => c.Value).Distinct().ToList(),
-            user.FindFirst("client_id")?.Value ?? user.FindFirst("azp")?.Value);
+            user.FindFirst("client_id")?.Value ?? user.FindFirst("azp")?.Value,
+            user.FindFirst("team")?.Value);
     }
 }
 

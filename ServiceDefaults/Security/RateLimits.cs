@@ -13,7 +13,7 @@ namespace Crm.ServiceDefaults.Security;
 /// <summary>
 /// Per-caller rate limits (token bucket per role + subject), from the section <c>RateLimits:&lt;role&gt;</c>:
 /// PermitsPerSecond and Burst. Defaults: member 20/s (burst 40), store, service, sales and marketing 100/s
-/// (burst 200), partner 500/s (burst 1000, bulk pushes), admin unlimited; PermitsPerSecond=0 turns a role's limit
+/// (burst 200), partner 500/s (burst 1000, bulk pushes), admin and system (service to service) unlimited; PermitsPerSecond=0 turns a role's limit
 /// off. Past the budget: RESOURCE_EXHAUSTED with google.rpc.RetryInfo saying when to retry.
 /// </summary>
 public static class RateLimits
@@ -22,6 +22,9 @@ public static class RateLimits
     {
         [Roles.Member] = (20, 40), [Roles.Store] = (100, 200), [Roles.Service] = (100, 200), [Roles.Sales] = (100, 200),
         [Roles.Marketing] = (100, 200), [Roles.Partner] = (500, 1000), [Roles.Admin] = (0, 0),
+        [Roles.SalesManager] = (100, 200), [Roles.ServiceSupervisor] = (100, 200),
+        // Another service's calls are already bounded by the limits of the callers that caused them.
+        [Roles.System] = (0, 0),
     };
 
     public static void AddCrmRateLimits(this IHostApplicationBuilder builder)

@@ -17,6 +17,13 @@ public static class Roles
     public const string Partner = "partner";
     /// <summary>The member app, for the customer named by the token's subject only.</summary>
     public const string Member = "member";
+    /// <summary>A sales manager: what a salesperson does, for every member of the token's team.</summary>
+    public const string SalesManager = "sales_manager";
+    /// <summary>A service-desk supervisor: reviews agents, works every queue of the token's team.</summary>
+    public const string ServiceSupervisor = "service_supervisor";
 
-    public static readonly IReadOnlyList<string> All = [Admin, Marketing, Sales, Service, Store, Partner, Member];
+    /// <summary>Another service of the suite calling on its own behalf (subject: that service's name); see ServiceClients.</summary>
+    public const string System = "system";
+
+    public static readonly IReadOnlyList<string> All = [Admin, Marketing, Sales, Service, Store, Partner, Member, SalesManager, ServiceSupervisor, System];
 }

@@ -13,7 +13,7 @@ public sealed class CustomerGrpcService(
     CustomerRepository customers, OrderRepository orders, TimeProvider clock, ILogger<CustomerGrpcService> logger)
     : CustomerService.CustomerServiceBase
 {
-    [Allow(Roles.Sales, Roles.Service, Roles.Store, Roles.Partner)]
+    [Allow(Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System)]
     public override async Task<V1.Customer> CreateCustomer(CreateCustomerRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -27,7 +27,7 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(customer);
     }
 
-    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.Member)]
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.Member, Roles.System)]
     public override async Task<V1.Customer> GetCustomer(GetCustomerRequest request, ServerCallContext context)
     {
         var id = Ids.Parse(request.Id, "id");
@@ -62,7 +62,7 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(updated);
     }
 
-    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store)]
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.System)]
     public override async Task<SearchCustomersResponse> SearchCustomers(SearchCustomersRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -84,7 +84,7 @@ public sealed class CustomerGrpcService(
         return response;
     }
 
-    [Allow(Roles.Store, Roles.Partner)]
+    [Allow(Roles.Store, Roles.Partner, Roles.System)]
     public override async Task<Order> RecordOrder(RecordOrderRequest request, ServerCallContext context)
     {
         var order = OrderRules.Validate(request, clock);
@@ -98,7 +98,7 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(recorded);
     }
 
-    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner)]
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System)]
     public override async Task<Order> GetOrder(GetOrderRequest request, ServerCallContext context)
     {
         var id = Ids.Parse(request.Id, "id");
@@ -106,7 +106,7 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(order);
     }
 
-    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner)]
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System)]
     public override async Task<ListOrdersResponse> ListOrders(ListOrdersRequest request, ServerCallContext context)
     {
         var v = new Validator();

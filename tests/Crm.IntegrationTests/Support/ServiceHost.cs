@@ -29,7 +29,8 @@ public sealed class ServiceHost : IAsyncDisposable
     private readonly List<GrpcChannel> _channels = [];
 
     /// <summary>A channel with a token for <paramref name="role"/> (subject: the customer id for a member); disposed with the host.</summary>
-    public GrpcChannel ChannelFor(string role, string? subject = null) => Keep(TestAuth.Channel(GrpcAddress, TestAuth.Token(role, subject)));
+    public GrpcChannel ChannelFor(string role, string? subject = null, string? team = null) =>
+        Keep(TestAuth.Channel(GrpcAddress, TestAuth.Token(role, subject, team: team)));
 
     /// <summary>A channel sending <paramref name="token"/> as is (null: no token at all).</summary>
     public GrpcChannel ChannelWithToken(string? token) => Keep(TestAuth.Channel(GrpcAddress, token));

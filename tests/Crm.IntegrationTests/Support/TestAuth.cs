@@ -24,10 +24,14 @@ public static class TestAuth
         "--RateLimits:member:PermitsPerSecond=5",
         "--RateLimits:member:Burst=30",
         "--GrpcWeb:AllowedOrigins:0=https://console.crm.test",
+        // The service's own identity for calls to other services (ServiceClients), as the AppHost gives it.
+        $"--Auth:ServiceToken={Token(Roles.System, "tests-service")}",
     ];
 
-    public static string Token(string role, string? subject = null, TimeSpan? lifetime = null) =>
-        DevTokens.Create(Key, Issuer, Audience, role, subject, lifetime ?? TimeSpan.FromHours(6));
+    /// <param name="subject">A member's customer id, or a staff user id (default: the role's name).</param>
+    /// <param name="team">The team claim of a sales manager or service supervisor.</param>
+    public static string Token(string role, string? subject = null, TimeSpan? lifetime = null, string? team = null) =>
+        DevTokens.Create(Key, Issuer, Audience, role, subject, lifetime ?? TimeSpan.FromHours(6), team: team);
 
     /// <summary>A channel sending <paramref name="token"/> (none when null) as a bearer token on every call.</summary>
     public static GrpcChannel Channel(Uri address, string? token)
