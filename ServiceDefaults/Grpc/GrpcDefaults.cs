@@ -30,6 +30,8 @@ public static class GrpcDefaults
         // Unparseable request bodies are INVALID_ARGUMENT, not UNKNOWN.
         builder.Services.AddTransient<IStartupFilter, UnreadableRequestsFilter>();
         builder.Services.AddGrpcReflection();
+        builder.Services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler,
+            Crm.ServiceDefaults.Security.Audit.AuditingAuthorizationResultHandler>();
         // The audit_events table, in the service's own database.
         builder.Services.AddSingleton(new Crm.ServiceDefaults.Data.MigrationScripts(typeof(Crm.ServiceDefaults.Security.Audit.Audit).Assembly));
         // The gRPC health service reports the same checks as /health.

@@ -8,7 +8,7 @@ using Npgsql;
 namespace Crm.ServiceDefaults.Security.Audit;
 
 /// <summary>
-/// The audit log of a service's writes. The <see cref="AuditInterceptor"/> notes the call (caller, RPC,
+/// The audit log of a service's writes (and of refused calls: <see cref="DeniedAttempts"/>). The <see cref="AuditInterceptor"/> notes the call (caller, RPC,
 /// the request's idempotency key and target id); the code that commits a write calls
 /// <see cref="RecordAsync"/> with its transaction just before the commit, so the row exists exactly when
 /// the change does. Outside a gRPC call (consumers, background jobs) it records nothing.
@@ -41,9 +41,17 @@ public sealed class AuditInterceptor : Interceptor
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
         UnaryServerMethod<TRequest, TResponse> continuation)
     {
-        if (request is IMessage message && context.GetHttpContext().User.Identity?.IsAuthenticated == true)
-            Audit.Current.Value = new AuditCall(context.Caller(), context.Method, First(message, TargetFields), First(message, KeyFields));
+        if (request is not IMessage message || context.GetHttpContext().User.Identity?.IsAuthenticated != true)
+            return await continuation(request, context);
+        var call = new AuditCall(context.Caller(), context.Method, First(message, TargetFields), First(message, KeyFields));
+        Audit.Current.Value = call;
         try { return await continuation(request, context); }
+        catch (RpcException e) when (e.StatusCode == StatusCode.PermissionDenied)
+        {
+            // Refused by the handler (a member naming another customer): on the record like a refused role.
+            await DeniedAttempts.RecordAsync(context.GetHttpContext().RequestServices, call.Caller, call.Rpc, call.TargetId, call.IdempotencyKey);
+            throw;
+        }
         finally { Audit.Current.Value = null; }
     }
 

@@ -18,8 +18,10 @@ public sealed class AuditGrpcService(NpgsqlDataSource dataSource) : AuditLog.Aud
         var pageSize = PageToken.PageSize(request.PageSize, v);
         var target = Blank(request.TargetId);
         var actor = Blank(request.Actor);
+        var outcome = Blank(request.Outcome)?.ToUpperInvariant();
+        if (outcome is not null and not "OK" and not DeniedAttempts.Outcome) v.Add("outcome", "must be OK or DENIED");
         DateTime? since = request.Since?.ToDateTime(), until = request.Until?.ToDateTime();
-        var filters = $"target={target}|actor={actor}|since={request.Since}|until={request.Until}";
+        var filters = $"target={target}|actor={actor}|outcome={outcome}|since={request.Since}|until={request.Until}";
         var before = PageToken.Decode(request.PageToken, filters, v) is { } key && long.TryParse(key, out var id) ? id : long.MaxValue;
         v.ThrowIfInvalid();
 
@@ -29,10 +31,11 @@ public sealed class AuditGrpcService(NpgsqlDataSource dataSource) : AuditLog.Aud
             WHERE id < @before
               AND (@target::text IS NULL OR target_id = @target)
               AND (@actor::text IS NULL OR subject = @actor)
+              AND (@outcome::text IS NULL OR outcome = @outcome)
               AND (@since::timestamptz IS NULL OR at >= @since)
               AND (@until::timestamptz IS NULL OR at < @until)
             ORDER BY id DESC LIMIT @limit
-            """, new { before, target, actor, since, until, limit = pageSize + 1 }, cancellationToken: context.CancellationToken))).ToList();
+            """, new { before, target, actor, outcome, since, until, limit = pageSize + 1 }, cancellationToken: context.CancellationToken))).ToList();
         var response = new ListAuditEventsResponse();
         response.Events.AddRange(rows.Take(pageSize).Select(r => new AuditEvent
         {

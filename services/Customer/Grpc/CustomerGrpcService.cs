@@ -98,19 +98,21 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(recorded);
     }
 
-    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System)]
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System, Roles.Member)]
     public override async Task<Order> GetOrder(GetOrderRequest request, ServerCallContext context)
     {
         var id = Ids.Parse(request.Id, "id");
         var order = await orders.GetAsync(id, context.CancellationToken) ?? throw new NotFoundException("order", id.ToString());
+        context.RequireSelf(order.CustomerId); // a member reads its own orders only
         return Wire.ToProto(order);
     }
 
-    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System)]
+    [Allow(Roles.Marketing, Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System, Roles.Member)]
     public override async Task<ListOrdersResponse> ListOrders(ListOrdersRequest request, ServerCallContext context)
     {
         var v = new Validator();
         var customerId = Ids.Parse(request.CustomerId, "customer_id", v);
+        if (v.IsValid) context.RequireSelf(customerId);
         var pageSize = PageToken.PageSize(request.PageSize, v);
         (DateTime, Guid)? after = null;
         if (PageToken.Decode(request.PageToken, customerId.ToString(), v) is { } key)

@@ -62,6 +62,36 @@ public sealed class AuditTests(SuiteFixture suite)
     }
 
     [Fact]
+    public async Task Refused_calls_of_authenticated_callers_are_on_record_as_DENIED_and_anonymous_ones_are_not()
+    {
+        var partner = "erp-denied-" + Guid.NewGuid().ToString("N")[..8];
+        var member = Guid.NewGuid().ToString();
+        var victim = Guid.NewGuid().ToString();
+        // A role without the RPC: refused before the request is read, so no target.
+        await Support.Rpc.FailsWith(StatusCode.PermissionDenied, () => new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(suite.Loyalty.ChannelFor(Roles.Partner, partner))
+            .AdjustPointsAsync(new Crm.Loyalty.V1.AdjustPointsRequest { CustomerId = victim, Points = 10_000_000, Reason = "free", IdempotencyKey = "K-" + partner }).ResponseAsync);
+        // A member naming another customer: refused in the handler, with the target.
+        await Support.Rpc.FailsWith(StatusCode.PermissionDenied, () => new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(suite.Loyalty.ChannelFor(Roles.Member, member))
+            .GetAccountAsync(new Crm.Loyalty.V1.GetAccountRequest { CustomerId = victim }).ResponseAsync);
+        // No token at all: not written (anyone can do that).
+        await Support.Rpc.FailsWith(StatusCode.Unauthenticated, () => new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(suite.Loyalty.ChannelWithToken(null))
+            .AdjustPointsAsync(new Crm.Loyalty.V1.AdjustPointsRequest { CustomerId = victim, Points = 1, Reason = "anon", IdempotencyKey = "K-anon" }).ResponseAsync);
+
+        var audit = new AuditLog.AuditLogClient(suite.Loyalty.Channel);
+        var byPartner = Assert.Single((await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = partner })).Events);
+        Assert.Equal(("/crm.loyalty.v1.LoyaltyService/AdjustPoints", Roles.Partner, "DENIED", ""),
+            (byPartner.Rpc, byPartner.Role, byPartner.Outcome, byPartner.TargetId));
+        var byMember = Assert.Single((await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = member })).Events);
+        Assert.Equal(("/crm.loyalty.v1.LoyaltyService/GetAccount", Roles.Member, "DENIED", victim),
+            (byMember.Rpc, byMember.Role, byMember.Outcome, byMember.TargetId));
+        // Filtered by outcome; the victim's id carries only the refused read (nothing was written for it).
+        var onVictim = Assert.Single((await audit.ListAuditEventsAsync(new ListAuditEventsRequest { TargetId = victim, Outcome = "denied" })).Events);
+        Assert.Equal(byMember.Id, onVictim.Id);
+        Assert.Empty((await audit.ListAuditEventsAsync(new ListAuditEventsRequest { TargetId = victim, Outcome = "OK" })).Events);
+        await Support.Rpc.FailsWith(StatusCode.InvalidArgument, () => audit.ListAuditEventsAsync(new ListAuditEventsRequest { Outcome = "MAYBE" }).ResponseAsync);
+    }
+
+    [Fact]
     public async Task The_audit_log_is_append_only()
     {
         await using var db = await suite.CustomerDb.OpenConnectionAsync();

@@ -49,6 +49,13 @@ public sealed class MemberAccessTests(SuiteFixture suite)
         await Denied(() => loyalty.ValidateCouponAsync(new ValidateCouponRequest { Code = "ANY", OrderAmount = new Money { Amount = "10.00" }, CustomerId = other }).ResponseAsync);
         await Denied(() => loyalty.ValidateCouponAsync(new ValidateCouponRequest { Code = "ANY", OrderAmount = new Money { Amount = "10.00" } }).ResponseAsync);
         await Denied(() => customers.GetCustomerAsync(new GetCustomerRequest { Id = other }).ResponseAsync);
+        // Its own orders, not another's (by customer or by order id).
+        var myOrder = Assert.Single((await customers.ListOrdersAsync(new ListOrdersRequest { CustomerId = me })).Orders);
+        Assert.Equal(me, (await customers.GetOrderAsync(new GetOrderRequest { Id = myOrder.Id })).CustomerId);
+        var staff = new CustomerService.CustomerServiceClient(suite.Customer.Channel);
+        var otherOrder = Assert.Single((await staff.ListOrdersAsync(new ListOrdersRequest { CustomerId = other })).Orders);
+        await Denied(() => customers.ListOrdersAsync(new ListOrdersRequest { CustomerId = other }).ResponseAsync);
+        await Denied(() => customers.GetOrderAsync(new GetOrderRequest { Id = otherOrder.Id }).ResponseAsync);
         // A member's id it does not know exists is denied the same way: no existence leak.
         await Denied(() => loyalty.GetAccountAsync(new GetAccountRequest { CustomerId = Guid.NewGuid().ToString() }).ResponseAsync);
         // Staff-only calls, even on itself.
