@@ -23,14 +23,28 @@ public static class Audit
         if (Current.Value is not { } call) return;
         await tx.Connection!.ExecuteAsync(new CommandDefinition("""
             INSERT INTO audit_events (subject, role, client_id, rpc, target_id, idempotency_key, outcome)
-            VALUES (@Subject, @Role, @ClientId, @Rpc, @TargetId, @IdempotencyKey, 'OK')
+            VALUES (@Subject, @Role, @ClientId, @Rpc, @TargetId, @IdempotencyKey, @Outcome)
             """,
-            new { call.Caller.Subject, call.Caller.Role, call.Caller.ClientId, call.Rpc, TargetId = targetId ?? call.TargetId, call.IdempotencyKey },
+            new { call.Caller.Subject, call.Caller.Role, call.Caller.ClientId, call.Rpc, TargetId = targetId ?? call.TargetId, call.IdempotencyKey, call.Outcome },
             tx, cancellationToken: ct));
     }
+
+    /// <summary>
+    /// The current call repeats an earlier one with the same idempotency key and changes nothing: its row says
+    /// <c>REPLAYED</c>, so the log does not show two writes where there was one.
+    /// </summary>
+    public static void MarkReplayed()
+    {
+        if (Current.Value is { } call) call.Outcome = Replayed;
+    }
+
+    public const string Replayed = "REPLAYED";
 }
 
-internal sealed record AuditCall(Caller Caller, string Rpc, string? TargetId, string? IdempotencyKey);
+internal sealed record AuditCall(Caller Caller, string Rpc, string? TargetId, string? IdempotencyKey)
+{
+    public string Outcome { get; set; } = "OK";
+}
 
 /// <summary>Notes who calls which RPC for <see cref="Audit.RecordAsync"/>; reads the request's key and target fields by name.</summary>
 public sealed class AuditInterceptor : Interceptor

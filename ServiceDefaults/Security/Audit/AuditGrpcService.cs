@@ -19,7 +19,7 @@ public sealed class AuditGrpcService(NpgsqlDataSource dataSource) : AuditLog.Aud
         var target = Blank(request.TargetId);
         var actor = Blank(request.Actor);
         var outcome = Blank(request.Outcome)?.ToUpperInvariant();
-        if (outcome is not null and not "OK" and not DeniedAttempts.Outcome) v.Add("outcome", "must be OK or DENIED");
+        if (outcome is not null and not "OK" and not DeniedAttempts.Outcome and not Audit.Replayed) v.Add("outcome", "must be OK, DENIED or REPLAYED");
         DateTime? since = request.Since?.ToDateTime(), until = request.Until?.ToDateTime();
         var filters = $"target={target}|actor={actor}|outcome={outcome}|since={request.Since}|until={request.Until}";
         var before = PageToken.Decode(request.PageToken, filters, v) is { } key && long.TryParse(key, out var id) ? id : long.MaxValue;

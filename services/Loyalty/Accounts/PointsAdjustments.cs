@@ -33,6 +33,7 @@ public sealed class PointsAdjustments(AccountTransactions accounts, Ledger ledge
                 if (earlier.CustomerId != customerId || earlier.Points != points)
                     throw new AlreadyExistsException("adjustment", idempotencyKey,
                         $"Idempotency key '{Echo.Cut(idempotencyKey)}' was already used for an adjustment of {earlier.Points} points to customer {earlier.CustomerId}.");
+                Crm.ServiceDefaults.Security.Audit.Audit.MarkReplayed();
                 return earlier;
             }
             var change = new Change(EntryKind.Adjust, "admin", reason, points, 0, key, reason);

@@ -41,6 +41,7 @@ public sealed class LotteryDraws(
         if (await FindAsync(tx, key, now, ct) is { } earlier)
         {
             if (earlier.CustomerId != account.CustomerId || earlier.RewardId != rewardId) throw KeyTaken(key);
+            Crm.ServiceDefaults.Security.Audit.Audit.MarkReplayed();
             return earlier;
         }
 

@@ -38,6 +38,7 @@ public sealed class Redemptions(AccountTransactions accounts, Ledger ledger, Cou
         {
             if (earlier.CustomerId != account.CustomerId || earlier.RewardId != rewardId || earlier.Quantity != quantity)
                 throw KeyTaken(key);
+            Crm.ServiceDefaults.Security.Audit.Audit.MarkReplayed();
             return earlier;
         }
 

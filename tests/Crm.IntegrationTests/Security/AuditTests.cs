@@ -92,6 +92,24 @@ public sealed class AuditTests(SuiteFixture suite)
     }
 
     [Fact]
+    public async Task A_retry_with_the_same_idempotency_key_is_on_record_as_REPLAYED_not_as_a_second_write()
+    {
+        var customer = Guid.NewGuid().ToString();
+        var agent = "agent-" + Guid.NewGuid().ToString("N")[..8];
+        var loyalty = new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(suite.Loyalty.Channel);
+        await loyalty.OpenAccountAsync(new Crm.Loyalty.V1.OpenAccountRequest { CustomerId = customer });
+        var adjust = new Crm.Loyalty.V1.AdjustPointsRequest { CustomerId = customer, Points = 250, Reason = "goodwill", IdempotencyKey = "ADJ-" + agent };
+        var asAgent = new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(suite.Loyalty.ChannelFor(Roles.Admin, agent));
+        var first = await asAgent.AdjustPointsAsync(adjust);
+        var again = await asAgent.AdjustPointsAsync(adjust);
+        Assert.Equal(first.Id, again.Id);
+        Assert.Equal(250, (await loyalty.GetAccountAsync(new Crm.Loyalty.V1.GetAccountRequest { CustomerId = customer })).Balance);
+
+        var events = (await new AuditLog.AuditLogClient(suite.Loyalty.Channel).ListAuditEventsAsync(new ListAuditEventsRequest { Actor = agent })).Events;
+        Assert.Equal([("REPLAYED", adjust.IdempotencyKey), ("OK", adjust.IdempotencyKey)], events.Select(e => (e.Outcome, e.IdempotencyKey)));
+    }
+
+    [Fact]
     public async Task The_audit_log_is_append_only()
     {
         await using var db = await suite.CustomerDb.OpenConnectionAsync();
