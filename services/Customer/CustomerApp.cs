@@ -18,6 +18,7 @@ public static class CustomerApp
         builder.AddGrpcDefaults();
 
         builder.Services.AddSingleton<CustomerRepository>();
+        builder.Services.AddSingleton<CustomerUpserts>();
         builder.Services.AddSingleton<OrderRepository>();
 
         var app = builder.Build();

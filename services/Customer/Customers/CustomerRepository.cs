@@ -14,11 +14,15 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
 {
     private const string Columns = """
         id, seq, name, gender, birthday, phone, email, region, city, address, education, occupation,
-        preferences, tags, source_channel, marketing_consent, version, created_at, updated_at
+        preferences, tags, source_channel, marketing_consent, version, created_at, updated_at,
+        ARRAY(SELECT e.system || '/' || e.external_id FROM customer_external_ids e WHERE e.customer_id = customers.id ORDER BY e.system) AS external_ids
         """;
 
     /// <returns>The customer, and false when <paramref name="requestId"/> had already created it.</returns>
-    public async Task<(CustomerRecord Customer, bool Created)> CreateAsync(Profile profile, string? requestId, CancellationToken ct)
+    /// <param name="externalId">A partner system's id for the new customer, recorded with it. Already taken: the
+    /// PostgresException of constraint customer_external_ids_pkey (the caller reads that customer instead).</param>
+    public async Task<(CustomerRecord Customer, bool Created)> CreateAsync(Profile profile, string? requestId, CancellationToken ct,
+        ExternalId? externalId = null)
     {
         if (requestId is not null && await FindByRequestIdAsync(requestId, ct) is { } earlier)
             return (earlier, false);
@@ -37,6 +41,13 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
                 RETURNING seq
                 """, Parameters(customer.Id, profile, new { RequestId = requestId, Now = now }), transaction, cancellationToken: ct));
             customer = customer with { Seq = seq };
+            if (externalId is not null)
+            {
+                await connection.ExecuteAsync(new CommandDefinition("""
+                    INSERT INTO customer_external_ids (system, external_id, customer_id, created_at) VALUES (@System, @Id, @CustomerId, @Now)
+                    """, new { externalId.System, externalId.Id, CustomerId = customer.Id, Now = now }, transaction, cancellationToken: ct));
+                customer = customer with { ExternalIds = [externalId] };
+            }
             await outbox.AddAsync(transaction, new CustomerRegistered(Snapshot(customer), now), ct);
             await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(transaction, customer.Id.ToString(), ct);
             await transaction.CommitAsync(ct);
@@ -50,6 +61,15 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
         }
         outbox.Wake();
         return (customer, true);
+    }
+
+    /// <summary>The customer a partner system's id belongs to, if any.</summary>
+    public async Task<Guid?> FindByExternalIdAsync(ExternalId externalId, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        return await connection.ExecuteScalarAsync<Guid?>(new CommandDefinition(
+            "SELECT customer_id FROM customer_external_ids WHERE system = @System AND external_id = @Id",
+            new { externalId.System, externalId.Id }, cancellationToken: ct));
     }
 
     public async Task<CustomerRecord?> GetAsync(Guid id, CancellationToken ct)
@@ -207,10 +227,12 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
         public long Version { get; init; }
         public DateTime CreatedAt { get; init; }
         public DateTime UpdatedAt { get; init; }
+        public string[] ExternalIds { get; init; } = [];
 
         public CustomerRecord ToRecord() => new()
         {
             Id = Id, Seq = Seq, Version = Version, CreatedAt = CreatedAt, UpdatedAt = UpdatedAt,
+            ExternalIds = ExternalIds.Select(ExternalId.FromColumn).ToList(),
             Profile = new Profile
             {
                 Name = Name, Gender = Gender, Birthday = Birthday, Phone = Phone,

@@ -28,4 +28,6 @@ public sealed record CustomerRecord
     public long Version { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
+    /// <summary>The ids partner systems know the customer by, ordered by system.</summary>
+    public IReadOnlyList<ExternalId> ExternalIds { get; init; } = [];
 }

@@ -21,11 +21,13 @@ internal static class Wire
         };
         profile.Preferences.AddRange(p.Preferences);
         profile.Tags.AddRange(p.Tags);
-        return new V1.Customer
+        var customer = new V1.Customer
         {
             Id = c.Id.ToString(), Profile = profile, Version = c.Version,
             CreatedAt = Timestamp.FromDateTime(c.CreatedAt), UpdatedAt = Timestamp.FromDateTime(c.UpdatedAt),
         };
+        customer.ExternalRefs.AddRange(c.ExternalIds.Select(e => new ExternalRef { System = e.System, Id = e.Id }));
+        return customer;
     }
 
     public static Order ToProto(OrderRecord o)

@@ -154,7 +154,7 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
-    private async Task<OrderRecord?> FindByExternalIdAsync(string externalOrderId, CancellationToken ct)
+    public async Task<OrderRecord?> FindByExternalIdAsync(string externalOrderId, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         return await QueryOrderAsync(connection, null, "external_order_id = @externalOrderId", new { externalOrderId }, ct);
