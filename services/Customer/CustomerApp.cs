@@ -19,10 +19,12 @@ public static class CustomerApp
 
         builder.Services.AddSingleton<CustomerRepository>();
         builder.Services.AddSingleton<CustomerUpserts>();
+        builder.Services.AddSingleton<Grpc.PartnerRequests>();
         builder.Services.AddSingleton<OrderRepository>();
 
         var app = builder.Build();
         app.MapGrpcService<CustomerGrpcService>();
+        app.MapGrpcService<ImportGrpcService>();
         app.MapGrpcDefaults();
         app.MapDefaultEndpoints();
         return app;

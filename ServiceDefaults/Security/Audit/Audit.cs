@@ -39,6 +39,22 @@ public static class Audit
     }
 
     public const string Replayed = "REPLAYED";
+
+    /// <summary>
+    /// For calls the interceptor cannot note (each item of a streaming import): the writes made until the
+    /// returned scope is disposed are recorded as <paramref name="request"/> of this call, as a unary call would be.
+    /// </summary>
+    public static IDisposable Begin(ServerCallContext context, IMessage request)
+    {
+        var previous = Current.Value;
+        Current.Value = AuditInterceptor.Note(context, request);
+        return new Scope(previous);
+    }
+
+    private sealed class Scope(AuditCall? previous) : IDisposable
+    {
+        public void Dispose() => Current.Value = previous;
+    }
 }
 
 internal sealed record AuditCall(Caller Caller, string Rpc, string? TargetId, string? IdempotencyKey)
@@ -57,7 +73,7 @@ public sealed class AuditInterceptor : Interceptor
     {
         if (request is not IMessage message || context.GetHttpContext().User.Identity?.IsAuthenticated != true)
             return await continuation(request, context);
-        var call = new AuditCall(context.Caller(), context.Method, First(message, TargetFields), First(message, KeyFields));
+        var call = Note(context, message);
         Audit.Current.Value = call;
         try { return await continuation(request, context); }
         catch (RpcException e) when (e.StatusCode == StatusCode.PermissionDenied)
@@ -68,6 +84,9 @@ public sealed class AuditInterceptor : Interceptor
         }
         finally { Audit.Current.Value = null; }
     }
+
+    internal static AuditCall Note(ServerCallContext context, IMessage message) =>
+        new(context.Caller(), context.Method, First(message, TargetFields), First(message, KeyFields));
 
     private static string? First(IMessage message, string[] names)
     {

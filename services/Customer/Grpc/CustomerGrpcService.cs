@@ -10,7 +10,7 @@ namespace Crm.Customer.Grpc;
 
 /// <summary>crm.customer.v1.CustomerService: validates, calls the repositories, maps to the wire.</summary>
 public sealed class CustomerGrpcService(
-    CustomerRepository customers, CustomerUpserts upserts, OrderRepository orders, TimeProvider clock, ILogger<CustomerGrpcService> logger)
+    CustomerRepository customers, PartnerRequests partner, OrderRepository orders, TimeProvider clock, ILogger<CustomerGrpcService> logger)
     : CustomerService.CustomerServiceBase
 {
     [Allow(Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System)]
@@ -87,53 +87,17 @@ public sealed class CustomerGrpcService(
     [Allow(Roles.Partner, Roles.System)]
     public override async Task<UpsertCustomerResponse> UpsertCustomer(UpsertCustomerRequest request, ServerCallContext context)
     {
-        var v = new Validator();
-        var externalId = ExternalId.Parse(request.Ref, "ref", v);
-        v.Require(request.ExpectedVersion >= 0, "expected_version", "must not be negative (0: no check).");
-        IReadOnlySet<string>? fields = null;
-        if (request.UpdateMask is { Paths.Count: > 0 } mask)
-        {
-            fields = mask.Paths.ToHashSet(StringComparer.Ordinal);
-            foreach (var unknown in fields.Where(p => !ProfileRules.Fields.Contains(p)))
-                v.Add("update_mask", $"'{Echo.Cut(unknown)}' is not a profile field.");
-        }
-        // The values are checked before anything is read; the update repeats it on the locked row.
-        if (fields is null) ProfileRules.ForCreate(request.Profile, v, clock);
-        else ProfileRules.Merge(new Profile { Name = "", Phone = "" }, request.Profile ?? new CustomerProfile(), fields, v, clock);
-        v.ThrowIfInvalid();
-
-        var (customer, outcome) = await upserts.UpsertAsync(externalId!, request.Profile ?? new CustomerProfile(), fields, request.Mode,
-            request.ExpectedVersion, context.CancellationToken);
+        var (customer, outcome) = await partner.UpsertAsync(request, context.CancellationToken);
         if (outcome != Customers.UpsertOutcome.Unchanged)
-            logger.LogInformation("Upsert of {ExternalId}: customer {CustomerId} {Outcome}", externalId, customer.Id, outcome);
-        return new UpsertCustomerResponse
-        {
-            Customer = Wire.ToProto(customer),
-            Outcome = outcome switch
-            {
-                Customers.UpsertOutcome.Created => V1.UpsertOutcome.Created,
-                Customers.UpsertOutcome.Updated => V1.UpsertOutcome.Updated,
-                _ => V1.UpsertOutcome.Unchanged,
-            },
-        };
+            logger.LogInformation("Upsert of {System}/{ExternalId}: customer {CustomerId} {Outcome}",
+                request.Ref.System.Trim().ToLowerInvariant(), request.Ref.Id.Trim(), customer.Id, outcome);
+        return new UpsertCustomerResponse { Customer = Wire.ToProto(customer), Outcome = Wire.ToProto(outcome) };
     }
 
     [Allow(Roles.Store, Roles.Partner, Roles.System)]
     public override async Task<Order> RecordOrder(RecordOrderRequest request, ServerCallContext context)
     {
-        if (request.CustomerRef is not null)
-        {
-            // A partner names the customer by its own id: resolved here, the rest is the same order.
-            var v = new Validator();
-            v.Require(request.CustomerId.Length == 0, "customer_id", "give customer_id or customer_ref, not both.");
-            var externalId = ExternalId.Parse(request.CustomerRef, "customer_ref", v);
-            v.ThrowIfInvalid();
-            var customerId = await customers.FindByExternalIdAsync(externalId!, context.CancellationToken)
-                ?? throw new NotFoundException("customer", externalId!.ToString());
-            request = request.Clone();
-            request.CustomerId = customerId.ToString();
-            request.CustomerRef = null;
-        }
+        request = await partner.ResolveAsync(request, context.CancellationToken); // a partner may name the customer by its own id
         var order = OrderRules.Validate(request, clock);
         var (recorded, created) = await orders.RecordAsync(order, context.CancellationToken);
         if (created)
@@ -189,20 +153,9 @@ public sealed class CustomerGrpcService(
     [Allow(Roles.Service, Roles.Store, Roles.Partner)]
     public override async Task<Refund> RefundOrder(RefundOrderRequest request, ServerCallContext context)
     {
-        if (!string.IsNullOrWhiteSpace(request.ExternalOrderId))
-        {
-            // The order as the partner knows it.
-            var v = new Validator();
-            v.Require(request.OrderId.Length == 0, "order_id", "give order_id or external_order_id, not both.");
-            v.ThrowIfInvalid();
-            var known = await orders.FindByExternalIdAsync(request.ExternalOrderId.Trim(), context.CancellationToken)
-                ?? throw new NotFoundException("order", Echo.Cut(request.ExternalOrderId.Trim()));
-            request = request.Clone();
-            request.OrderId = known.Id.ToString();
-            request.ExternalOrderId = "";
-        }
+        request = await partner.ResolveAsync(request, context.CancellationToken); // or the order by its external_order_id
         var refund = OrderRules.Validate(request, clock);
-        var (recorded, order) = await orders.RefundAsync(refund, context.CancellationToken);
+        var (recorded, order, _) = await orders.RefundAsync(refund, context.CancellationToken);
         logger.LogInformation("Refund {RefundId} of {Amount} on order {OrderId}; refunded {Refunded} of {Paid}",
             recorded.RefundId, recorded.Amount, order.Id, order.AmountRefunded, order.AmountPaid);
         return Wire.ToProto(recorded, order);

@@ -9,6 +9,13 @@ namespace Crm.Customer.Grpc;
 /// <summary>Domain records to protobuf messages.</summary>
 internal static class Wire
 {
+    public static V1.UpsertOutcome ToProto(Customers.UpsertOutcome outcome) => outcome switch
+    {
+        Customers.UpsertOutcome.Created => V1.UpsertOutcome.Created,
+        Customers.UpsertOutcome.Updated => V1.UpsertOutcome.Updated,
+        _ => V1.UpsertOutcome.Unchanged,
+    };
+
     public static V1.Customer ToProto(CustomerRecord c)
     {
         var p = c.Profile;

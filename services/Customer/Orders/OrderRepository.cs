@@ -80,7 +80,8 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
     /// Refunds part or all (when no amount is given) of what is still refundable. The order row is locked for
     /// the check, so concurrent refunds can never add up to more than was paid.
     /// </summary>
-    public async Task<(RefundRecord Refund, OrderRecord Order)> RefundAsync(NewRefund refund, CancellationToken ct)
+    /// <returns>The refund, the order after it, and false when <see cref="NewRefund.RefundId"/> had already been recorded.</returns>
+    public async Task<(RefundRecord Refund, OrderRecord Order, bool Created)> RefundAsync(NewRefund refund, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
@@ -95,7 +96,7 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
             if (earlier.OrderId != refund.OrderId)
                 throw new AlreadyExistsException("refund", earlier.RefundId,
                     $"Refund id '{earlier.RefundId}' was already used for order {earlier.OrderId}.");
-            return (earlier, order); // a retry: nothing new
+            return (earlier, order, false); // a retry: nothing new
         }
 
         var refundable = order.AmountPaid - order.AmountRefunded;
@@ -133,7 +134,7 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
         await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(transaction, order.Id.ToString(), ct);
         await transaction.CommitAsync(ct);
         outbox.Wake();
-        return (recorded, order);
+        return (recorded, order, true);
     }
 
     public async Task<OrderRecord?> GetAsync(Guid id, CancellationToken ct)
