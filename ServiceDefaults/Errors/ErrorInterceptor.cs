@@ -102,6 +102,12 @@ public sealed class ErrorInterceptor(ILogger<ErrorInterceptor> logger) : Interce
                 if (c.ActualVersion is { } actual) info.Metadata.Add("actual_version", actual.ToString());
                 return Build(Code.Aborted, c.Message, info);
 
+            case Google.Protobuf.InvalidProtocolBufferException unreadable:
+                // A message of a stream that is not what the RPC takes (unary requests are caught before: UnreadableRequests).
+                logger.LogInformation("{Method} received an unreadable stream message: {Reason}", context.Method, unreadable.Message);
+                return Build(Code.InvalidArgument, "A message of the request stream could not be read as the RPC's request type: " +
+                    Echo.Cut(unreadable.Message, 200));
+
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
                 return Build(Code.Cancelled, "The call was cancelled or its deadline passed.");
 

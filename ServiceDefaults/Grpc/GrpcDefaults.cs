@@ -26,6 +26,12 @@ public static class GrpcDefaults
             // Notes caller, RPC, key and target of each call for the audit rows its writes append.
             o.Interceptors.Add<Crm.ServiceDefaults.Security.Audit.AuditInterceptor>();
             o.EnableDetailedErrors = false;
+        }).AddJsonTranscoding(o => // HTTP/JSON for the RPCs whose proto says where (google.api.http): same auth, checks and errors
+        {
+            // The error details the house attaches, written as JSON in the error body ("details": [{"@type": ...}]).
+            o.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromMessages(
+                Google.Rpc.BadRequest.Descriptor, Google.Rpc.ResourceInfo.Descriptor, Google.Rpc.PreconditionFailure.Descriptor,
+                Google.Rpc.ErrorInfo.Descriptor, Google.Rpc.RetryInfo.Descriptor);
         });
         // Unparseable request bodies are INVALID_ARGUMENT, not UNKNOWN.
         builder.Services.AddTransient<IStartupFilter, UnreadableRequestsFilter>();

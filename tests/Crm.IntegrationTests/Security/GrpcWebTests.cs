@@ -15,7 +15,7 @@ public sealed class GrpcWebTests(SuiteFixture suite)
 
     private static HttpRequestMessage Request(HttpMethod method, Uri uri) => new(method, uri)
     {
-        Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, // the test endpoints are HTTP/2 only
+        Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionExact, // as a browser without TLS: the web endpoint
     };
 
     private static async Task<(HttpResponseMessage Response, string Body)> CallAsync(ServiceHost host, string path, IMessage request, string? token)
@@ -25,7 +25,7 @@ public sealed class GrpcWebTests(SuiteFixture suite)
         var frame = new byte[5 + payload.Length];
         BitConverter.GetBytes(payload.Length).Reverse().ToArray().CopyTo(frame, 1);
         payload.CopyTo(frame, 5);
-        var message = Request(HttpMethod.Post, new Uri(host.GrpcAddress, path));
+        var message = Request(HttpMethod.Post, new Uri(host.WebAddress, path));
         message.Content = new ByteArrayContent(frame);
         message.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc-web+proto");
         message.Headers.Add("Origin", Allowed);
@@ -53,7 +53,7 @@ public sealed class GrpcWebTests(SuiteFixture suite)
     public async Task CORS_preflight_answers_only_allowed_origins(string origin, bool allowed)
     {
         using var http = new HttpClient();
-        var preflight = Request(HttpMethod.Options, new Uri(suite.Customer.GrpcAddress, "/crm.customer.v1.CustomerService/GetCustomer"));
+        var preflight = Request(HttpMethod.Options, new Uri(suite.Customer.WebAddress, "/crm.customer.v1.CustomerService/GetCustomer"));
         preflight.Headers.Add("Origin", origin);
         preflight.Headers.Add("Access-Control-Request-Method", "POST");
         preflight.Headers.Add("Access-Control-Request-Headers", "authorization,content-type,x-grpc-web");

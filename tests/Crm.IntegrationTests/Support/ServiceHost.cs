@@ -15,14 +15,17 @@ public sealed class ServiceHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private ServiceHost(WebApplication app, Uri grpcAddress)
+    private ServiceHost(WebApplication app, Uri grpcAddress, Uri webAddress)
     {
         _app = app;
         GrpcAddress = grpcAddress;
+        WebAddress = webAddress;
         Channel = TestAuth.Channel(grpcAddress, TestAuth.Token(Crm.ServiceDefaults.Security.Roles.Admin));
     }
 
     public Uri GrpcAddress { get; }
+    /// <summary>HTTP/1.1, as the AppHost's web endpoint: HTTP/JSON (transcoding) and gRPC-Web.</summary>
+    public Uri WebAddress { get; }
     /// <summary>Calls with an admin token.</summary>
     public GrpcChannel Channel { get; }
 
@@ -48,6 +51,7 @@ public sealed class ServiceHost : IAsyncDisposable
         string? connectionName = null, IEnumerable<string>? extraArgs = null)
     {
         var port = FreePort();
+        var webPort = FreePort();
         string[] args =
         [
             $"--ConnectionStrings:{connectionName ?? database}={infra.Postgres!.ConnectionString(database)}",
@@ -55,6 +59,8 @@ public sealed class ServiceHost : IAsyncDisposable
             $"--ConnectionStrings:messaging={infra.RabbitMq!.AmqpUri}",
             $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}",
             "--Kestrel:Endpoints:http:Protocols=Http2",
+            $"--Kestrel:Endpoints:web:Url=http://127.0.0.1:{webPort}",
+            "--Kestrel:Endpoints:web:Protocols=Http1",
             $"--OTEL_SERVICE_NAME={name}",
             // Information and up reaches LogCapture (searched for personal data); the console stays at Warning.
             "--Logging:LogLevel:Default=Information",
@@ -74,7 +80,7 @@ public sealed class ServiceHost : IAsyncDisposable
         var app = build(args);
         app.Services.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>().AddProvider(LogCapture.Instance);
         await app.StartAsync();
-        return new ServiceHost(app, new Uri($"http://127.0.0.1:{port}"));
+        return new ServiceHost(app, new Uri($"http://127.0.0.1:{port}"), new Uri($"http://127.0.0.1:{webPort}"));
     }
 
     public static int FreePort()
