@@ -24,7 +24,7 @@ public static class SalesApp
         builder.AddServiceClient<CustomerService.CustomerServiceClient>("customer");
 
         builder.Services.AddOptions<SalesOptions>().BindConfiguration("Sales");
-        builder.Services.AddSingleton<Pipeline>();
+        builder.Services.AddSingleton(sp => new Pipeline(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<SalesOptions>>()));
         builder.Services.AddSingleton<LeadRepository>();
         builder.Services.AddSingleton<LeadConversion>();
         builder.Services.AddSingleton<OpportunityRepository>();

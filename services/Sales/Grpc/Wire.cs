@@ -13,7 +13,7 @@ internal static class Wire
 {
     public static Timestamp Utc(DateTime value) => Timestamp.FromDateTime(DateTime.SpecifyKind(value, DateTimeKind.Utc));
     private static Timestamp? Utc(DateTime? value) => value is { } v ? Utc(v) : null;
-    public static Google.Type.Date Date(DateTime d) => new() { Year = d.Year, Month = d.Month, Day = d.Day };
+    public static Google.Type.Date Date(DateOnly d) => new() { Year = d.Year, Month = d.Month, Day = d.Day };
 
     public static LeadStatus Status(string status) => status switch
     {

@@ -16,7 +16,7 @@ public sealed class OpportunityRow
     public Guid? LeadId { get; init; }
     public string? ProductInterest { get; init; }
     public decimal Amount { get; init; }
-    public DateTime ExpectedCloseDate { get; init; }
+    public DateOnly ExpectedCloseDate { get; init; }
     public string Stage { get; init; } = "";
     public string OwnerId { get; init; } = "";
     public string? OwnerTeam { get; init; }
@@ -112,7 +112,7 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
         if (reopen) StageRules.CheckReopen(id, from, target, current.Paid);
         else StageRules.CheckMove(id, from, target);
         var now = clock.UtcNowForDb();
-        if (reopen && newCloseDate is null && DateOnly.FromDateTime(current.ExpectedCloseDate) < DateOnly.FromDateTime(now))
+        if (reopen && newCloseDate is null && current.ExpectedCloseDate < DateOnly.FromDateTime(now))
             throw new ValidationException("expected_close_date", "is required: the old expected close date has passed.");
 
         var row = await connection.QuerySingleAsync<OpportunityRow>(new CommandDefinition($"""
