@@ -99,16 +99,29 @@ public sealed class LeadConversion(
     {
         try
         {
-            if (await SearchAsync(new SearchCustomersRequest { Phone = lead.Phone!, PageSize = 1 }, ct) is { } byPhone) return (byPhone, false);
-            if (lead.Email is not null && await SearchAsync(new SearchCustomersRequest { Email = lead.Email, PageSize = 1 }, ct) is { } byEmail)
-                return (byEmail, false);
             var request = new CreateCustomerRequest
             {
                 RequestId = "sales-lead:" + key,
                 Profile = new CustomerProfile { Name = lead.Name, Phone = lead.Phone!, Email = lead.Email ?? "", SourceChannel = lead.SourceChannel ?? "sales" },
             };
+            var found = await SearchAsync(new SearchCustomersRequest { Phone = lead.Phone!, PageSize = 1 }, ct);
+            if (found is null && lead.Email is not null) found = await SearchAsync(new SearchCustomersRequest { Email = lead.Email, PageSize = 1 }, ct);
+            if (found is { } existing)
+            {
+                // Found: either it was there before, or an earlier attempt with this key created it and its answer was lost
+                // (the customer service checks the request id before the phone, so asking again tells which).
+                try
+                {
+                    var again = await customers.CreateCustomerAsync(request, deadline: Deadline(), cancellationToken: ct);
+                    return (existing, Guid.Parse(again.Id) == existing);
+                }
+                catch (RpcException ex) when (ex.StatusCode is StatusCode.AlreadyExists or StatusCode.InvalidArgument)
+                {
+                    return (existing, false);
+                }
+            }
+            // The request id makes a retry after a lost answer return the customer created by the first attempt.
             var customer = await customers.CreateCustomerAsync(request, deadline: Deadline(), cancellationToken: ct);
-            // The request id may have been used by an earlier attempt that created it: still "created by this conversion".
             return (Guid.Parse(customer.Id), true);
         }
         catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Cancelled && !ct.IsCancellationRequested)

@@ -63,6 +63,25 @@ public class ConversionTests(SuiteFixture suite)
         Assert.Single((await rep.Customers.SearchCustomersAsync(new SearchCustomersRequest { Phone = digits })).Customers);
     }
 
+    /// <summary>
+    /// The first attempt created the customer but its answer was lost (here: created directly with the request id the
+    /// conversion uses). The retry finds the customer by phone and still reports it as created by this conversion.
+    /// </summary>
+    [Fact]
+    public async Task A_retry_after_a_lost_answer_reports_the_customer_as_created_by_the_conversion()
+    {
+        var rep = new SalesDriver(suite.Sales, suite.Customer);
+        var phone = SalesDriver.UniquePhone();
+        var lead = await rep.QualifiedLeadAsync(phone);
+        var key = Guid.NewGuid().ToString();
+        var created = await rep.Customers.CreateCustomerAsync(new CreateCustomerRequest
+            { RequestId = "sales-lead:" + key, Profile = new CustomerProfile { Name = "陈静", Phone = phone } });
+
+        var result = await rep.Client.ConvertLeadAsync(new ConvertLeadRequest
+            { LeadId = lead.Id, IdempotencyKey = key, Amount = SalesDriver.Yuan(6_600), ExpectedCloseDate = SalesDriver.InTwoMonths() });
+        Assert.Equal((created.Id, true), (result.CustomerId, result.CustomerCreated));
+    }
+
     [Fact]
     public async Task Only_a_qualified_lead_converts_and_a_duplicate_open_lead_is_refused()
     {
