@@ -115,9 +115,8 @@ public sealed class SalesGrpcService(
         v.Require(request.Version >= 0, "version", "must not be negative.");
         v.ThrowIfInvalid();
         var scope = Scope.Of(context);
-        var lead = await leads.UpdateAsync(id, request.Version, current =>
+        var lead = await leads.UpdateAsync(id, request.Version, current => scope.Require(current.OwnerId, current.OwnerTeam, "lead"), current =>
         {
-            scope.Require(current.OwnerId, current.OwnerTeam, "lead");
             if (current.Status == LeadStatuses.Converted)
                 throw new PreconditionFailedException("LEAD_CONVERTED", $"leads/{id}", $"Lead {id} was converted; its status no longer changes.");
             if (current.Status == status) return null;
@@ -136,9 +135,8 @@ public sealed class SalesGrpcService(
         v.ThrowIfInvalid();
         var scope = Scope.Of(context);
         var (owner, team) = scope.Assign(ownerId, ownerTeam);
-        var lead = await leads.UpdateAsync(id, 0, current =>
+        var lead = await leads.UpdateAsync(id, 0, current => scope.Require(current.OwnerId, current.OwnerTeam, "lead"), current =>
         {
-            scope.Require(current.OwnerId, current.OwnerTeam, "lead");
             if (current.Status == LeadStatuses.Converted)
                 throw new PreconditionFailedException("LEAD_CONVERTED", $"leads/{id}", $"Lead {id} was converted; reassign its opportunity instead.");
             return current.OwnerId == owner && current.OwnerTeam == team ? null : ("owner_id = @owner, owner_team = @team", new { owner, team });

@@ -97,12 +97,13 @@ public sealed class LeadRepository(NpgsqlDataSource dataSource, TimeProvider clo
         return rows.ToList();
     }
 
-    /// <summary>Locks the lead, lets <paramref name="change"/> check it, applies the returned SET clause, audits.</summary>
-    public async Task<LeadRow> UpdateAsync(Guid id, long expectedVersion, Func<LeadRow, (string Set, object Args)?> change, CancellationToken ct)
+    /// <summary>Locks the lead, checks the caller may touch it, lets <paramref name="change"/> check it, applies the returned SET clause, audits.</summary>
+    public async Task<LeadRow> UpdateAsync(Guid id, long expectedVersion, Action<LeadRow> authorize, Func<LeadRow, (string Set, object Args)?> change, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var lead = await FindAsync(connection, tx, "id = @id FOR UPDATE", new { id }, ct) ?? throw new NotFoundException("lead", id.ToString());
+        authorize(lead); // before the version check: someone else's lead says nothing about its version
         if (expectedVersion > 0 && lead.Version != expectedVersion)
             throw new ConcurrencyConflictException("lead", id.ToString(), expectedVersion, lead.Version);
         if (change(lead) is not { } update) return lead;
