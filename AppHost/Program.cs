@@ -10,7 +10,7 @@ var cache = builder.AddRedis("cache");
 var messaging = builder.AddRabbitMQ("messaging");
 
 var customerdb = postgres.AddDatabase("customerdb");
-builder.AddProject("customer", "../services/Customer/Crm.Customer.csproj")
+var customer = builder.AddProject("customer", "../services/Customer/Crm.Customer.csproj")
        .WithReference(customerdb).WithReference(cache).WithReference(messaging)
        .WaitFor(customerdb).WaitFor(messaging)
        .WithDevelopmentAuth();
@@ -19,6 +19,12 @@ var loyaltydb = postgres.AddDatabase("loyaltydb");
 builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
        .WithReference(loyaltydb).WithReference(cache).WithReference(messaging)
        .WaitFor(loyaltydb).WaitFor(messaging)
+       .WithDevelopmentAuth();
+
+var salesdb = postgres.AddDatabase("salesdb");
+builder.AddProject("sales", "../services/Sales/Crm.Sales.csproj")
+       .WithReference(salesdb).WithReference(cache).WithReference(messaging).WithReference(customer)
+       .WaitFor(salesdb).WaitFor(messaging).WaitFor(customer)
        .WithDevelopmentAuth();
 
 builder.Build().Run();

@@ -97,6 +97,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         Assert.Contains(counts, c => c.Rpc == "crm.customer.v1.CustomerService/RecordOrder");
         Assert.Contains(counts, c => c.Rpc == "crm.loyalty.v1.LoyaltyService/AdjustPoints");
         Assert.Contains(counts, c => c.Rpc == "crm.customer.v1.CustomerImport/ImportOrders"); // streaming RPCs are covered too
+        Assert.Contains(counts, c => c.Rpc == "crm.sales.v1.SalesService/ConvertLead");
         Assert.True(failures.Count == 0,
             $"{failures.Count} of {counts.Sum(c => c.Calls)} malformed calls failed:\n" + string.Join("\n", failures.Take(40)));
     }
@@ -377,9 +378,23 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                 PointsCost = 1, Stock = -1, Active = true,
             },
         });
+        var sales = new Crm.Sales.V1.SalesService.SalesServiceClient(suite.Sales.Channel);
+        var lead = await sales.CreateLeadAsync(new Crm.Sales.V1.CreateLeadRequest
+        {
+            Lead = new Crm.Sales.V1.LeadInput { Name = "Malformed", Phone = "136" + Random.Shared.NextInt64(10_000_000, 99_999_999) },
+        });
+        var close = DateTime.UtcNow.AddMonths(1);
+        var opportunity = await sales.CreateOpportunityAsync(new Crm.Sales.V1.CreateOpportunityRequest
+        {
+            CustomerId = customer.Id, Title = "Malformed seed", Amount = new Crm.Common.V1.Money { Amount = "5000.00" },
+            ExpectedCloseDate = new Google.Type.Date { Year = close.Year, Month = close.Month, Day = close.Day },
+        });
+        var activity = await sales.CreateActivityAsync(new Crm.Sales.V1.CreateActivityRequest
+            { Kind = Crm.Sales.V1.ActivityKind.Note, Subject = "Malformed seed", CustomerId = customer.Id });
         return new Dictionary<string, string>
         {
             ["id"] = customer.Id, ["customer_id"] = customer.Id, ["order_id"] = recorded.Id, ["reward_id"] = reward.Id,
+            ["lead_id"] = lead.Id, ["opportunity_id"] = opportunity.Id, ["activity_id"] = activity.Id,
         };
     }
 

@@ -15,20 +15,29 @@ public sealed class SuiteFixture : IAsyncLifetime
     public NpgsqlDataSource CustomerDb { get; private set; } = null!;
     public ServiceHost Loyalty { get; private set; } = null!;
     public NpgsqlDataSource LoyaltyDb { get; private set; } = null!;
+    public ServiceHost Sales { get; private set; } = null!;
+    public NpgsqlDataSource SalesDb { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb",
-            "loyaltyoutagedb", "customerfreezedb"));
+            "loyaltyoutagedb", "customerfreezedb",
+            "salesdb", "salesclockdb", "salesoutagedb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
         LoyaltyDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("loyaltydb"));
         // Loyalty first, so its queues exist before the customer service publishes anything.
         Loyalty = await ServiceHost.StartAsync(args => Crm.Loyalty.LoyaltyApp.Build(args), Infrastructure, "loyalty", "loyaltydb");
         Customer = await ServiceHost.StartAsync(Crm.Customer.CustomerApp.Build, Infrastructure, "customer", "customerdb");
+        SalesDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("salesdb"));
+        // After the customer service: conversions and receipts call it (discovery as the AppHost sets it).
+        Sales = await ServiceHost.StartAsync(args => Crm.Sales.SalesApp.Build(args), Infrastructure, "sales", "salesdb",
+            extraArgs: [$"--services:customer:http:0={Customer.GrpcAddress}", "--Sales:OrderPollInterval=00:00:00.500"]);
     }
 
     public async Task DisposeAsync()
     {
+        if (Sales is not null) await Sales.DisposeAsync();
+        if (SalesDb is not null) await SalesDb.DisposeAsync();
         if (Customer is not null) await Customer.DisposeAsync();
         if (CustomerDb is not null) await CustomerDb.DisposeAsync();
         if (Loyalty is not null) await Loyalty.DisposeAsync();

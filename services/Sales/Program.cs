@@ -1,0 +1,1 @@
+await Crm.Sales.SalesApp.Build(args).RunAsync();
