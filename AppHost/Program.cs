@@ -21,5 +21,11 @@ builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
        .WaitFor(loyaltydb).WaitFor(messaging)
        .WithDevelopmentAuth();
 
+var ticketsdb = postgres.AddDatabase("ticketsdb");
+builder.AddProject("tickets", "../services/Tickets/Crm.Tickets.csproj")
+       .WithReference(ticketsdb).WithReference(cache).WithReference(messaging)
+       .WaitFor(ticketsdb).WaitFor(messaging)
+       .WithDevelopmentAuth();
+
 builder.Build().Run();
 return 0;
