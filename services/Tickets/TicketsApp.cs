@@ -22,7 +22,10 @@ public static class TicketsApp
         });
         builder.AddGrpcDefaults();
 
-        builder.Services.AddOptions<TicketsOptions>().BindConfiguration("Tickets");
+        builder.Services.AddOptions<TicketsOptions>().BindConfiguration("Tickets")
+            .Validate(TicketsOptions.IsValid, "Tickets: every priority (low, normal, high, urgent) needs an SLA policy without tiers with " +
+                "positive targets, and Calendar needs a known TimeZone and WorkStart before WorkEnd (HH:mm).")
+            .ValidateOnStart();
         builder.Services.AddSingleton(sp => BusinessCalendar.From(sp.GetRequiredService<IOptions<TicketsOptions>>().Value.Calendar));
         builder.Services.AddSingleton<SlaPolicies>();
         builder.Services.AddSingleton<TicketStore>();

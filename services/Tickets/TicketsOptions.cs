@@ -22,6 +22,23 @@ public sealed class TicketsOptions
 
     public CareCallOptions CareCall { get; set; } = new();
 
+    /// <summary>Checked at start-up, so a bad configuration stops the service instead of failing the first ticket.</summary>
+    public static bool IsValid(TicketsOptions o)
+    {
+        var policies = o.SlaPolicies is { Count: > 0 } configured ? configured : DefaultPolicies;
+        if (policies.Any(p => p.FirstResponseMinutes <= 0 || p.ResolutionMinutes <= 0)) return false;
+        if (!new[] { "low", "normal", "high", "urgent" }.All(name => policies.Any(p => p.Priority == name && p.Tiers.Count == 0))) return false;
+        try
+        {
+            Sla.BusinessCalendar.From(o.Calendar);
+            return o.ReopenWindow > TimeSpan.Zero && o.CareCall.Delay >= TimeSpan.Zero;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or TimeZoneNotFoundException or InvalidTimeZoneException)
+        {
+            return false;
+        }
+    }
+
     public static readonly IReadOnlyList<SlaPolicyOptions> DefaultPolicies =
     [
         new() { Priority = "urgent", Tiers = ["S5", "S6"], FirstResponseMinutes = 15, ResolutionMinutes = 240 },

@@ -49,7 +49,7 @@ public sealed class TicketQueries(NpgsqlDataSource db, TimeProvider clock)
              ELSE 'pending' END AS sla_outcome
         """;
 
-    public async Task<IReadOnlyList<AtRiskRow>> AtRiskAsync(int withinMinutes, (DateTime Due, Guid Id, string Target)? after, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<AtRiskRow>> AtRiskAsync(int withinMinutes, string? queue, (DateTime Due, Guid Id, string Target)? after, int limit, CancellationToken ct)
     {
         var until = clock.UtcNowForDb().AddMinutes(withinMinutes);
         await using var connection = await db.OpenConnectionAsync(ct);
@@ -61,11 +61,11 @@ public sealed class TicketQueries(NpgsqlDataSource db, TimeProvider clock)
                 SELECT id, 'resolution', res_due_at, priority, queue, assignee FROM tickets
                 WHERE res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL AND res_due_at <= @until AND state BETWEEN 1 AND 4
             ) r
-            WHERE NOT @paged OR (r.due_at, r.ticket_id, r.target) > (@afterDue, @afterId, @afterTarget)
+            WHERE (@queue = '' OR r.queue = @queue) AND (NOT @paged OR (r.due_at, r.ticket_id, r.target) > (@afterDue, @afterId, @afterTarget))
             ORDER BY r.due_at, r.ticket_id, r.target LIMIT @limit
             """, new
             {
-                until, paged = after is not null, afterDue = after?.Due ?? DateTime.MinValue, afterId = after?.Id ?? Guid.Empty,
+                until, queue = queue ?? "", paged = after is not null, afterDue = after?.Due ?? DateTime.MinValue, afterId = after?.Id ?? Guid.Empty,
                 afterTarget = after?.Target ?? "", limit,
             }, cancellationToken: ct))).ToList();
     }

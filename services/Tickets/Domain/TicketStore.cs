@@ -65,6 +65,9 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
     internal async Task<TicketRow?> OpenInAsync(NpgsqlTransaction tx, NewTicket t, string openedBy, CancellationToken ct)
     {
         var now = clock.UtcNowForDb();
+        if (t.Queue is { } queue && await tx.Connection!.ExecuteScalarAsync<int>(new CommandDefinition(
+                "SELECT count(*) FROM queues WHERE name = @queue", new { queue }, tx, cancellationToken: ct)) == 0)
+            throw new NotFoundException("queue", queue);
         var tier = await tx.Connection!.ExecuteScalarAsync<string?>(new CommandDefinition(
             "SELECT tier FROM customer_tiers WHERE customer_id = @CustomerId", new { t.CustomerId }, tx, cancellationToken: ct));
         var targets = policies.For(t.Priority, tier);

@@ -25,7 +25,10 @@ public sealed partial class TicketGrpcService(TicketStore store, TicketQueries q
         var attachments = Attachments(request.Attachments, "attachments", v);
         var caller = context.Caller();
         if (caller.IsMemberOnly)
+        {
             v.Require(request.Type != TicketType.CareCall, "type", "care calls are opened by the service desk.");
+            v.Require(request.Queue.Length == 0, "queue", "the service desk routes members' tickets.");
+        }
         v.ThrowIfInvalid();
         context.RequireSelf(customerId);
 
@@ -110,7 +113,8 @@ public sealed partial class TicketGrpcService(TicketStore store, TicketQueries q
         var v = new Validator();
         v.Require(request.WithinMinutes is >= 1 and <= 43_200, "within_minutes", "must be between 1 and 43,200 (30 days).");
         var pageSize = PageToken.PageSize(request.PageSize, v);
-        var filters = $"within={request.WithinMinutes}";
+        var queue = Opt(request.Queue);
+        var filters = $"within={request.WithinMinutes}|queue={queue}";
         (DateTime, Guid, string)? after = null;
         if (PageToken.Decode(request.PageToken, filters, v) is { } key)
         {
@@ -120,7 +124,7 @@ public sealed partial class TicketGrpcService(TicketStore store, TicketQueries q
             else v.Add("page_token", "is not a page token returned by this service.");
         }
         v.ThrowIfInvalid();
-        var rows = await queries.AtRiskAsync(request.WithinMinutes, after, pageSize + 1, context.CancellationToken);
+        var rows = await queries.AtRiskAsync(request.WithinMinutes, queue, after, pageSize + 1, context.CancellationToken);
         var response = new ListAtRiskResponse();
         response.Tickets.AddRange(rows.Take(pageSize).Select(r => new AtRiskTicket
         {

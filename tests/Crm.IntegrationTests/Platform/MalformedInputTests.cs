@@ -322,9 +322,14 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                 PointsCost = 1, Stock = -1, Active = true,
             },
         });
+        var ticket = await new Crm.Tickets.V1.TicketService.TicketServiceClient(suite.Tickets.Channel).OpenTicketAsync(new Crm.Tickets.V1.OpenTicketRequest
+        {
+            CustomerId = customer.Id, Type = Crm.Tickets.V1.TicketType.Complaint, Channel = Crm.Tickets.V1.Channel.Phone, Subject = "Malformed seed",
+        });
         return new Dictionary<string, string>
         {
             ["id"] = customer.Id, ["customer_id"] = customer.Id, ["order_id"] = recorded.Id, ["reward_id"] = reward.Id,
+            ["ticket_id"] = ticket.Id,
         };
     }
 

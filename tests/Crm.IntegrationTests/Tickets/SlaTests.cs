@@ -87,6 +87,9 @@ public class SlaTests(SuiteFixture suite) : ClockedTickets(suite)
         Assert.Equal(("resolution", Local(2027, 11, 29, 14, 30)), (atRisk.Target, atRisk.DueAt.ToDateTime()));
         var within30 = await agent.ListAtRiskAsync(new ListAtRiskRequest { WithinMinutes = 30, PageSize = 200 });
         Assert.DoesNotContain(within30.Tickets, t => t.TicketId == ticket.Id);
+        var deskQueue = await agent.ListAtRiskAsync(new ListAtRiskRequest { WithinMinutes = 60, Queue = $"{team}-desk" });
+        Assert.Equal([ticket.Id], deskQueue.Tickets.Select(t => t.TicketId)); // the other one already breached and left the desk
+        Assert.Empty((await agent.ListAtRiskAsync(new ListAtRiskRequest { WithinMinutes = 60, Queue = $"{team}-supervisors" })).Tickets);
 
         SetLocal(2027, 11, 29, 14, 29);
         await RunSchedulerAsync();

@@ -94,6 +94,29 @@ public class BusinessCalendarTests
     }
 
     [Fact]
+    public void Working_hours_are_local_across_a_daylight_saving_change()
+    {
+        // Berlin leaves summer time on Sunday 2026-10-25: Friday 17:30 CEST (15:30 UTC) + 4 h → Monday 12:30 CET (11:30 UTC).
+        var calendar = BusinessCalendar.From(new CalendarOptions { TimeZone = "Europe/Berlin" });
+        Assert.Equal(new DateTime(2026, 10, 26, 11, 30, 0, DateTimeKind.Utc),
+            calendar.Add(new DateTime(2026, 10, 23, 15, 30, 0, DateTimeKind.Utc), TimeSpan.FromHours(4)));
+        Assert.Equal(TimeSpan.FromHours(4), calendar.Between(new DateTime(2026, 10, 23, 15, 30, 0, DateTimeKind.Utc),
+            new DateTime(2026, 10, 26, 11, 30, 0, DateTimeKind.Utc)));
+    }
+
+    [Fact]
+    public void A_configuration_without_a_policy_for_every_priority_or_with_a_bad_calendar_is_refused()
+    {
+        Assert.True(TicketsOptions.IsValid(new TicketsOptions()));
+        Assert.False(TicketsOptions.IsValid(new TicketsOptions
+        {
+            SlaPolicies = [new SlaPolicyOptions { Priority = "urgent", FirstResponseMinutes = 10, ResolutionMinutes = 60 }],
+        }));
+        Assert.False(TicketsOptions.IsValid(new TicketsOptions { Calendar = new CalendarOptions { TimeZone = "Mars/Olympus" } }));
+        Assert.False(TicketsOptions.IsValid(new TicketsOptions { Calendar = new CalendarOptions { WorkStart = "18:00", WorkEnd = "09:00" } }));
+    }
+
+    [Fact]
     public void Higher_tiers_get_faster_targets()
     {
         var policies = new SlaPolicies(Options.Create(new TicketsOptions()));
