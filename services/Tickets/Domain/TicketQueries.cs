@@ -77,10 +77,19 @@ public sealed class TicketQueries(NpgsqlDataSource db, TimeProvider clock)
     {
         var where = new List<string>();
         if (f.Query is not null)
-            where.Add("""
-                t.id IN (SELECT id FROM tickets WHERE search_text ILIKE @pattern
-                         UNION SELECT ticket_id FROM comments WHERE body ILIKE @pattern)
-                """);
+        {
+            // Trigrams serve keywords of three or more Latin characters; bigrams any keyword of two or more (Chinese words).
+            var bigrams = f.Query.Length >= 2 && !f.Query.All(char.IsAscii);
+            where.Add(bigrams
+                ? """
+                  t.id IN (SELECT id FROM tickets WHERE text_bigrams(search_text) @> text_bigrams(@query) AND search_text ILIKE @pattern
+                           UNION SELECT ticket_id FROM comments WHERE text_bigrams(body) @> text_bigrams(@query) AND body ILIKE @pattern)
+                  """
+                : """
+                  t.id IN (SELECT id FROM tickets WHERE search_text ILIKE @pattern
+                           UNION SELECT ticket_id FROM comments WHERE body ILIKE @pattern)
+                  """);
+        }
         if (f.CustomerId is not null) where.Add("t.customer_id = @customerId");
         if (f.Tag is not null) where.Add("t.tags @> ARRAY[@tag]::text[]");
         if (f.State != 0) where.Add("t.state = @state");
@@ -90,7 +99,7 @@ public sealed class TicketQueries(NpgsqlDataSource db, TimeProvider clock)
         await using var connection = await db.OpenConnectionAsync(ct);
         return (await connection.QueryAsync<SummaryRow>(new CommandDefinition(sql, new
         {
-            pattern = f.Query is null ? null : "%" + EscapeLike(f.Query) + "%", customerId = f.CustomerId ?? Guid.Empty, tag = f.Tag ?? "",
+            query = f.Query, pattern = f.Query is null ? null : "%" + EscapeLike(f.Query) + "%", customerId = f.CustomerId ?? Guid.Empty, tag = f.Tag ?? "",
             state = f.State, beforeAt = before?.At ?? DateTime.MaxValue, beforeId = before?.Id ?? Guid.Empty, limit,
         }, cancellationToken: ct))).ToList();
     }

@@ -186,25 +186,28 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
                 await AddCommentInAsync(tx, row, caller, 1, "Reopened: " + reason.Trim(), [], now, ct);
         }, ct);
 
-    public Task AddCommentAsync(Guid id, int visibility, string body, IReadOnlyList<AttachmentRef> attachments, Caller caller, CancellationToken ct) =>
+    public Task AddCommentAsync(Guid id, int visibility, string body, IReadOnlyList<AttachmentRef> attachments, string? requestId, Caller caller,
+        CancellationToken ct) =>
         MutateAsync(id, caller, async (tx, row, now) =>
         {
             if (caller.IsMemberOnly && visibility != 1)
                 throw new RpcException(new Status(StatusCode.PermissionDenied, "A member may only add public replies."));
-            await AddCommentInAsync(tx, row, caller, visibility, body, attachments, now, ct);
+            if (!await AddCommentInAsync(tx, row, caller, visibility, body, attachments, now, ct, requestId)) return; // a retry
             if (caller.IsMemberOnly && row.State == States.WaitingOnCustomer)
                 await EnterAsync(tx, row, States.InProgress, caller.Subject, now, ct); // the customer answered: the clock runs again
             else if (!caller.IsMemberOnly && visibility == 1 && States.IsOpen(row.State))
                 await FirstResponseAsync(tx, row, now, ct);
         }, ct);
 
-    private static async Task AddCommentInAsync(NpgsqlTransaction tx, TicketRow row, Caller caller, int visibility, string body,
-        IReadOnlyList<AttachmentRef> attachments, DateTime now, CancellationToken ct) =>
+    /// <returns>False when a comment with this request id is already on the ticket.</returns>
+    private static async Task<bool> AddCommentInAsync(NpgsqlTransaction tx, TicketRow row, Caller caller, int visibility, string body,
+        IReadOnlyList<AttachmentRef> attachments, DateTime now, CancellationToken ct, string? requestId = null) =>
         await tx.Connection!.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO comments (ticket_id, author, author_role, visibility, body, attachments, created_at)
-            VALUES (@Id, @author, @role, @visibility, @body, @attachments::jsonb, @now)
+            INSERT INTO comments (ticket_id, author, author_role, visibility, body, attachments, request_id, created_at)
+            VALUES (@Id, @author, @role, @visibility, @body, @attachments::jsonb, @requestId, @now)
+            ON CONFLICT (ticket_id, request_id) DO NOTHING
             """, new { row.Id, author = caller.Subject, role = caller.Role, visibility, body,
-                attachments = JsonSerializer.Serialize(attachments, Json), now }, tx, cancellationToken: ct));
+                attachments = JsonSerializer.Serialize(attachments, Json), requestId, now }, tx, cancellationToken: ct)) == 1;
 
     public Task AssignAsync(Guid id, string? agentId, string? queue, bool auto, Caller caller, CancellationToken ct) =>
         MutateAsync(id, caller, async (tx, row, _) =>

@@ -53,7 +53,7 @@ public sealed partial class TicketGrpcService(TicketStore store, TicketQueries q
         var attachments = Attachments(request.Attachments, "attachments", v);
         v.ThrowIfInvalid();
         var visibility = request.Visibility == Visibility.Unspecified ? 1 : (int)request.Visibility;
-        await store.AddCommentAsync(id, visibility, body, attachments, context.Caller(), context.CancellationToken);
+        await store.AddCommentAsync(id, visibility, body, attachments, Opt(request.RequestId), context.Caller(), context.CancellationToken);
         return await ViewAsync(id, context);
     }
 

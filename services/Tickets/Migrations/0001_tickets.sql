@@ -1,6 +1,14 @@
--- Keyword search in any script (Chinese included): substring matching with a trigram GIN index, not word splitting.
--- pg_trgm is a trusted extension (PostgreSQL 13+): the database owner may create it without superuser rights.
+-- Keyword search in any script (Chinese included): substring matching (ILIKE) backed by GIN indexes, not word splitting.
+-- pg_trgm is a trusted extension (PostgreSQL 13+): the database owner may create it without superuser rights. It serves
+-- Latin-script keywords. It cannot serve Chinese ones: a pattern shorter than three characters (most Chinese words are
+-- two) yields no trigram, and under LC_CTYPE C (how the launcher creates databases) CJK characters yield none at all,
+-- so such a search scanned the whole index. Hence a second index on character bigrams, the idea of pg_bigm in plain
+-- SQL: a keyword of two or more characters must have all its bigrams in the text; ILIKE rechecks the exact match.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE FUNCTION text_bigrams(value text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT coalesce(array_agg(DISTINCT substr(lower(value), i, 2)), '{}') FROM generate_series(1, char_length(value) - 1) AS i $$;
 
 -- Each customer's tier as learned from TierChanged; sequence keeps a stale event from overwriting a newer tier.
 CREATE TABLE customer_tiers (
@@ -68,6 +76,7 @@ CREATE INDEX tickets_assignee ON tickets (assignee, opened_at) WHERE assignee IS
 CREATE INDEX tickets_opened ON tickets (opened_at);
 CREATE INDEX tickets_tags ON tickets USING gin (tags);
 CREATE INDEX tickets_search ON tickets USING gin (search_text gin_trgm_ops);
+CREATE INDEX tickets_search_bigrams ON tickets USING gin (text_bigrams(search_text));
 -- What the scheduler and ListAtRisk read: only targets still running.
 CREATE INDEX tickets_fr_running ON tickets (fr_due_at) WHERE fr_met_at IS NULL AND fr_breached_at IS NULL;
 CREATE INDEX tickets_res_running ON tickets (res_due_at) WHERE res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL;
@@ -80,10 +89,13 @@ CREATE TABLE comments (
     visibility  integer     NOT NULL,
     body        text        NOT NULL,
     attachments jsonb       NOT NULL DEFAULT '[]',
-    created_at  timestamptz NOT NULL
+    request_id  text,
+    created_at  timestamptz NOT NULL,
+    UNIQUE (ticket_id, request_id)
 );
 CREATE INDEX comments_ticket ON comments (ticket_id, id);
 CREATE INDEX comments_search ON comments USING gin (body gin_trgm_ops);
+CREATE INDEX comments_search_bigrams ON comments USING gin (text_bigrams(body));
 
 -- The four steps of a complaint: receive, investigate, resolve, follow_up (the first time each happened).
 CREATE TABLE complaint_steps (
