@@ -27,5 +27,11 @@ builder.AddProject("sales", "../services/Sales/Crm.Sales.csproj")
        .WaitFor(salesdb).WaitFor(messaging).WaitFor(customer)
        .WithDevelopmentAuth();
 
+var ticketsdb = postgres.AddDatabase("ticketsdb");
+builder.AddProject("tickets", "../services/Tickets/Crm.Tickets.csproj")
+       .WithReference(ticketsdb).WithReference(cache).WithReference(messaging)
+       .WaitFor(ticketsdb).WaitFor(messaging)
+       .WithDevelopmentAuth();
+
 builder.Build().Run();
 return 0;

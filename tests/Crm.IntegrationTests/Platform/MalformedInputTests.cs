@@ -391,10 +391,15 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         });
         var activity = await sales.CreateActivityAsync(new Crm.Sales.V1.CreateActivityRequest
             { Kind = Crm.Sales.V1.ActivityKind.Note, Subject = "Malformed seed", CustomerId = customer.Id });
+        var ticket = await new Crm.Tickets.V1.TicketService.TicketServiceClient(suite.Tickets.Channel).OpenTicketAsync(new Crm.Tickets.V1.OpenTicketRequest
+        {
+            CustomerId = customer.Id, Type = Crm.Tickets.V1.TicketType.Complaint, Channel = Crm.Tickets.V1.Channel.Phone, Subject = "Malformed seed",
+        });
         return new Dictionary<string, string>
         {
             ["id"] = customer.Id, ["customer_id"] = customer.Id, ["order_id"] = recorded.Id, ["reward_id"] = reward.Id,
             ["lead_id"] = lead.Id, ["opportunity_id"] = opportunity.Id, ["activity_id"] = activity.Id,
+            ["ticket_id"] = ticket.Id,
         };
     }
 

@@ -17,16 +17,23 @@ public sealed class SuiteFixture : IAsyncLifetime
     public NpgsqlDataSource LoyaltyDb { get; private set; } = null!;
     public ServiceHost Sales { get; private set; } = null!;
     public NpgsqlDataSource SalesDb { get; private set; } = null!;
+    public ServiceHost Tickets { get; private set; } = null!;
+    public NpgsqlDataSource TicketsDb { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb",
             "loyaltyoutagedb", "customerfreezedb",
-            "salesdb", "salesclockdb", "salesoutagedb"));
+            "salesdb", "salesclockdb", "salesoutagedb",
+
+            "ticketsdb", "ticketsclockdb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
         LoyaltyDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("loyaltydb"));
         // Loyalty first, so its queues exist before the customer service publishes anything.
         Loyalty = await ServiceHost.StartAsync(args => Crm.Loyalty.LoyaltyApp.Build(args), Infrastructure, "loyalty", "loyaltydb");
+        TicketsDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("ticketsdb"));
+        // Tickets before customer too: it consumes OrderPaid (care calls).
+        Tickets = await ServiceHost.StartAsync(args => Crm.Tickets.TicketsApp.Build(args), Infrastructure, "tickets", "ticketsdb");
         Customer = await ServiceHost.StartAsync(Crm.Customer.CustomerApp.Build, Infrastructure, "customer", "customerdb");
         SalesDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("salesdb"));
         // After the customer service: conversions and receipts call it (discovery as the AppHost sets it).
@@ -42,6 +49,8 @@ public sealed class SuiteFixture : IAsyncLifetime
         if (CustomerDb is not null) await CustomerDb.DisposeAsync();
         if (Loyalty is not null) await Loyalty.DisposeAsync();
         if (LoyaltyDb is not null) await LoyaltyDb.DisposeAsync();
+        if (Tickets is not null) await Tickets.DisposeAsync();
+        if (TicketsDb is not null) await TicketsDb.DisposeAsync();
         if (Infrastructure is not null) await Infrastructure.DisposeAsync();
     }
 }

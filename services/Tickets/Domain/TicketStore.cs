@@ -1,0 +1,395 @@
+using System.Text.Json;
+using Crm.Contracts;
+using Crm.Messaging;
+using Crm.ServiceDefaults.Data;
+using Crm.ServiceDefaults.Errors;
+using Crm.ServiceDefaults.Security;
+using Crm.Tickets.Sla;
+using Dapper;
+using Grpc.Core;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Crm.Tickets.Domain;
+
+public sealed record NewTicket(
+    Guid CustomerId, int Type, int Channel, int Priority, string? OrderRef, string Subject, string Description,
+    IReadOnlyList<string> Tags, IReadOnlyList<AttachmentRef> Attachments, string? Queue, string? IdempotencyKey);
+
+/// <summary>
+/// Tickets and their life: opening (with SLA targets from priority and tier), comments, the state machine, reopening,
+/// assignment, surveys. Every change happens under the ticket's row lock, with its events in the same transaction.
+/// </summary>
+public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider clock, BusinessCalendar calendar, SlaPolicies policies,
+    IOptions<TicketsOptions> options)
+{
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private static readonly HashSet<(int From, int To)> Moves =
+    [
+        (States.New, States.Acknowledged),
+        (States.Acknowledged, States.InProgress),
+        (States.InProgress, States.WaitingOnCustomer),
+        (States.WaitingOnCustomer, States.InProgress),
+        (States.InProgress, States.Resolved),
+        (States.WaitingOnCustomer, States.Resolved),
+        (States.Resolved, States.Closed),
+    ];
+
+    public static readonly string[] StateNames = ["", "new", "acknowledged", "in_progress", "waiting_on_customer", "resolved", "closed"];
+    public static readonly string[] TypeNames = ["", "inquiry", "complaint", "return_exchange", "after_sales", "suggestion", "care_call"];
+    public static readonly string[] ChannelNames = ["", "store", "phone", "online_chat", "app", "social"];
+
+    // ---- opening ----
+
+    public async Task<TicketRow> OpenAsync(NewTicket t, Caller by, CancellationToken ct)
+    {
+        if (t.IdempotencyKey is { } key && await FindByKeyAsync(key, ct) is { } existing)
+            return existing.CustomerId == t.CustomerId ? existing
+                : throw new AlreadyExistsException("ticket", existing.Id.ToString(), "This idempotency_key was used for another customer's ticket.");
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var row = await OpenInAsync(tx, t, by.Subject, ct);
+        if (row is null)
+        {
+            await tx.RollbackAsync(ct);
+            return (await FindByKeyAsync(t.IdempotencyKey!, ct))!; // a concurrent retry won
+        }
+        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, row.Id.ToString(), ct);
+        await tx.CommitAsync(ct);
+        outbox.Wake();
+        return row;
+    }
+
+    /// <returns>The new ticket, or null when its idempotency key is taken.</returns>
+    internal async Task<TicketRow?> OpenInAsync(NpgsqlTransaction tx, NewTicket t, string openedBy, CancellationToken ct)
+    {
+        var now = clock.UtcNowForDb();
+        if (t.Queue is { } queue && await tx.Connection!.ExecuteScalarAsync<int>(new CommandDefinition(
+                "SELECT count(*) FROM queues WHERE name = @queue", new { queue }, tx, cancellationToken: ct)) == 0)
+            throw new NotFoundException("queue", queue);
+        var tier = await tx.Connection!.ExecuteScalarAsync<string?>(new CommandDefinition(
+            "SELECT tier FROM customer_tiers WHERE customer_id = @CustomerId", new { t.CustomerId }, tx, cancellationToken: ct));
+        var targets = policies.For(t.Priority, tier);
+        var row = new TicketRow
+        {
+            Id = Guid.CreateVersion7(), CustomerId = t.CustomerId, Type = t.Type, Channel = t.Channel, Priority = t.Priority,
+            State = States.New, OrderRef = t.OrderRef, Subject = t.Subject, Description = t.Description, Tags = [.. t.Tags],
+            Attachments = JsonSerializer.Serialize(t.Attachments, Json), Queue = t.Queue, CustomerTier = tier, OpenedBy = openedBy,
+            OpenedAt = now, UpdatedAt = now, IdempotencyKey = t.IdempotencyKey,
+            FrTargetMinutes = targets.FirstResponseMinutes, FrDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.FirstResponseMinutes)),
+            ResTargetMinutes = targets.ResolutionMinutes, ResDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.ResolutionMinutes)),
+        };
+        var inserted = await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO tickets (id, customer_id, type, channel, priority, state, order_ref, subject, description, tags, attachments,
+                queue, customer_tier, opened_by, opened_at, updated_at, idempotency_key, fr_target_minutes, fr_due_at, res_target_minutes, res_due_at)
+            VALUES (@Id, @CustomerId, @Type, @Channel, @Priority, @State, @OrderRef, @Subject, @Description, @Tags, @Attachments::jsonb,
+                @Queue, @CustomerTier, @OpenedBy, @OpenedAt, @UpdatedAt, @IdempotencyKey, @FrTargetMinutes, @FrDueAt, @ResTargetMinutes, @ResDueAt)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            """, row, tx, cancellationToken: ct));
+        if (inserted == 0) return null;
+        if (row.Type == TicketTypes.Complaint) await StepAsync(tx, row, "receive", openedBy, now, ct);
+        await outbox.AddAsync(tx, new TicketOpened(row.Id, row.CustomerId, TypeNames[row.Type], ChannelNames[row.Channel],
+            SlaPolicies.PriorityNames[row.Priority], row.OrderRef, row.Tags, tier, Utc(now)), ct);
+        return row;
+    }
+
+    private async Task<TicketRow?> FindByKeyAsync(string key, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.QuerySingleOrDefaultAsync<TicketRow>(new CommandDefinition(
+            $"SELECT {TicketRow.Columns} FROM tickets WHERE idempotency_key = @key", new { key }, cancellationToken: ct));
+    }
+
+    // ---- reading ----
+
+    public async Task<TicketView> GetAsync(Guid id, Caller caller, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<TicketRow>(new CommandDefinition(
+            $"SELECT {TicketRow.Columns} FROM tickets WHERE id = @id", new { id }, cancellationToken: ct))
+            ?? throw new NotFoundException("ticket", id.ToString());
+        RequireOwnTicket(caller, row);
+        var comments = (await connection.QueryAsync<CommentRow>(new CommandDefinition("""
+            SELECT id, ticket_id, author, author_role, visibility, body, attachments::text AS attachments, created_at
+            FROM comments WHERE ticket_id = @id AND (visibility = 1 OR NOT @memberOnly) ORDER BY id
+            """, new { id, memberOnly = caller.IsMemberOnly }, cancellationToken: ct))).ToList();
+        var steps = (await connection.QueryAsync<ComplaintStepRow>(new CommandDefinition(
+            "SELECT step, done_by, done_at FROM complaint_steps WHERE ticket_id = @id ORDER BY done_at, step", new { id }, cancellationToken: ct))).ToList();
+        return new TicketView(row, comments, steps);
+    }
+
+    // ---- changes ----
+
+    public Task ChangeStateAsync(Guid id, int target, Caller caller, CancellationToken ct) =>
+        MutateAsync(id, caller, async (tx, row, now) =>
+        {
+            if (!Moves.Contains((row.State, target)))
+                throw new PreconditionFailedException("ILLEGAL_TRANSITION", $"ticket/{id}",
+                    $"A ticket cannot move from {StateNames[row.State]} to {StateNames[target]}." +
+                    (row.State is States.Resolved or States.Closed && target == States.InProgress ? " Use ReopenTicket." : ""));
+            await EnterAsync(tx, row, target, caller.Subject, now, ct);
+        }, ct);
+
+    private async Task EnterAsync(NpgsqlTransaction tx, TicketRow row, int target, string by, DateTime now, CancellationToken ct)
+    {
+        var from = row.State;
+        row.State = target;
+        switch (target)
+        {
+            case States.Acknowledged:
+                await FirstResponseAsync(tx, row, now, ct);
+                break;
+            case States.InProgress:
+                if (from == States.WaitingOnCustomer) StartClock(row, now);
+                if (row.Type == TicketTypes.Complaint) await StepAsync(tx, row, "investigate", by, now, ct);
+                break;
+            case States.WaitingOnCustomer:
+                StopClock(row, now);
+                break;
+            case States.Resolved:
+                await FirstResponseAsync(tx, row, now, ct);
+                StartClock(row, now);
+                if (row.ResBreachedAt is null)
+                {
+                    if (now <= row.ResDueAt) row.ResMetAt = now;
+                    else await BreachAsync(tx, row, "resolution", row.ResDueAt!.Value, now, escalate: false, ct);
+                }
+                row.ResolvedAt = now;
+                StopClock(row, now);
+                if (row.Type == TicketTypes.Complaint) await StepAsync(tx, row, "resolve", by, now, ct);
+                await outbox.AddAsync(tx, new TicketResolved(row.Id, row.CustomerId, TypeNames[row.Type], row.Assignee, row.ResMetAt is not null, Utc(now)), ct);
+                break;
+            case States.Closed:
+                row.ClosedAt = now;
+                if (row.Type == TicketTypes.Complaint) await StepAsync(tx, row, "follow_up", by, now, ct);
+                break;
+        }
+    }
+
+    public Task ReopenAsync(Guid id, string? reason, Caller caller, CancellationToken ct) =>
+        MutateAsync(id, caller, async (tx, row, now) =>
+        {
+            if (row.State is not (States.Resolved or States.Closed))
+                throw new PreconditionFailedException("ILLEGAL_TRANSITION", $"ticket/{id}",
+                    $"Only a resolved or closed ticket can be reopened; this one is {StateNames[row.State]}.");
+            var window = options.Value.ReopenWindow;
+            if (now - row.ResolvedAt!.Value > window)
+                throw new PreconditionFailedException("REOPEN_WINDOW_PASSED", $"ticket/{id}",
+                    $"The ticket was resolved at {row.ResolvedAt:yyyy-MM-dd HH:mm} UTC; it can be reopened for {window.TotalDays:0.##} days after that. Open a new ticket.");
+            row.State = States.InProgress;
+            row.ResMetAt = null;
+            row.ResolvedAt = null;
+            row.ClosedAt = null;
+            StartClock(row, now); // the time spent resolved does not count against the resolution target
+            if (!string.IsNullOrWhiteSpace(reason))
+                await AddCommentInAsync(tx, row, caller, 1, "Reopened: " + reason.Trim(), [], now, ct);
+        }, ct);
+
+    public Task AddCommentAsync(Guid id, int visibility, string body, IReadOnlyList<AttachmentRef> attachments, string? requestId, Caller caller,
+        CancellationToken ct) =>
+        MutateAsync(id, caller, async (tx, row, now) =>
+        {
+            if (caller.IsMemberOnly && visibility != 1)
+                throw new RpcException(new Status(StatusCode.PermissionDenied, "A member may only add public replies."));
+            if (!await AddCommentInAsync(tx, row, caller, visibility, body, attachments, now, ct, requestId)) return; // a retry
+            if (caller.IsMemberOnly && row.State == States.WaitingOnCustomer)
+                await EnterAsync(tx, row, States.InProgress, caller.Subject, now, ct); // the customer answered: the clock runs again
+            else if (!caller.IsMemberOnly && visibility == 1 && States.IsOpen(row.State))
+                await FirstResponseAsync(tx, row, now, ct);
+        }, ct);
+
+    /// <returns>False when a comment with this request id is already on the ticket.</returns>
+    private static async Task<bool> AddCommentInAsync(NpgsqlTransaction tx, TicketRow row, Caller caller, int visibility, string body,
+        IReadOnlyList<AttachmentRef> attachments, DateTime now, CancellationToken ct, string? requestId = null) =>
+        await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO comments (ticket_id, author, author_role, visibility, body, attachments, request_id, created_at)
+            VALUES (@Id, @author, @role, @visibility, @body, @attachments::jsonb, @requestId, @now)
+            ON CONFLICT (ticket_id, request_id) DO NOTHING
+            """, new { row.Id, author = caller.Subject, role = caller.Role, visibility, body,
+                attachments = JsonSerializer.Serialize(attachments, Json), requestId, now }, tx, cancellationToken: ct)) == 1;
+
+    public Task AssignAsync(Guid id, string? agentId, string? queue, bool auto, Caller caller, CancellationToken ct) =>
+        MutateAsync(id, caller, async (tx, row, _) =>
+        {
+            var connection = tx.Connection!;
+            if (queue is not null)
+            {
+                if (await connection.ExecuteScalarAsync<int>(new CommandDefinition("SELECT count(*) FROM queues WHERE name = @queue", new { queue }, tx, cancellationToken: ct)) == 0)
+                    throw new NotFoundException("queue", queue);
+                row.Queue = queue;
+            }
+            if (auto)
+            {
+                // Least loaded: fewest open tickets assigned, across all queues; ties by agent id.
+                agentId = await connection.ExecuteScalarAsync<string?>(new CommandDefinition("""
+                    SELECT qa.agent_id FROM queue_agents qa
+                    LEFT JOIN tickets t ON t.assignee = qa.agent_id AND t.state BETWEEN 1 AND 4
+                    WHERE qa.queue = @queue GROUP BY qa.agent_id ORDER BY count(t.id), qa.agent_id LIMIT 1
+                    """, new { queue }, tx, cancellationToken: ct))
+                    ?? throw new PreconditionFailedException("QUEUE_EMPTY", $"queue/{queue}", $"Queue '{queue}' has no agents to assign to.");
+            }
+            row.Assignee = agentId ?? (queue is not null ? null : row.Assignee);
+        }, ct);
+
+    public Task AnswerSurveyAsync(Guid id, int score, string? comment, Caller caller, CancellationToken ct) =>
+        MutateAsync(id, caller, async (tx, row, now) =>
+        {
+            if (row.State is not (States.Resolved or States.Closed))
+                throw new PreconditionFailedException("NOT_RESOLVED", $"ticket/{id}", "The survey opens once the ticket is resolved.");
+            if (row.SurveyAnsweredAt is not null)
+                throw new AlreadyExistsException("survey", id.ToString(), "This ticket's survey was already answered.");
+            row.SurveyScore = score;
+            row.SurveyComment = comment;
+            row.SurveyAnsweredAt = now;
+            await outbox.AddAsync(tx, new SurveyAnswered(row.Id, row.CustomerId, row.Assignee, score, comment, Utc(now)), ct);
+        }, ct, memberMayAct: true);
+
+    /// <summary>Loads and locks the ticket, checks the caller may work it, applies the change, writes it back and commits.</summary>
+    private async Task MutateAsync(Guid id, Caller caller, Func<NpgsqlTransaction, TicketRow, DateTime, Task> change, CancellationToken ct,
+        bool memberMayAct = true)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var row = await LockAsync(tx, id, ct) ?? throw new NotFoundException("ticket", id.ToString());
+        if (caller.IsMemberOnly)
+        {
+            if (!memberMayAct) throw new RpcException(new Status(StatusCode.PermissionDenied, "Members cannot do this."));
+            RequireOwnTicket(caller, row);
+        }
+        else await RequireCanWorkAsync(tx, caller, row, ct);
+        var now = clock.UtcNowForDb();
+        await change(tx, row, now);
+        row.UpdatedAt = now;
+        await SaveAsync(tx, row, ct);
+        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, id.ToString(), ct);
+        await tx.CommitAsync(ct);
+        outbox.Wake();
+    }
+
+    internal static async Task<TicketRow?> LockAsync(NpgsqlTransaction tx, Guid id, CancellationToken ct) =>
+        await tx.Connection!.QuerySingleOrDefaultAsync<TicketRow>(new CommandDefinition(
+            $"SELECT {TicketRow.Columns} FROM tickets WHERE id = @id FOR UPDATE", new { id }, tx, cancellationToken: ct));
+
+    internal static Task SaveAsync(NpgsqlTransaction tx, TicketRow row, CancellationToken ct) =>
+        tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            UPDATE tickets SET priority = @Priority, state = @State, queue = @Queue, assignee = @Assignee, escalated = @Escalated,
+                updated_at = @UpdatedAt, fr_met_at = @FrMetAt, fr_breached_at = @FrBreachedAt, first_response_at = @FirstResponseAt,
+                res_due_at = @ResDueAt, res_met_at = @ResMetAt, res_breached_at = @ResBreachedAt, paused_since = @PausedSince,
+                paused_seconds = @PausedSeconds, resolved_at = @ResolvedAt, closed_at = @ClosedAt, survey_score = @SurveyScore,
+                survey_comment = @SurveyComment, survey_answered_at = @SurveyAnsweredAt
+            WHERE id = @Id
+            """, row, tx, cancellationToken: ct));
+
+    // ---- access ----
+
+    private static void RequireOwnTicket(Caller caller, TicketRow row)
+    {
+        if (caller.IsMemberOnly && (!Guid.TryParse(caller.Subject, out var self) || self != row.CustomerId))
+            throw new RpcException(new Status(StatusCode.PermissionDenied, "A member may only see and act on its own tickets."));
+    }
+
+    /// <summary>
+    /// Agents work tickets assigned to them, in their queues, or not routed yet; supervisors every queue of their team
+    /// (and queues without a team); admin and system everything.
+    /// </summary>
+    private static async Task RequireCanWorkAsync(NpgsqlTransaction tx, Caller caller, TicketRow row, CancellationToken ct)
+    {
+        if (caller.Roles.Contains(Roles.Admin) || caller.Roles.Contains(Roles.System)) return;
+        if (row.Assignee == caller.Subject || (row.Queue is null && row.Assignee is null)) return;
+        if (row.Queue is { } queue)
+        {
+            var connection = tx.Connection!;
+            if (caller.Roles.Contains(Roles.ServiceSupervisor))
+            {
+                var team = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+                    "SELECT team FROM queues WHERE name = @queue", new { queue }, tx, cancellationToken: ct));
+                if (team is null || team == caller.Team) return;
+            }
+            if (caller.Roles.Contains(Roles.Service) && await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+                    "SELECT EXISTS (SELECT 1 FROM queue_agents WHERE queue = @queue AND agent_id = @agent)",
+                    new { queue, agent = caller.Subject }, tx, cancellationToken: ct)))
+                return;
+        }
+        else if (caller.Roles.Contains(Roles.ServiceSupervisor)) return; // assigned to someone, no queue: a supervisor may step in
+        throw new RpcException(new Status(StatusCode.PermissionDenied, "This ticket is not in your queues."));
+    }
+
+    // ---- SLA clock ----
+
+    /// <summary>Stops the resolution clock (waiting on the customer, resolved): no due time while stopped.</summary>
+    private static void StopClock(TicketRow row, DateTime now)
+    {
+        if (row.PausedSince is not null) return;
+        row.PausedSince = now;
+        row.ResDueAt = null;
+    }
+
+    /// <summary>Restarts the resolution clock; the business time it stood still moves the due time out.</summary>
+    private void StartClock(TicketRow row, DateTime now)
+    {
+        if (row.PausedSince is not { } since) return;
+        row.PausedSeconds += (long)calendar.Between(since, now).TotalSeconds;
+        row.PausedSince = null;
+        row.ResDueAt = calendar.Add(row.OpenedAt, TimeSpan.FromMinutes(row.ResTargetMinutes) + TimeSpan.FromSeconds(row.PausedSeconds)).ToMicroseconds();
+    }
+
+    private async Task FirstResponseAsync(NpgsqlTransaction tx, TicketRow row, DateTime now, CancellationToken ct)
+    {
+        if (row.FirstResponseAt is not null) return;
+        row.FirstResponseAt = now;
+        if (row.FrBreachedAt is not null) return;
+        if (now <= row.FrDueAt) row.FrMetAt = now;
+        else await BreachAsync(tx, row, "first_response", row.FrDueAt, now, escalate: false, ct);
+    }
+
+    /// <summary>
+    /// Marks a target breached (once: callers check its breached_at first) and publishes SlaBreached. Escalation (the
+    /// scheduler's breaches): priority one step up, to the supervisor queue of the ticket's team (or the default one).
+    /// </summary>
+    internal async Task BreachAsync(NpgsqlTransaction tx, TicketRow row, string target, DateTime dueAt, DateTime now, bool escalate, CancellationToken ct)
+    {
+        if (target == "first_response") row.FrBreachedAt = now; else row.ResBreachedAt = now;
+        if (escalate)
+        {
+            row.Priority = Math.Min(row.Priority + 1, Priorities.Urgent);
+            row.Queue = await tx.Connection!.ExecuteScalarAsync<string?>(new CommandDefinition("""
+                SELECT s.name FROM queues q JOIN queues s ON s.team = q.team AND s.supervisor_queue WHERE q.name = @Queue ORDER BY s.name LIMIT 1
+                """, new { row.Queue }, tx, cancellationToken: ct)) ?? options.Value.SupervisorQueue;
+            row.Escalated = true;
+        }
+        await outbox.AddAsync(tx, new SlaBreached(row.Id, row.CustomerId, target, Utc(dueAt), Utc(now),
+            SlaPolicies.PriorityNames[row.Priority], row.Queue ?? ""), ct);
+    }
+
+    private static Task StepAsync(NpgsqlTransaction tx, TicketRow row, string step, string by, DateTime now, CancellationToken ct) =>
+        tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO complaint_steps (ticket_id, step, done_by, done_at) VALUES (@Id, @step, @by, @now) ON CONFLICT DO NOTHING
+            """, new { row.Id, step, by, now }, tx, cancellationToken: ct));
+
+    // ---- queues ----
+
+    public async Task UpsertQueueAsync(string name, string? team, bool supervisorQueue, IReadOnlyList<string> agents, Caller caller, CancellationToken ct)
+    {
+        if (!caller.Roles.Contains(Roles.Admin) && (team is null || team != caller.Team))
+            throw new RpcException(new Status(StatusCode.PermissionDenied, "A supervisor manages the queues of its own team only."));
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var existing = (await connection.QueryAsync<string?>(new CommandDefinition(
+            "SELECT team FROM queues WHERE name = @name FOR UPDATE", new { name }, tx, cancellationToken: ct))).ToList();
+        if (existing.Count == 1 && !caller.Roles.Contains(Roles.Admin) && existing[0] != caller.Team)
+            throw new RpcException(new Status(StatusCode.PermissionDenied, "This queue belongs to another team."));
+        await connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO queues (name, team, supervisor_queue) VALUES (@name, @team, @supervisorQueue)
+            ON CONFLICT (name) DO UPDATE SET team = excluded.team, supervisor_queue = excluded.supervisor_queue
+            """, new { name, team, supervisorQueue }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition("DELETE FROM queue_agents WHERE queue = @name", new { name }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(
+            "INSERT INTO queue_agents (queue, agent_id) SELECT @name, unnest(@agents) ON CONFLICT DO NOTHING",
+            new { name, agents = agents.ToArray() }, tx, cancellationToken: ct));
+        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, name, ct);
+        await tx.CommitAsync(ct);
+    }
+
+    internal static DateTimeOffset Utc(DateTime value) => new(DateTime.SpecifyKind(value, DateTimeKind.Utc));
+}

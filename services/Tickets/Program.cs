@@ -1,0 +1,1 @@
+await Crm.Tickets.TicketsApp.Build(args).RunAsync();

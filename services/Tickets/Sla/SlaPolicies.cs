@@ -1,0 +1,23 @@
+using Microsoft.Extensions.Options;
+
+namespace Crm.Tickets.Sla;
+
+public sealed record SlaTargets(int FirstResponseMinutes, int ResolutionMinutes);
+
+/// <summary>The SLA targets for a priority and customer tier: a policy naming the tier first, then one for any tier.</summary>
+public sealed class SlaPolicies(IOptions<TicketsOptions> options)
+{
+    private readonly IReadOnlyList<SlaPolicyOptions> _policies =
+        options.Value.SlaPolicies is { Count: > 0 } configured ? configured : TicketsOptions.DefaultPolicies;
+
+    public static readonly string[] PriorityNames = ["", "low", "normal", "high", "urgent"];
+
+    public SlaTargets For(int priority, string? tier)
+    {
+        var name = PriorityNames[priority];
+        var match = _policies.FirstOrDefault(p => p.Priority == name && tier is not null && p.Tiers.Contains(tier))
+                    ?? _policies.FirstOrDefault(p => p.Priority == name && p.Tiers.Count == 0)
+                    ?? throw new InvalidOperationException($"No SLA policy for priority {name}.");
+        return new SlaTargets(match.FirstResponseMinutes, match.ResolutionMinutes);
+    }
+}

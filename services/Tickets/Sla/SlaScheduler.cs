@@ -1,0 +1,166 @@
+using Crm.Contracts;
+using Crm.Messaging;
+using Crm.ServiceDefaults.Data;
+using Crm.Tickets.Domain;
+using Dapper;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Crm.Tickets.Sla;
+
+public sealed record SchedulerPass(int Breaches, int NearBreaches, int CareCallsOpened);
+
+/// <summary>
+/// One pass: every running SLA target past its due time is breached (SlaBreached once per target, the ticket escalated),
+/// targets about to fall due are logged once as near-breach, and care calls whose time has come are opened. Rows are
+/// taken with FOR UPDATE SKIP LOCKED, so two instances never breach the same target twice.
+/// </summary>
+public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvider clock, TicketStore store, IOptions<TicketsOptions> options,
+    ILogger<SlaScheduler> logger)
+{
+    private const int Batch = 200;
+
+    public async Task<SchedulerPass> RunOnceAsync(CancellationToken ct)
+    {
+        var breaches = 0;
+        int found;
+        do
+        {
+            (found, var n) = await BreachBatchAsync(ct);
+            breaches += n;
+        } while (found == Batch);
+        var near = await MarkNearBreachesAsync(ct);
+        var care = await OpenCareCallsAsync(ct);
+        return new SchedulerPass(breaches, near, care);
+    }
+
+    private async Task<(int Found, int Breaches)> BreachBatchAsync(CancellationToken ct)
+    {
+        var now = clock.UtcNowForDb();
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var rows = (await connection.QueryAsync<TicketRow>(new CommandDefinition($"""
+            SELECT {TicketRow.Columns} FROM tickets
+            WHERE id IN (
+                SELECT id FROM tickets WHERE fr_met_at IS NULL AND fr_breached_at IS NULL AND fr_due_at <= @now
+                UNION
+                SELECT id FROM tickets WHERE res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL AND res_due_at <= @now)
+              AND state BETWEEN 1 AND 4
+            ORDER BY id LIMIT {Batch} FOR UPDATE SKIP LOCKED
+            """, new { now }, tx, cancellationToken: ct))).ToList();
+        var breaches = 0;
+        foreach (var row in rows)
+        {
+            if (row.FrMetAt is null && row.FrBreachedAt is null && row.FrDueAt <= now)
+            {
+                await store.BreachAsync(tx, row, "first_response", row.FrDueAt, now, escalate: true, ct);
+                breaches++;
+            }
+            if (row.ResMetAt is null && row.ResBreachedAt is null && row.ResDueAt is { } due && due <= now)
+            {
+                await store.BreachAsync(tx, row, "resolution", due, now, escalate: true, ct);
+                breaches++;
+            }
+            row.UpdatedAt = now;
+            await TicketStore.SaveAsync(tx, row, ct);
+            logger.LogWarning("Ticket {TicketId} breached its SLA; escalated to {Queue} at priority {Priority}", row.Id, row.Queue, row.Priority);
+        }
+        await tx.CommitAsync(ct);
+        if (breaches > 0) outbox.Wake();
+        return (rows.Count, breaches);
+    }
+
+    private async Task<int> MarkNearBreachesAsync(CancellationToken ct)
+    {
+        var now = clock.UtcNowForDb();
+        var until = now + options.Value.NearBreachWindow;
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var ids = (await connection.QueryAsync<Guid>(new CommandDefinition("""
+            UPDATE tickets SET near_breach_logged = true
+            WHERE NOT near_breach_logged AND state BETWEEN 1 AND 4 AND id IN (
+                SELECT id FROM tickets WHERE fr_met_at IS NULL AND fr_breached_at IS NULL AND fr_due_at <= @until
+                UNION
+                SELECT id FROM tickets WHERE res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL AND res_due_at <= @until)
+            RETURNING id
+            """, new { until }, cancellationToken: ct))).ToList();
+        foreach (var id in ids) logger.LogWarning("Ticket {TicketId} is about to breach its SLA (within {Window})", id, options.Value.NearBreachWindow);
+        return ids.Count;
+    }
+
+    private async Task<int> OpenCareCallsAsync(CancellationToken ct)
+    {
+        var now = clock.UtcNowForDb();
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var due = (await connection.QueryAsync<(Guid OrderId, Guid CustomerId, string ExternalOrderId, decimal AmountPaid)>(new CommandDefinition("""
+            SELECT order_id, customer_id, external_order_id, amount_paid FROM care_calls
+            WHERE ticket_id IS NULL AND due_at <= @now ORDER BY due_at LIMIT 100 FOR UPDATE SKIP LOCKED
+            """, new { now }, tx, cancellationToken: ct))).ToList();
+        foreach (var call in due)
+        {
+            var ticket = await store.OpenInAsync(tx, new NewTicket(call.CustomerId, TicketTypes.CareCall, 2 /* phone */, Priorities.Normal,
+                call.ExternalOrderId, $"Care call: how is the purchase of order {call.ExternalOrderId}?",
+                $"Call the customer about order {call.ExternalOrderId} ({call.AmountPaid:0.00} yuan paid): how did it go, anything we can do?",
+                ["care-call"], [], null, $"care-call:{call.OrderId}"), "system", ct);
+            var ticketId = ticket?.Id ?? await connection.ExecuteScalarAsync<Guid>(new CommandDefinition(
+                "SELECT id FROM tickets WHERE idempotency_key = @key", new { key = $"care-call:{call.OrderId}" }, tx, cancellationToken: ct));
+            await connection.ExecuteAsync(new CommandDefinition("UPDATE care_calls SET ticket_id = @ticketId WHERE order_id = @OrderId",
+                new { ticketId, call.OrderId }, tx, cancellationToken: ct));
+        }
+        await tx.CommitAsync(ct);
+        if (due.Count > 0) outbox.Wake();
+        return due.Count;
+    }
+}
+
+/// <summary>Runs the scheduler every Tickets:SchedulerInterval (on the injected clock).</summary>
+public sealed class SlaSchedulerService(SlaScheduler scheduler, TimeProvider clock, IOptions<TicketsOptions> options, ILogger<SlaSchedulerService> logger)
+    : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // PeriodicTimer takes at most ~49 days.
+        var interval = TimeSpan.FromTicks(Math.Clamp(options.Value.SchedulerInterval.Ticks, TimeSpan.TicksPerSecond, TimeSpan.FromDays(30).Ticks));
+        using var timer = new PeriodicTimer(interval, clock);
+        do
+        {
+            try { await scheduler.RunOnceAsync(stoppingToken); }
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+            {
+                logger.LogError(ex, "SLA scheduler pass failed; it runs again at the next interval");
+            }
+        } while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+}
+
+/// <summary>A paid order above the threshold schedules one care call (the order id is the key: redeliveries change nothing).</summary>
+public sealed class OrderPaidConsumer(NpgsqlDataSource db, Outbox outbox, IOptions<TicketsOptions> options)
+    : InboxConsumer<OrderPaid>(db, outbox)
+{
+    protected override async Task HandleAsync(MassTransit.ConsumeContext<OrderPaid> context, NpgsqlTransaction tx)
+    {
+        var order = context.Message;
+        var care = options.Value.CareCall;
+        if (order.AmountPaid <= care.Threshold) return;
+        await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO care_calls (order_id, customer_id, external_order_id, amount_paid, due_at)
+            VALUES (@OrderId, @CustomerId, @ExternalOrderId, @AmountPaid, @due) ON CONFLICT DO NOTHING
+            """, new { order.OrderId, order.CustomerId, order.ExternalOrderId, order.AmountPaid, due = order.PaidAt.UtcDateTime + care.Delay },
+            tx, cancellationToken: context.CancellationToken));
+    }
+}
+
+/// <summary>Keeps each customer's tier from TierChanged, the highest sequence winning (sequence 0: the later change).</summary>
+public sealed class TierChangedConsumer(NpgsqlDataSource db) : InboxConsumer<TierChanged>(db)
+{
+    protected override Task HandleAsync(MassTransit.ConsumeContext<TierChanged> context, NpgsqlTransaction tx)
+    {
+        var e = context.Message;
+        return tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO customer_tiers (customer_id, tier, sequence, changed_at) VALUES (@CustomerId, @NewTier, @Sequence, @changedAt)
+            ON CONFLICT (customer_id) DO UPDATE SET tier = excluded.tier, sequence = excluded.sequence, changed_at = excluded.changed_at
+            WHERE excluded.sequence > customer_tiers.sequence
+               OR (excluded.sequence = 0 AND customer_tiers.sequence = 0 AND excluded.changed_at > customer_tiers.changed_at)
+            """, new { e.CustomerId, e.NewTier, e.Sequence, changedAt = e.ChangedAt.UtcDateTime }, tx, cancellationToken: context.CancellationToken));
+    }
+}
