@@ -10,7 +10,7 @@ var cache = builder.AddRedis("cache");
 var messaging = builder.AddRabbitMQ("messaging");
 
 var customerdb = postgres.AddDatabase("customerdb");
-builder.AddProject("customer", "../services/Customer/Crm.Customer.csproj")
+var customer = builder.AddProject("customer", "../services/Customer/Crm.Customer.csproj")
        .WithReference(customerdb).WithReference(cache).WithReference(messaging)
        .WaitFor(customerdb).WaitFor(messaging)
        .WithDevelopmentAuth();
@@ -19,6 +19,13 @@ var loyaltydb = postgres.AddDatabase("loyaltydb");
 builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
        .WithReference(loyaltydb).WithReference(cache).WithReference(messaging)
        .WaitFor(loyaltydb).WaitFor(messaging)
+       .WithDevelopmentAuth();
+
+// Campaigns: the analytics read model (events) and its rebuild from the customer service (discovery: services__customer__http__0).
+var campaignsdb = postgres.AddDatabase("campaignsdb");
+builder.AddProject("campaigns", "../services/Campaigns/Crm.Campaigns.csproj")
+       .WithReference(campaignsdb).WithReference(cache).WithReference(messaging).WithReference(customer)
+       .WaitFor(campaignsdb).WaitFor(messaging)
        .WithDevelopmentAuth();
 
 builder.Build().Run();

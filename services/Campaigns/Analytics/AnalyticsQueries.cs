@@ -39,8 +39,10 @@ public sealed class AnalyticsQueries(NpgsqlDataSource dataSource, ReadModelStore
     /// <summary>Fits both models over every customer's history as of <paramref name="asOf"/> and keeps the result; null when there is too little data.</summary>
     public async Task<FittedModels?> FitAsync(DateTime asOf, CancellationToken ct)
     {
+        // Postgres keeps microseconds: round both instants now so the stored fit reads back exactly as returned.
+        asOf = Microseconds(asOf);
         var population = await LoadAsync(Engine, asOf, null, null, ct);
-        var fitted = Engine.Fit(population, asOf, Now);
+        var fitted = Engine.Fit(population, asOf, Microseconds(Now));
         if (fitted is null) return null;
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition("""
@@ -63,6 +65,8 @@ public sealed class AnalyticsQueries(NpgsqlDataSource dataSource, ReadModelStore
         return row is null ? null : new FittedModels(new BgNbd(row.R, row.AlphaDays, row.A, row.B), row.BgnbdLl, row.BgnbdCustomers,
             new GammaGamma(row.P, row.Q, row.Gamma), row.GgLl, row.GgCustomers, row.AsOf, row.FittedAt);
     }
+
+    private static DateTime Microseconds(DateTime t) => new(t.Ticks - t.Ticks % 10, DateTimeKind.Utc);
 
     public Task<bool> IsKnownAsync(Guid customerId, CancellationToken ct) => store.IsKnownAsync(customerId, ct);
 

@@ -15,20 +15,30 @@ public sealed class SuiteFixture : IAsyncLifetime
     public NpgsqlDataSource CustomerDb { get; private set; } = null!;
     public ServiceHost Loyalty { get; private set; } = null!;
     public NpgsqlDataSource LoyaltyDb { get; private set; } = null!;
+    public ServiceHost Campaigns { get; private set; } = null!;
+    public NpgsqlDataSource CampaignsDb { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb",
-            "loyaltyoutagedb", "customerfreezedb"));
+            "loyaltyoutagedb", "customerfreezedb", "campaignsdb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
         LoyaltyDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("loyaltydb"));
         // Loyalty first, so its queues exist before the customer service publishes anything.
         Loyalty = await ServiceHost.StartAsync(args => Crm.Loyalty.LoyaltyApp.Build(args), Infrastructure, "loyalty", "loyaltydb");
         Customer = await ServiceHost.StartAsync(Crm.Customer.CustomerApp.Build, Infrastructure, "customer", "customerdb");
+        // Campaigns after Customer (its rebuild calls the customer service at an address known only now), before any test
+        // publishes: its bus is started (queues bound) before StartAsync returns.
+        CampaignsDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("campaignsdb"));
+        Campaigns = await ServiceHost.StartAsync(
+            args => Crm.Campaigns.CampaignsApp.Build(args, s => Microsoft.Extensions.DependencyInjection.OptionsServiceCollectionExtensions.Configure<MassTransit.MassTransitHostOptions>(s, o => o.WaitUntilStarted = true)),
+            Infrastructure, "campaigns", "campaignsdb", extraArgs: [$"--services:customer:http:0={Customer.GrpcAddress}"]);
     }
 
     public async Task DisposeAsync()
     {
+        if (Campaigns is not null) await Campaigns.DisposeAsync();
+        if (CampaignsDb is not null) await CampaignsDb.DisposeAsync();
         if (Customer is not null) await Customer.DisposeAsync();
         if (CustomerDb is not null) await CustomerDb.DisposeAsync();
         if (Loyalty is not null) await Loyalty.DisposeAsync();
