@@ -101,6 +101,9 @@ public class AnalyticsTests(SuiteFixture suite)
         Assert.Equal((1, "10000.00", 5, 1, 5, "515", 1), (before.OrderCount, before.NetSpend.Amount, before.RecencyScore, before.FrequencyScore,
             before.MonetaryScore, before.RfmCell, before.SpendDecile));
 
+        // Loyalty's events reach the profile too: 10,000 points and tier S2 (growth value 10,000).
+        await WaitForAsync(() => ProfileAsync(big, tag), p => p.Tier == "S2" && p.PointsBalance == 10_000, "tier and points from loyalty");
+
         // The same OrderPaid again: once with its own message id (the inbox drops it), once as a new message (the order id does).
         Guid messageId;
         OrderPaid paid;
@@ -129,6 +132,7 @@ public class AnalyticsTests(SuiteFixture suite)
         await RefundAsync(order.Id, 9_500m);
         var after = await WaitForAsync(() => ProfileAsync(big, tag), p => p.NetSpend.Amount == "500.00", "the refund in the read model");
         Assert.Equal((1, 1, "511", 10), (after.OrderCount, after.MonetaryScore, after.RfmCell, after.SpendDecile));
+        await WaitForAsync(() => ProfileAsync(big, tag), p => p.Tier == "S1" && p.PointsBalance == 500, "the claw-back and tier change from loyalty");
         deciles = await DecilesAsync(tag);
         Assert.Equal("45500.00", deciles.TotalRevenue.Amount);
         Assert.Equal("500.00", deciles.Buckets[9].Revenue.Amount);

@@ -8,7 +8,7 @@ namespace Crm.UnitTests.Campaigns;
 /// 1997 Q1 cohort, 39-week calibration period; x = repeat purchases, t_x and T in weeks, z̄ = mean repeat value in $),
 /// shipped as Data/cdnow_customers_summary_with_transactions.csv.
 /// </summary>
-public class LifetimeModelTests
+public class LifetimeModelTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly Lazy<IReadOnlyList<PurchaseHistory>> Cdnow = new(() =>
         File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Campaigns", "Data", "cdnow_customers_summary_with_transactions.csv"))
@@ -37,6 +37,7 @@ public class LifetimeModelTests
     public void BG_NBD_fit_matches_Fader_Hardie_Lee_2005_within_2_percent()
     {
         var (m, ll) = BgFit.Value;
+        output.WriteLine($"BG/NBD on CDNOW: r={m.R:0.0000} alpha={m.Alpha:0.0000} a={m.A:0.0000} b={m.B:0.0000} LL={ll:0.00}");
         Within(0.243, m.R, 0.02, "r");
         Within(4.414, m.Alpha, 0.02, "alpha (weeks)");
         Within(0.793, m.A, 0.02, "a");
@@ -47,7 +48,8 @@ public class LifetimeModelTests
     [Fact]
     public void Gamma_Gamma_fit_matches_Fader_Hardie_2013_within_2_percent()
     {
-        var (m, _) = GgFit.Value;
+        var (m, ll) = GgFit.Value;
+        output.WriteLine($"Gamma-Gamma on CDNOW: p={m.P:0.0000} q={m.Q:0.0000} gamma={m.Gamma:0.0000} LL={ll:0.00}");
         Within(6.25, m.P, 0.02, "p");
         Within(3.74, m.Q, 0.02, "q");
         Within(15.44, m.Gamma, 0.02, "gamma");
