@@ -142,6 +142,18 @@ public class AnalyticsTests(SuiteFixture suite)
         await RefundAsync(order.Id);
         var gone = await WaitForAsync(() => ProfileAsync(big, tag), p => p.OrderCount == 0, "the full refund");
         Assert.Equal(("0.00", "", 0), (gone.NetSpend.Amount, gone.RfmCell, gone.SpendDecile));
+
+        // Profile changes arrive by CustomerUpdated.
+        var current = await _customers.GetCustomerAsync(new GetCustomerRequest { Id = big });
+        var update = new UpdateCustomerRequest
+        {
+            Id = big, Version = current.Version, Profile = new CustomerProfile { Region = "北京", MarketingConsent = true },
+            UpdateMask = new FieldMask(),
+        };
+        update.UpdateMask.Paths.Add("region");
+        update.UpdateMask.Paths.Add("marketing_consent");
+        await _customers.UpdateCustomerAsync(update);
+        await WaitForAsync(() => ProfileAsync(big, tag), p => p.Region == "北京" && p.MarketingConsent, "the profile update");
     }
 
     private Task<SalesReport> ReportAsync(string store, Granularity granularity) =>
