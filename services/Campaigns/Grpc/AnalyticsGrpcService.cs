@@ -29,11 +29,60 @@ public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, SalesReport
         if (!await analytics.IsKnownAsync(customerId, ct)) throw new NotFoundException("customer", customerId.ToString());
 
         var (scores, models) = await analytics.ScoreAsync(asOf, Tag(request.PopulationTag), horizon, customerId, ct);
-        var s = scores.First(x => x.Facts.CustomerId == customerId);
+        return ToProto(scores.First(x => x.Facts.CustomerId == customerId), models, asOf, horizon);
+    }
+
+    [Allow(Roles.Marketing)]
+    public override async Task<ListCustomerAnalyticsResponse> ListCustomerAnalytics(ListCustomerAnalyticsRequest request, ServerCallContext context)
+    {
+        var v = new Validator();
+        v.Require(request.Kind is not (DistributionKind.Unspecified or DistributionKind.SalesDeciles) && System.Enum.IsDefined(request.Kind), "kind",
+            "must name a distribution of customers (not sales deciles).");
+        v.Require(!string.IsNullOrWhiteSpace(request.Bucket), "bucket", "is required: a bucket key as GetDistribution returns it.");
+        var asOf = AsOf(request.AsOf, v);
+        var horizon = Horizon(request.HorizonDays, v);
+        var pageSize = PageToken.PageSize(request.PageSize, v);
+        var filters = $"customers|{request.Kind}|{request.Bucket}|{request.PopulationTag}|{horizon}";
+        var after = Guid.Empty;
+        if (PageToken.Decode(request.PageToken, filters, v) is { } key)
+        {
+            var parts = key.Split('/');
+            if (parts.Length == 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)
+                && ticks is > 0 and <= 3155378975999999999 && Guid.TryParse(parts[1], out after))
+                asOf = new DateTime(ticks, DateTimeKind.Utc);
+            else
+                v.Add("page_token", "is not a page token returned by this service.");
+        }
+        v.ThrowIfInvalid();
+
+        var (scores, models) = await analytics.ScoreAsync(asOf, Tag(request.PopulationTag), horizon, null, context.CancellationToken);
+        if (request.Kind == DistributionKind.Quadrants && models is null)
+            throw new PreconditionFailedException("MODELS_NOT_FITTED", "models", "Quadrants need the lifetime-value models: call FitModels first.");
+        Func<CustomerScore, string?> bucketOf = request.Kind switch
+        {
+            DistributionKind.RfmCells => s => s.Facts.Orders > 0 ? s.Cell : null,
+            DistributionKind.RfmGroups => s => s.Facts.Orders > 0 ? s.Group : null,
+            DistributionKind.Quadrants => s => s.Facts.Orders > 0 ? QuadrantKey(s.Quadrant) : null,
+            DistributionKind.CustomerDeciles => s => s.Decile > 0 ? s.Decile.ToString(CultureInfo.InvariantCulture) : null,
+            DistributionKind.Ladder => s => s.LadderStage,
+            _ => s => s.Facts.Orders > 0 ? s.Churn.ToString().ToLowerInvariant() : null,
+        };
+        var bucket = request.Bucket.Trim();
+        var page = scores.Where(s => bucketOf(s) == bucket && s.Facts.CustomerId.CompareTo(after) > 0)
+            .OrderBy(s => s.Facts.CustomerId).Take(pageSize + 1).ToList();
+        var reply = new ListCustomerAnalyticsResponse();
+        reply.Customers.AddRange(page.Take(pageSize).Select(s => ToProto(s, models, asOf, horizon)));
+        if (page.Count > pageSize)
+            reply.NextPageToken = PageToken.Encode($"{asOf.Ticks}/{page[pageSize - 1].Facts.CustomerId}", filters);
+        return reply;
+    }
+
+    private static CustomerAnalytics ToProto(CustomerScore s, Analytics.FittedModels? models, DateTime asOf, int horizon)
+    {
         var c = s.Facts;
         var reply = new CustomerAnalytics
         {
-            CustomerId = customerId.ToString(), AsOf = Timestamp.FromDateTime(asOf), OrderCount = c.Orders, NetSpend = Money.FromDecimal(c.NetSpend),
+            CustomerId = c.CustomerId.ToString(), AsOf = Timestamp.FromDateTime(asOf), OrderCount = c.Orders, NetSpend = Money.FromDecimal(c.NetSpend),
             FirstOrderAt = c.FirstOrderAt is { } f ? Timestamp.FromDateTime(f) : null, LastOrderAt = c.LastOrderAt is { } l ? Timestamp.FromDateTime(l) : null,
             Orders12M = c.OrdersCurrent, Spend12M = Money.FromDecimal(c.SpendCurrent), Orders24M = c.OrdersWindow, Spend24M = Money.FromDecimal(c.SpendWindow),
             RecencyScore = s.R, FrequencyScore = s.F, MonetaryScore = s.M, RfmCell = s.Cell, RfmGroup = s.Group,

@@ -282,6 +282,15 @@ public class AnalyticsTests(SuiteFixture suite)
         Assert.Equal(2, ladder.Buckets.Single(b => b.Key == "customer").Count);  // the two one-order customers
         Assert.Equal(3, ladder.Buckets.Single(b => b.Key == "client").Count);    // 2-4 orders
         Assert.Equal(1, ladder.Buckets.Single(b => b.Key == "supporter").Count); // 5 orders over 195 days
+
+        // Who the clients are, two to a page.
+        var clients = new ListCustomerAnalyticsRequest { Kind = DistributionKind.Ladder, Bucket = "client", PopulationTag = tag, PageSize = 2 };
+        var first = await _analytics.ListCustomerAnalyticsAsync(clients);
+        clients.PageToken = first.NextPageToken;
+        var second = await _analytics.ListCustomerAnalyticsAsync(clients);
+        Assert.Equal((2, 1, ""), (first.Customers.Count, second.Customers.Count, second.NextPageToken));
+        Assert.Equal(new[] { ids[0], ids[1], ids[5] }.OrderBy(Guid.Parse), first.Customers.Concat(second.Customers).Select(c => c.CustomerId));
+        Assert.All(first.Customers.Concat(second.Customers), c => Assert.Equal("client", c.LadderStage));
     }
 
     [Fact]
