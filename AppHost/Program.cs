@@ -33,5 +33,12 @@ builder.AddProject("tickets", "../services/Tickets/Crm.Tickets.csproj")
        .WaitFor(ticketsdb).WaitFor(messaging)
        .WithDevelopmentAuth();
 
+// Campaigns: the analytics read model (events) and its rebuild from the customer service (discovery: services__customer__http__0).
+var campaignsdb = postgres.AddDatabase("campaignsdb");
+builder.AddProject("campaigns", "../services/Campaigns/Crm.Campaigns.csproj")
+       .WithReference(campaignsdb).WithReference(cache).WithReference(messaging).WithReference(customer)
+       .WaitFor(campaignsdb).WaitFor(messaging)
+       .WithDevelopmentAuth();
+
 builder.Build().Run();
 return 0;

@@ -161,5 +161,26 @@ public sealed class CustomerGrpcService(
         return Wire.ToProto(recorded, order);
     }
 
+    [Allow(Roles.System)]
+    public override async Task<ExportOrdersResponse> ExportOrders(ExportOrdersRequest request, ServerCallContext context)
+    {
+        var v = new Validator();
+        v.Require(request.PageSize is >= 0 and <= 1000, "page_size", "must be between 1 and 1000 (0 means 500).");
+        var pageSize = request.PageSize == 0 ? 500 : request.PageSize;
+        Guid? after = null;
+        if (PageToken.Decode(request.PageToken, "export", v) is { } key)
+        {
+            if (Guid.TryParse(key, out var id)) after = id;
+            else v.Add("page_token", "is not a page token returned by this service.");
+        }
+        v.ThrowIfInvalid();
+
+        var page = await orders.ExportAsync(after, pageSize + 1, context.CancellationToken);
+        var response = new ExportOrdersResponse();
+        response.Orders.AddRange(page.Take(pageSize).Select(Wire.ToProto));
+        if (page.Count > pageSize) response.NextPageToken = PageToken.Encode(page[pageSize - 1].Id.ToString(), "export");
+        return response;
+    }
+
     private static string? Blank(string value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 }

@@ -155,6 +155,16 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
         return rows.Select(r => r.ToRecord()).ToList();
     }
 
+    /// <summary>Every order after <paramref name="afterId"/> in id order (the export's keyset).</summary>
+    public async Task<IReadOnlyList<OrderRecord>> ExportAsync(Guid? afterId, int limit, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<OrderRow>(new CommandDefinition($"""
+            SELECT {Columns} FROM orders WHERE @afterId::uuid IS NULL OR id > @afterId ORDER BY id LIMIT @limit
+            """, new { afterId, limit }, cancellationToken: ct));
+        return rows.Select(r => r.ToRecord()).ToList();
+    }
+
     public async Task<OrderRecord?> FindByExternalIdAsync(string externalOrderId, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);

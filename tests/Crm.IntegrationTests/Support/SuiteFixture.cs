@@ -19,13 +19,14 @@ public sealed class SuiteFixture : IAsyncLifetime
     public NpgsqlDataSource SalesDb { get; private set; } = null!;
     public ServiceHost Tickets { get; private set; } = null!;
     public NpgsqlDataSource TicketsDb { get; private set; } = null!;
+    public ServiceHost Campaigns { get; private set; } = null!;
+    public NpgsqlDataSource CampaignsDb { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb",
-            "loyaltyoutagedb", "customerfreezedb",
+            "loyaltyoutagedb", "customerfreezedb", "campaignsdb",
             "salesdb", "salesclockdb", "salesoutagedb",
-
             "ticketsdb", "ticketsclockdb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
         LoyaltyDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("loyaltydb"));
@@ -39,12 +40,20 @@ public sealed class SuiteFixture : IAsyncLifetime
         // After the customer service: conversions and receipts call it (discovery as the AppHost sets it).
         Sales = await ServiceHost.StartAsync(args => Crm.Sales.SalesApp.Build(args), Infrastructure, "sales", "salesdb",
             extraArgs: [$"--services:customer:http:0={Customer.GrpcAddress}", "--Sales:OrderPollInterval=00:00:00.500"]);
+        // Campaigns after Customer (its rebuild calls the customer service at an address known only now), before any test
+        // publishes: its bus is started (queues bound) before StartAsync returns.
+        CampaignsDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("campaignsdb"));
+        Campaigns = await ServiceHost.StartAsync(
+            args => Crm.Campaigns.CampaignsApp.Build(args, s => Microsoft.Extensions.DependencyInjection.OptionsServiceCollectionExtensions.Configure<MassTransit.MassTransitHostOptions>(s, o => o.WaitUntilStarted = true)),
+            Infrastructure, "campaigns", "campaignsdb", extraArgs: [$"--services:customer:http:0={Customer.GrpcAddress}"]);
     }
 
     public async Task DisposeAsync()
     {
         if (Sales is not null) await Sales.DisposeAsync();
         if (SalesDb is not null) await SalesDb.DisposeAsync();
+        if (Campaigns is not null) await Campaigns.DisposeAsync();
+        if (CampaignsDb is not null) await CampaignsDb.DisposeAsync();
         if (Customer is not null) await Customer.DisposeAsync();
         if (CustomerDb is not null) await CustomerDb.DisposeAsync();
         if (Loyalty is not null) await Loyalty.DisposeAsync();

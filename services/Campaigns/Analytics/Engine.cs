@@ -1,0 +1,201 @@
+using Crm.Campaigns.Models;
+
+namespace Crm.Campaigns.Analytics;
+
+/// <summary>What the read model knows of one customer as of a date (orders net of refunds; fully refunded ones left out).</summary>
+public sealed record CustomerFacts(
+    Guid CustomerId,
+    int Orders,
+    decimal NetSpend,
+    DateTime? FirstOrderAt,
+    DateTime? LastOrderAt,
+    decimal FirstOrderNet,
+    int OrdersCurrent,
+    decimal SpendCurrent,
+    int OrdersWindow,
+    decimal SpendWindow,
+    string? Tier = null,
+    long? PointsBalance = null,
+    int? BirthdayMonth = null,
+    string? Region = null,
+    IReadOnlyList<string>? Tags = null,
+    bool MarketingConsent = false)
+{
+    /// <summary>The models' view in days: repeat purchases, the last one after the first, observed since the first.</summary>
+    public PurchaseHistory History(DateTime asOfUtc) => Orders == 0
+        ? default
+        : new PurchaseHistory(Orders - 1, (LastOrderAt!.Value - FirstOrderAt!.Value).TotalDays, Math.Max((asOfUtc - FirstOrderAt.Value).TotalDays, 0),
+            Orders > 1 ? (double)((NetSpend - FirstOrderNet) / (Orders - 1)) : 0);
+}
+
+public sealed record FittedModels(BgNbd BgNbd, double BgNbdLogLikelihood, int BgNbdCustomers, GammaGamma GammaGamma, double GammaGammaLogLikelihood,
+    int GammaGammaCustomers, DateTime AsOf, DateTime FittedAt);
+
+public enum ChurnLevel { Unspecified = 0, Low = 1, Medium = 2, High = 3 }
+public enum QuadrantKind { Unspecified = 0, Vip = 1, Growable = 2, Maintain = 3, Abandon = 4 }
+
+public sealed record CustomerScore(
+    CustomerFacts Facts,
+    int R, int F, int M, string Cell, string Group,
+    double PActive, double ExpectedPurchases, decimal ExpectedOrderValue, decimal Clv,
+    QuadrantKind Quadrant, int Decile, string LadderStage, ChurnLevel Churn, string ChurnBasis, int DaysSinceLastOrder, bool ModelUsed);
+
+public sealed record Bucket(string Key, int Count, decimal Revenue);
+
+/// <summary>Everything computed over one population as of one date: pure, so the rules are unit-tested with concrete numbers.</summary>
+public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
+{
+    private readonly RfmTable _rfm = new(options);
+
+    public DateTime ToLocal(DateTime utc) => TimeZoneInfo.ConvertTimeFromUtc(DateTime.SpecifyKind(utc, DateTimeKind.Utc), zone);
+    public DateTime ToUtc(DateTime local) => TimeZoneInfo.ConvertTimeToUtc(DateTime.SpecifyKind(local, DateTimeKind.Unspecified), zone);
+
+    /// <summary>The start of the window of <paramref name="months"/> calendar months (brand time) ending at as-of.</summary>
+    public DateTime MonthsBefore(DateTime asOfUtc, int months) => ToUtc(ToLocal(asOfUtc).AddMonths(-months));
+
+    public IReadOnlyList<CustomerScore> Score(IReadOnlyList<CustomerFacts> population, DateTime asOfUtc, FittedModels? models, int horizonDays)
+    {
+        var asOfLocal = ToLocal(asOfUtc);
+        var buyers = population.Where(c => c.Orders > 0).ToList();
+
+        // Deciles by current spend: 1 = top tenth; ties broken by id so the answer is stable.
+        var ranked = population.Where(c => c.SpendCurrent > 0).OrderByDescending(c => c.SpendCurrent).ThenBy(c => c.CustomerId).ToList();
+        var decile = new Dictionary<Guid, int>();
+        for (var i = 0; i < ranked.Count; i++) decile[ranked[i].CustomerId] = DecileOf(i, ranked.Count);
+
+        // Usual interval for customers without repeat orders: the median of the repeat buyers' mean intervals.
+        var intervals = buyers.Where(c => c.Orders > 1).Select(c => (c.LastOrderAt!.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1)).ToList();
+        var populationInterval = intervals.Count > 0 ? Median(intervals) : options.Churn.DefaultIntervalDays;
+
+        var values = new Dictionary<Guid, (double P, double E, decimal M, decimal Clv)>();
+        if (models is not null)
+            foreach (var c in buyers)
+            {
+                var h = c.History(asOfUtc);
+                // A degenerate spend fit (q ≤ 1 has no finite mean) falls back to the customer's own average.
+                var modelled = models.GammaGamma.Q > 1 ? models.GammaGamma.ExpectedAverageValue(h.X, h.MeanRepeatValue) : double.NaN;
+                var expectedValue = Finite(modelled) ?? (h.X > 0 ? (decimal)h.MeanRepeatValue : c.NetSpend / c.Orders);
+                values[c.CustomerId] = (Finite(models.BgNbd.ProbabilityAlive(h.X, h.Tx, h.T)) is { } p ? (double)p : 0,
+                    Finite(models.BgNbd.ConditionalExpectedPurchases(horizonDays, h.X, h.Tx, h.T)) is { } e ? (double)e : 0,
+                    decimal.Round(expectedValue, 2), Clv(models.BgNbd, h, expectedValue, horizonDays, options.AnnualDiscountRate));
+            }
+
+        var currentSplit = options.CurrentValueSplit ?? (buyers.Count > 0 ? Median(buyers.Select(c => c.SpendCurrent).ToList()) : 0);
+        var futureSplit = options.FutureValueSplit ?? (values.Count > 0 ? Median(values.Values.Select(v => v.Clv).ToList()) : 0);
+
+        var scores = new List<CustomerScore>(population.Count);
+        foreach (var c in population)
+        {
+            if (c.Orders == 0)
+            {
+                scores.Add(new CustomerScore(c, 0, 0, 0, "", "", 0, 0, 0, 0, QuadrantKind.Unspecified, 0, Ladder(c, asOfUtc), ChurnLevel.Unspecified, "", 0, false));
+                continue;
+            }
+            var r = _rfm.Recency(ToLocal(c.LastOrderAt!.Value), asOfLocal);
+            var f = _rfm.Frequency(c.OrdersWindow);
+            var m = _rfm.Monetary(c.OrdersWindow > 0 ? decimal.Round(c.SpendWindow / c.OrdersWindow, 2) : 0);
+            var daysSince = (int)Math.Floor((asOfUtc - c.LastOrderAt.Value).TotalDays);
+            var hasModel = values.TryGetValue(c.CustomerId, out var v);
+            var quadrant = hasModel ? Quadrant(c.SpendCurrent > currentSplit, v.Clv > futureSplit) : QuadrantKind.Unspecified;
+
+            ChurnLevel churn;
+            string basis;
+            if (hasModel && c.Orders > 1)
+            {
+                churn = v.P < options.Churn.HighBelow ? ChurnLevel.High : v.P < options.Churn.MediumBelow ? ChurnLevel.Medium : ChurnLevel.Low;
+                basis = "model";
+            }
+            else
+            {
+                var usual = c.Orders > 1 ? (c.LastOrderAt.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1) : populationInterval;
+                usual = Math.Max(usual, 1);
+                churn = daysSince > options.Churn.HighMultiple * usual ? ChurnLevel.High
+                    : daysSince > options.Churn.MediumMultiple * usual ? ChurnLevel.Medium : ChurnLevel.Low;
+                basis = "interval";
+            }
+            scores.Add(new CustomerScore(c, r, f, m, $"{r}{f}{m}", _rfm.Group(r, f, m), hasModel ? v.P : 0, hasModel ? v.E : 0,
+                hasModel ? v.M : 0, hasModel ? v.Clv : 0, quadrant, decile.GetValueOrDefault(c.CustomerId), Ladder(c, asOfUtc), churn, basis, daysSince, hasModel));
+        }
+        return scores;
+    }
+
+    /// <summary>Index i (0-based, best first) of n ranked items → its tenth, 1-10.</summary>
+    public static int DecileOf(int index, int count) => index * 10 / count + 1;
+
+    public static QuadrantKind Quadrant(bool highCurrent, bool highFuture) => (highCurrent, highFuture) switch
+    {
+        (true, true) => QuadrantKind.Vip,
+        (false, true) => QuadrantKind.Growable,
+        (true, false) => QuadrantKind.Maintain,
+        _ => QuadrantKind.Abandon,
+    };
+
+    /// <summary>
+    /// Σ over months k of (E[Y(t_k)] − E[Y(t_{k−1})]) × E[M] / (1 + d)^(t_k / 365), t_k = min(30k, horizon): with d = 0 simply
+    /// E[Y(horizon)] × E[M].
+    /// </summary>
+    public static decimal Clv(BgNbd model, PurchaseHistory h, decimal expectedValue, int horizonDays, double annualDiscountRate)
+    {
+        double total = 0, previous = 0;
+        for (var t = Math.Min(30, horizonDays); ; t = Math.Min(t + 30, horizonDays))
+        {
+            var expected = model.ConditionalExpectedPurchases(t, h.X, h.Tx, h.T);
+            total += (expected - previous) / Math.Pow(1 + annualDiscountRate, t / 365.0);
+            previous = expected;
+            if (t >= horizonDays) break;
+        }
+        return Finite(total) is { } sum ? decimal.Round(sum * expectedValue, 2) : 0;
+    }
+
+    /// <summary>The value as a decimal, or null for NaN, infinity or beyond decimal's range.</summary>
+    public static decimal? Finite(double value) =>
+        double.IsFinite(value) && Math.Abs(value) < 1e15 ? (decimal)value : null;
+
+    public string Ladder(CustomerFacts c, DateTime asOfUtc)
+    {
+        var tenure = c.FirstOrderAt is { } first ? (asOfUtc - first).TotalDays : 0;
+        var tierRank = c.Tier is null ? -1 : Array.IndexOf(options.TierOrder, c.Tier);
+        foreach (var rule in options.Ladder)
+        {
+            if (c.Orders < rule.MinOrders || tenure < rule.MinTenureDays) continue;
+            if (!string.IsNullOrEmpty(rule.MinTier) && tierRank < Array.IndexOf(options.TierOrder, rule.MinTier)) continue;
+            return rule.Stage;
+        }
+        return "prospect";
+    }
+
+    /// <summary>Customers in tenths by current spend (1 = top), with each tenth's revenue.</summary>
+    public static IReadOnlyList<Bucket> Deciles(IReadOnlyList<decimal> values)
+    {
+        var sorted = values.Where(v => v > 0).OrderByDescending(v => v).ToList();
+        var buckets = Enumerable.Range(1, 10).Select(d => (Count: 0, Revenue: 0m)).ToArray();
+        for (var i = 0; i < sorted.Count; i++)
+        {
+            var d = DecileOf(i, sorted.Count) - 1;
+            buckets[d] = (buckets[d].Count + 1, buckets[d].Revenue + sorted[i]);
+        }
+        return buckets.Select((b, i) => new Bucket((i + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), b.Count, b.Revenue)).ToList();
+    }
+
+    public static decimal Median(IReadOnlyList<decimal> values)
+    {
+        var s = values.OrderBy(v => v).ToList();
+        return s.Count == 0 ? 0 : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
+
+    public static double Median(IReadOnlyList<double> values)
+    {
+        var s = values.OrderBy(v => v).ToList();
+        return s.Count == 0 ? 0 : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
+
+    /// <summary>Fits both models on the buyers' histories; null when there is not enough to fit (no repeat buyer).</summary>
+    public static FittedModels? Fit(IReadOnlyList<CustomerFacts> population, DateTime asOfUtc, DateTime now)
+    {
+        var histories = population.Where(c => c.Orders > 0).Select(c => c.History(asOfUtc)).ToList();
+        if (histories.Count(h => h.X > 0 && h.MeanRepeatValue > 0) < 2) return null;
+        var (bg, bgLl) = BgNbd.Fit(histories);
+        var (gg, ggLl) = GammaGamma.Fit(histories);
+        return new FittedModels(bg, bgLl, histories.Count, gg, ggLl, histories.Count(h => h.X > 0 && h.MeanRepeatValue > 0), asOfUtc, now);
+    }
+}

@@ -1,0 +1,60 @@
+using Crm.Campaigns.Analytics;
+using Crm.Campaigns.Grpc;
+using Crm.Campaigns.ReadModel;
+using Crm.Campaigns.Reports;
+using Crm.Customer.V1;
+using Crm.ServiceDefaults.Security;
+
+namespace Crm.Campaigns;
+
+/// <summary>Composition of the campaign service; tests build the same app on real infrastructure.</summary>
+public static class CampaignsApp
+{
+    public static WebApplication Build(string[] args, Action<IServiceCollection>? overrides = null)
+    {
+        Dapper.DefaultTypeMap.MatchNamesWithUnderscores = true;
+        var builder = WebApplication.CreateBuilder(args);
+        builder.AddServiceDefaults();
+        builder.AddNpgsqlDataSource("campaignsdb");
+        builder.AddDatabaseMigrations(typeof(CampaignsApp).Assembly);
+        builder.AddMessaging("messaging", bus =>
+        {
+            bus.AddConsumer<CustomerRegisteredConsumer>();
+            bus.AddConsumer<CustomerUpdatedConsumer>();
+            bus.AddConsumer<OrderPaidConsumer>();
+            bus.AddConsumer<OrderRefundedConsumer>();
+            bus.AddConsumer<TierChangedConsumer>();
+            bus.AddConsumer<PointsEarnedConsumer>();
+            bus.AddConsumer<PointsDeductedConsumer>();
+            bus.AddConsumer<PointsRedeemedConsumer>();
+            bus.AddConsumer<PointsExpiredConsumer>();
+            bus.AddConsumer<PointsClawedBackConsumer>();
+        });
+        builder.AddGrpcDefaults();
+        // The rebuild's source: the customer service, called as this service (role system), with a deadline per call.
+        builder.AddServiceClient<CustomerService.CustomerServiceClient>("customer");
+
+        builder.Services.AddOptions<CampaignsOptions>().BindConfiguration("Campaigns").PostConfigure(o => o.ApplyDefaults())
+            .Validate(o => TimeZoneExists(o.TimeZone), "Campaigns:TimeZone must be a known IANA time zone.")
+            .Validate(o => o.RecencyMonths.Length == 4 && o.FrequencyMax.Length == 4 && o.MonetaryMax.Length == 4,
+                "Campaigns:RecencyMonths, FrequencyMax and MonetaryMax need four boundaries each (five scores).")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<ReadModelStore>();
+        builder.Services.AddSingleton<AnalyticsQueries>();
+        builder.Services.AddSingleton<SalesReports>();
+        builder.Services.AddSingleton<Rebuilder>();
+        overrides?.Invoke(builder.Services);
+
+        var app = builder.Build();
+        app.MapGrpcService<AnalyticsGrpcService>();
+        app.MapGrpcDefaults();
+        app.MapDefaultEndpoints();
+        return app;
+    }
+
+    private static bool TimeZoneExists(string id)
+    {
+        try { TimeZoneInfo.FindSystemTimeZoneById(id); return true; }
+        catch (TimeZoneNotFoundException) { return false; }
+    }
+}

@@ -1,0 +1,1 @@
+await Crm.Campaigns.CampaignsApp.Build(args).RunAsync();
