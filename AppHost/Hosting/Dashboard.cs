@@ -245,9 +245,11 @@ internal sealed class Dashboard(
               const pre = document.getElementById('console'), filter = document.getElementById('filter'), pause = document.getElementById('pause'), status = document.getElementById('status');
               let lines = [], paused = false, held = [];
               const render = () => { const f = filter.value.toLowerCase(); pre.textContent = lines.filter(l => !f || l.toLowerCase().includes(f)).join('\n'); pre.scrollTop = pre.scrollHeight; };
-              const es = new EventSource('/api/resources/' + encodeURIComponent(pre.dataset.resource) + '/console');
+              // Opened once the page has loaded, so the endless stream does not hold the page "loading".
+              const open = () => { const es = new EventSource('/api/resources/' + encodeURIComponent(pre.dataset.resource) + '/console');
               es.onmessage = e => { const line = JSON.parse(e.data); if (paused) { held.push(line); return; } lines.push(line); if (lines.length > 2000) lines.splice(0, lines.length - 2000); render(); };
-              es.onopen = () => status.textContent = 'live'; es.onerror = () => status.textContent = 'reconnecting…';
+              es.onopen = () => status.textContent = paused ? 'paused' : 'live'; es.onerror = () => status.textContent = 'reconnecting…'; };
+              if (document.readyState === 'complete') open(); else window.addEventListener('load', () => setTimeout(open, 0));
               filter.oninput = render;
               pause.onclick = () => { paused = !paused; pause.textContent = paused ? 'Resume' : 'Pause'; status.textContent = paused ? 'paused' : 'live'; if (!paused) { lines.push(...held); held = []; render(); } };
             })();
@@ -283,7 +285,7 @@ internal sealed class Dashboard(
 
     private IEnumerable<LogData> FilterLogs(string? resource, string? level, string? q, string? trace)
     {
-        var min = LevelRank(level);
+        var min = string.IsNullOrEmpty(level) ? 0 : LevelRank(level);
         return telemetry.Logs().Reverse().Where(l =>
             (string.IsNullOrEmpty(resource) || l.Resource == resource) && LevelRank(l.Level) >= min
             && (string.IsNullOrEmpty(trace) || l.TraceId == trace)
@@ -315,11 +317,10 @@ internal sealed class Dashboard(
     // ----- traces -----
 
     /// <summary>
-    /// A trace of one database span and nothing else: the outbox relay's and the sweepers' polls, twice a second per
+    /// A trace of database spans and nothing else: the outbox relay's and the sweepers' polls, twice a second per
     /// service. Hidden from the list unless asked for (<c>all=true</c>), or they would bury the traces that matter.
     /// </summary>
-    private static bool LonePoll(TraceSummary t) => t.SpanCount == 1 && t.Root.Kind == "Client" && t.Root.Attribute("db.system") is not null
-                                                    || t.SpanCount == 1 && t.Root.Name == "postgresql";
+    private static bool LonePoll(TraceSummary t) => t.OnlyDatabase;
 
     private string TracesView(string? resource, string? status, bool all)
     {
@@ -362,7 +363,9 @@ internal sealed class Dashboard(
             html.Append($"<div class=\"span{(span.Error ? " error" : "")}\" data-resource=\"{E(span.Resource)}\" data-kind=\"{E(span.Kind)}\" title=\"{E(attrs)}\">")
                 .Append($"<div class=\"label\" style=\"padding-left:{depth * 14}px\"><b style=\"color:{colours[span.Resource]}\">{E(span.Resource)}</b> {E(span.Name)} <small>{E(span.Kind)}</small></div>")
                 .Append($"<div class=\"track\"><div class=\"bar\" style=\"left:{F(left)}%;width:{F(width)}%;background:{(span.Error ? "#b42318" : colours[span.Resource])}\"></div>")
-                .Append($"<span class=\"ms\" style=\"left:{F(Math.Min(left + width, 88))}%\">{Ms(span.Duration)}</span></div></div>");
+                .Append(left + width > 85
+                    ? $"<span class=\"ms\" style=\"right:{F(100 - left)}%;padding-right:4px\">{Ms(span.Duration)}</span></div></div>"
+                    : $"<span class=\"ms\" style=\"left:{F(left + width)}%;padding-left:4px\">{Ms(span.Duration)}</span></div></div>");
         }
         return html.Append("</div><p><small>Hover a span for its attributes.</small></p>").ToString();
     }
@@ -396,14 +399,9 @@ internal sealed class Dashboard(
             var last = points[^1];
             var histogram = s.Kind == "histogram";
             var value = histogram ? $"count {last.Count}" : last.Value.ToString(Math.Abs(last.Value) >= 100 ? "0" : "0.###", CultureInfo.InvariantCulture);
-            var rate = s.Kind is "counter" or "histogram" ? (TelemetryQueries.Increase(s, now.AddSeconds(-10), now, histogram) / 10).ToString("0.##", CultureInfo.InvariantCulture) : "";
-            var history = Enumerable.Range(0, 60).Select(i =>
-            {
-                var to = now.AddSeconds(-5 * (59 - i));
-                if (s.Kind is "counter" or "histogram") return TelemetryQueries.Increase(s, to.AddSeconds(-5), to, histogram) / 5;
-                var p = points.LastOrDefault(p => p.Time <= to);
-                return p?.Value ?? 0;
-            }).ToArray();
+            var cumulative = s.Kind is "counter" or "histogram";
+            var rate = cumulative ? (TelemetryQueries.Increase(points, now.AddSeconds(-10), now, histogram) / 10).ToString("0.##", CultureInfo.InvariantCulture) : "";
+            var history = cumulative ? TelemetryQueries.Rates(points, now, 60, 5, histogram) : TelemetryQueries.Values(points, now, 60, 5);
             html.Append($"<tr><td>{E(s.Resource)}</td><td>{E(s.Name)} <small>{E(s.Unit)}</small></td><td><small>{E(Cut(s.Attributes, 120))}</small></td><td>{E(value)}</td><td>{rate}</td><td>{Spark(history)}</td></tr>");
         }
         return html.Append("</table>").Append(TelemetryNote()).ToString();
@@ -505,7 +503,7 @@ internal sealed class Dashboard(
           #waterfall .label { width: 42%; padding: 3px 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
           #waterfall .track { position: relative; width: 58%; }
           #waterfall .bar { position: absolute; top: 5px; height: 12px; border-radius: 2px; margin: 0; }
-          #waterfall .ms { position: absolute; top: 3px; padding-left: 4px; color: #475467; }
+          #waterfall .ms { position: absolute; top: 3px; color: #475467; white-space: nowrap; }
           #waterfall .error .label { color: #b42318; }
           svg.spark text { font-size: 9px; fill: #667085; }
           button { cursor: pointer; }

@@ -1,7 +1,7 @@
 namespace Crm.AppHost.Otlp;
 
 /// <summary>One trace as the traces list shows it.</summary>
-public sealed record TraceSummary(string TraceId, SpanData Root, DateTimeOffset Start, TimeSpan Duration, int SpanCount, int Errors, IReadOnlyList<string> Resources);
+public sealed record TraceSummary(string TraceId, SpanData Root, DateTimeOffset Start, TimeSpan Duration, int SpanCount, int Errors, IReadOnlyList<string> Resources, bool OnlyDatabase);
 
 /// <summary>Per gRPC method: calls per second (last 10 s), p50/p99 in ms and errors (last minute).</summary>
 public sealed record MethodStats(string Resource, string Method, double CallsPerSecond, double? P50Ms, double? P99Ms, double ErrorsLastMinute, double[] RateHistory);
@@ -19,7 +19,7 @@ public static class TelemetryQueries
             var root = list.Where(s => s.ParentSpanId is null || !ids.Contains(s.ParentSpanId)).OrderBy(s => s.Start).FirstOrDefault() ?? list[0];
             var start = list.Min(s => s.Start);
             return new TraceSummary(g.Key, root, start, list.Max(s => s.End) - start, list.Count, list.Count(s => s.Error),
-                [.. list.Select(s => s.Resource).Distinct().Order()]);
+                [.. list.Select(s => s.Resource).Distinct().Order()], list.All(s => s.Kind == "Client" && s.Scope == "Npgsql"));
         }).OrderByDescending(t => t.Start)];
 
     /// <summary>Spans of one trace in waterfall order (depth first from the roots, by start time) with their depth.</summary>
@@ -51,9 +51,51 @@ public static class TelemetryQueries
     }
 
     /// <summary>Increase of a cumulative series between two times (a restart, which starts it again from zero, counts from zero).</summary>
-    public static double Increase(MetricSeries series, DateTimeOffset from, DateTimeOffset to, bool histogram)
+    public static double Increase(MetricSeries series, DateTimeOffset from, DateTimeOffset to, bool histogram) =>
+        Increase(series.Points(), from, to, histogram);
+
+    /// <summary>
+    /// Per-second rates of a cumulative series over <paramref name="windows"/> consecutive windows of <paramref name="seconds"/>
+    /// ending at <paramref name="now"/>, oldest first: one pass over the points.
+    /// </summary>
+    public static double[] Rates(MetricPoint[] points, DateTimeOffset now, int windows, int seconds, bool histogram)
     {
-        var points = series.Points();
+        var rates = new double[windows];
+        if (points.Length == 0) return rates;
+        double? previous = null;
+        var i = 0;
+        double V(MetricPoint p) => histogram ? p.Count : p.Value;
+        for (var w = -1; w < windows; w++)
+        {
+            var t = now.AddSeconds(-seconds * (windows - 1 - w));
+            while (i < points.Length && points[i].Time <= t) i++;
+            double? value = i == 0 ? null : V(points[i - 1]);
+            if (w >= 0 && value is { } v)
+            {
+                var start = previous ?? V(points[0]);
+                rates[w] = (v >= start ? v - start : v) / seconds;
+            }
+            previous = value;
+        }
+        return rates;
+    }
+
+    /// <summary>The last value at or before each of <paramref name="windows"/> times <paramref name="seconds"/> apart, oldest first.</summary>
+    public static double[] Values(MetricPoint[] points, DateTimeOffset now, int windows, int seconds)
+    {
+        var values = new double[windows];
+        var i = 0;
+        for (var w = 0; w < windows; w++)
+        {
+            var t = now.AddSeconds(-seconds * (windows - 1 - w));
+            while (i < points.Length && points[i].Time <= t) i++;
+            values[w] = i == 0 ? 0 : points[i - 1].Value;
+        }
+        return values;
+    }
+
+    public static double Increase(MetricPoint[] points, DateTimeOffset from, DateTimeOffset to, bool histogram)
+    {
         var end = At(points, to);
         if (end is null) return 0;
         var start = At(points, from);
@@ -114,11 +156,12 @@ public static class TelemetryQueries
                 if (BucketIncrease(s, now.AddMinutes(-1), now) is { } b && s.Bounds.Length == bounds.Length)
                     buckets = buckets is null ? b : [.. buckets.Zip(b, (x, y) => x + y)];
             var unit = list[0].Unit == "ms" ? 1 : 1000;
-            var history = Enumerable.Range(0, 60).Select(i =>
+            var history = new double[60];
+            foreach (var s in list)
             {
-                var to = now.AddSeconds(-5 * (59 - i));
-                return list.Sum(s => Increase(s, to.AddSeconds(-5), to, true)) / 5;
-            }).ToArray();
+                var rates = Rates(s.Points(), now, 60, 5, true);
+                for (var i = 0; i < history.Length; i++) history[i] += rates[i];
+            }
             result.Add(new MethodStats(g.Key.Resource, g.Key.Method, rate,
                 buckets is null ? null : Quantile(buckets, bounds, 0.5) * unit,
                 buckets is null ? null : Quantile(buckets, bounds, 0.99) * unit,

@@ -10,7 +10,7 @@ using OtlpTraces = OpenTelemetry.Proto.Collector.Trace.V1;
 namespace Crm.AppHost.Otlp;
 
 /// <summary>Limits of the in-memory telemetry (section <c>AppHost:Telemetry</c>); the oldest items go first.</summary>
-public sealed record TelemetryLimits(int MaxSpans = 50_000, int MaxLogs = 20_000, int MaxPointsPerSeries = 900, int MaxSeries = 5_000);
+public sealed record TelemetryLimits(int MaxSpans = 50_000, int MaxLogs = 20_000, int MaxPointsPerSeries = 330, int MaxSeries = 5_000);
 
 public sealed record SpanData(
     string TraceId, string SpanId, string? ParentSpanId, string Name, string Kind, string Resource, string Scope,
@@ -41,7 +41,8 @@ public sealed class MetricSeries(string resource, string name, string unit, stri
     public IReadOnlyDictionary<string, string> AttributeMap { get; } = attributeMap;
     public double[] Bounds { get; internal set; } = [];
 
-    internal void Add(MetricPoint point, bool delta, int max)
+    /// <summary>Adds a point; true when the oldest point was dropped to make room.</summary>
+    internal bool Add(MetricPoint point, bool delta, int max)
     {
         lock (_points)
         {
@@ -58,7 +59,9 @@ public sealed class MetricSeries(string resource, string name, string unit, stri
                 _cumulative = point;
             }
             _points.Add(point);
-            if (_points.Count > max) _points.RemoveRange(0, _points.Count - max);
+            if (_points.Count <= max) return false;
+            _points.RemoveRange(0, _points.Count - max);
+            return true;
         }
     }
 
@@ -194,9 +197,7 @@ public sealed class TelemetryStore(TelemetryLimits limits)
             }
         }
         if (bounds is not null) series.Bounds = bounds;
-        var before = series.Points().Length;
-        series.Add(point, delta, Limits.MaxPointsPerSeries);
-        if (before >= Limits.MaxPointsPerSeries) lock (_series) PointsDropped++;
+        if (series.Add(point, delta, Limits.MaxPointsPerSeries)) lock (_series) PointsDropped++;
     }
 
     private static double Number(NumberDataPoint p) => p.ValueCase == NumberDataPoint.ValueOneofCase.AsInt ? p.AsInt : p.AsDouble;

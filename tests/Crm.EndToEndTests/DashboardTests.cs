@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Net;
+using System.Security.Cryptography;
+using Google.Protobuf;
 using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 using Xunit;
@@ -81,6 +83,57 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
         await page.ClickAsync("form[action='/login'] button");
         await Expect(page.Locator("#resources")).ToBeVisibleAsync();
         await context.CloseAsync();
+    }
+
+    [Fact]
+    public async Task OTLP_over_HTTP_protobuf_reaches_the_traces_api()
+    {
+        var http = AppHost.Lines.Select(l => Regex.Match(l, @"OTLP: \S+ \(gRPC\), (http://\S+) \(HTTP/protobuf\)")).First(m => m.Success).Groups[1].Value;
+        var traceId = RandomNumberGenerator.GetBytes(16);
+        var now = (ulong)(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000);
+        // ExportTraceServiceRequest { resource_spans { resource { attributes { service.name = otlp-http-probe } } scope_spans { spans { … } } } }
+        var span = Message(w =>
+        {
+            w.WriteTag(1, WireFormat.WireType.LengthDelimited); w.WriteBytes(ByteString.CopyFrom(traceId));
+            w.WriteTag(2, WireFormat.WireType.LengthDelimited); w.WriteBytes(ByteString.CopyFrom(RandomNumberGenerator.GetBytes(8)));
+            w.WriteTag(5, WireFormat.WireType.LengthDelimited); w.WriteString("probe span");
+            w.WriteTag(6, WireFormat.WireType.Varint); w.WriteEnum(2); // SERVER
+            w.WriteTag(7, WireFormat.WireType.Fixed64); w.WriteFixed64(now - 5_000_000);
+            w.WriteTag(8, WireFormat.WireType.Fixed64); w.WriteFixed64(now);
+        });
+        var anyValue = Message(w => { w.WriteTag(1, WireFormat.WireType.LengthDelimited); w.WriteString("otlp-http-probe"); });
+        var keyValue = Message(w => { w.WriteTag(1, WireFormat.WireType.LengthDelimited); w.WriteString("service.name"); Embed(w, 2, anyValue); });
+        var resource = Message(w => Embed(w, 1, keyValue));
+        var scopeSpans = Message(w => Embed(w, 2, span));
+        var resourceSpans = Message(w => { Embed(w, 1, resource); Embed(w, 2, scopeSpans); });
+        var request = Message(w => Embed(w, 1, resourceSpans));
+
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var content = new ByteArrayContent(request);
+        content.Headers.ContentType = new("application/x-protobuf");
+        using var response = await client.PostAsync(http + "/v1/traces", content);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/x-protobuf", response.Content.Headers.ContentType?.MediaType);
+
+        var spans = await AppHost.GetJsonAsync("/api/traces/" + Convert.ToHexStringLower(traceId));
+        var stored = Assert.Single(spans.EnumerateArray());
+        Assert.Equal("probe span", stored.GetProperty("name").GetString());
+        Assert.Equal("otlp-http-probe", stored.GetProperty("resource").GetString());
+        Assert.Equal("Server", stored.GetProperty("kind").GetString());
+        Assert.InRange(stored.GetProperty("durationMs").GetDouble(), 4.9, 5.1);
+    }
+
+    private static byte[] Message(Action<CodedOutputStream> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var output = new CodedOutputStream(buffer, leaveOpen: true)) write(output);
+        return buffer.ToArray();
+    }
+
+    private static void Embed(CodedOutputStream output, int field, byte[] message)
+    {
+        output.WriteTag(field, WireFormat.WireType.LengthDelimited);
+        output.WriteBytes(ByteString.CopyFrom(message));
     }
 
     [Fact]
@@ -187,21 +240,23 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
             }
             return calls;
         });
+        var stopwatch = Stopwatch.StartNew();
         try
         {
             var page = await fixture.LoggedInPageAsync();
             await page.GotoAsync(AppHost.Dashboard + "/metrics?resource=customer");
+            output.WriteLine($"metrics page open after {stopwatch.Elapsed.TotalSeconds:0.0} s");
             var row = page.Locator("#methods tr.method[data-method$='/RecordOrder']");
             await Expect(row.Locator("td.rate")).Not.ToHaveTextAsync(new Regex(@"^0\.0$|^$"), new() { Timeout = 30_000 });
             var rate = double.Parse((await row.Locator("td.rate").TextContentAsync())!, System.Globalization.CultureInfo.InvariantCulture);
             Assert.True(rate > 0, $"RecordOrder rate {rate}");
             await DashboardFixture.ShotAsync(page, "metrics");
-            output.WriteLine($"RecordOrder: {await row.InnerTextAsync()}");
+            output.WriteLine($"RecordOrder after {stopwatch.Elapsed.TotalSeconds:0.0} s: {await row.InnerTextAsync()}");
         }
         finally
         {
             await stop.CancelAsync();
-            output.WriteLine($"burst: {await burst} calls");
+            output.WriteLine($"burst: {await burst} calls, {stopwatch.Elapsed.TotalSeconds:0.0} s");
         }
 
         // Console: the live tail of the customer service (server-sent events), with a filter.
@@ -214,5 +269,6 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
         await logs.GotoAsync(AppHost.Dashboard + "/logs?resource=customer");
         await Expect(logs.Locator("#logs tr.log").First).ToBeVisibleAsync();
         await DashboardFixture.ShotAsync(logs, "structured-logs");
+        output.WriteLine($"console and logs pages checked after {stopwatch.Elapsed.TotalSeconds:0.0} s");
     }
 }
