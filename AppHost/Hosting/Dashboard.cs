@@ -244,7 +244,10 @@ internal sealed class Dashboard(
             (() => {
               const pre = document.getElementById('console'), filter = document.getElementById('filter'), pause = document.getElementById('pause'), status = document.getElementById('status');
               let lines = [], paused = false, held = [];
-              const render = () => { const f = filter.value.toLowerCase(); pre.textContent = lines.filter(l => !f || l.toLowerCase().includes(f)).join('\n'); pre.scrollTop = pre.scrollHeight; };
+              // Drawn at most once a frame: the first burst of a busy service is 2,000 lines.
+              let queued = false;
+              const draw = () => { queued = false; const f = filter.value.toLowerCase(); pre.textContent = lines.filter(l => !f || l.toLowerCase().includes(f)).join('\n'); pre.scrollTop = pre.scrollHeight; };
+              const render = () => { if (!queued) { queued = true; requestAnimationFrame(draw); } };
               // Opened once the page has loaded, so the endless stream does not hold the page "loading".
               const open = () => { const es = new EventSource('/api/resources/' + encodeURIComponent(pre.dataset.resource) + '/console');
               es.onmessage = e => { const line = JSON.parse(e.data); if (paused) { held.push(line); return; } lines.push(line); if (lines.length > 2000) lines.splice(0, lines.length - 2000); render(); };
@@ -532,7 +535,9 @@ internal sealed class Dashboard(
             } catch { status.textContent = 'dashboard unreachable'; }
             busy = false;
           }
-          setInterval(refresh, 1000);
+          // Resources every second (states change fast); the telemetry pages, heavier to draw, every two. Not while hidden.
+          const every = location.pathname === '/' || location.pathname.startsWith('/resources/') ? 1000 : 2000;
+          setInterval(() => { if (!document.hidden) refresh(); }, every);
         })();
         </script></body></html>
         """, "text/html; charset=utf-8", statusCode: status);

@@ -24,6 +24,8 @@ public sealed class DashboardFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Screenshots);
+        // The machine is shared (CI too): an assertion waits up to 20 s for the live page, not Playwright's 5 s.
+        SetDefaultExpectTimeout(20_000);
         AppHost = await AppHostRun.StartAsync();
         Playwright = await Microsoft.Playwright.Playwright.CreateAsync();
         Browser = await Playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
@@ -180,6 +182,7 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
         Assert.DoesNotMatch(new Regex(@"Password=(?!••••••)", RegexOptions.IgnoreCase), env);
         Assert.Matches(new Regex(@"Auth__ServiceToken\s+••••••"), env);
         await DashboardFixture.ShotAsync(page, "resource-loyalty");
+        await page.Context.CloseAsync();
     }
 
     [Fact]
@@ -220,6 +223,7 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
         await Expect(page.Locator("#lag")).ToContainTextAsync("p99", new() { Timeout = 20_000 });
         await DashboardFixture.ShotAsync(page, "pulse");
         output.WriteLine($"order {order.Id}: {await page.Locator("#lag").InnerTextAsync()}");
+        await page.Context.CloseAsync();
     }
 
     [Fact]
@@ -252,6 +256,7 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
             Assert.True(rate > 0, $"RecordOrder rate {rate}");
             await DashboardFixture.ShotAsync(page, "metrics");
             output.WriteLine($"RecordOrder after {stopwatch.Elapsed.TotalSeconds:0.0} s: {await row.InnerTextAsync()}");
+            await page.Context.CloseAsync();
         }
         finally
         {
@@ -262,13 +267,17 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
         // Console: the live tail of the customer service (server-sent events), with a filter.
         var console = await fixture.LoggedInPageAsync();
         await console.GotoAsync(AppHost.Dashboard + "/console?resource=customer");
+        output.WriteLine($"console page open after {stopwatch.Elapsed.TotalSeconds:0.0} s");
         await Expect(console.Locator("#console")).Not.ToBeEmptyAsync();
         await Expect(console.Locator("#status")).ToHaveTextAsync("live");
+        output.WriteLine($"console live after {stopwatch.Elapsed.TotalSeconds:0.0} s");
         await DashboardFixture.ShotAsync(console, "console");
+        await console.Context.CloseAsync();
         var logs = await fixture.LoggedInPageAsync();
         await logs.GotoAsync(AppHost.Dashboard + "/logs?resource=customer");
         await Expect(logs.Locator("#logs tr.log").First).ToBeVisibleAsync();
         await DashboardFixture.ShotAsync(logs, "structured-logs");
+        await logs.Context.CloseAsync();
         output.WriteLine($"console and logs pages checked after {stopwatch.Elapsed.TotalSeconds:0.0} s");
     }
 }
