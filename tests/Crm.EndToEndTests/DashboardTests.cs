@@ -173,6 +173,16 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
         Assert.NotEqual(pid, await row.Locator("td").Nth(7).TextContentAsync() is { } p ? int.Parse(p) : 0);
         await DashboardFixture.ShotAsync(page, "resources-after-kill");
 
+        // The stop and start actions: the customer service stops (and stays stopped), then runs again.
+        var customer = page.Locator("#resources tr[data-resource='customer']");
+        await customer.Locator("button[data-action='stop']").ClickAsync();
+        await Expect(customer.Locator("td.state")).ToHaveTextAsync("Stopped", new() { Timeout = 30_000 });
+        Assert.Equal("Stopped", (await AppHost.ResourceAsync("customer")).GetProperty("state").GetString());
+        await DashboardFixture.ShotAsync(page, "resources-customer-stopped");
+        await customer.Locator("button[data-action='start']").ClickAsync();
+        await Expect(customer.Locator("td.state")).ToHaveTextAsync("Running", new() { Timeout = 60_000 });
+        await Expect(customer.Locator("td").Nth(3)).ToHaveTextAsync(new Regex("^Healthy"), new() { Timeout = 60_000 });
+
         // One resource: its health checks and its environment, secrets masked.
         await page.GotoAsync(AppHost.Dashboard + "/resources/loyalty");
         await Expect(page.Locator("table.env")).ToContainTextAsync("Auth__ServiceToken");
@@ -272,12 +282,14 @@ public sealed class DashboardTests(DashboardFixture fixture, ITestOutputHelper o
         await Expect(console.Locator("#status")).ToHaveTextAsync("live");
         output.WriteLine($"console live after {stopwatch.Elapsed.TotalSeconds:0.0} s");
         await DashboardFixture.ShotAsync(console, "console");
-        await console.Context.CloseAsync();
-        var logs = await fixture.LoggedInPageAsync();
+        output.WriteLine($"console screenshot after {stopwatch.Elapsed.TotalSeconds:0.0} s");
+        var logs = await console.Context.NewPageAsync();
         await logs.GotoAsync(AppHost.Dashboard + "/logs?resource=customer");
+        output.WriteLine($"logs page open after {stopwatch.Elapsed.TotalSeconds:0.0} s");
         await Expect(logs.Locator("#logs tr.log").First).ToBeVisibleAsync();
         await DashboardFixture.ShotAsync(logs, "structured-logs");
-        await logs.Context.CloseAsync();
         output.WriteLine($"console and logs pages checked after {stopwatch.Elapsed.TotalSeconds:0.0} s");
+        await logs.Context.CloseAsync();
+        output.WriteLine($"closed after {stopwatch.Elapsed.TotalSeconds:0.0} s");
     }
 }
