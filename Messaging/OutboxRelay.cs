@@ -249,6 +249,7 @@ public sealed class OutboxRelay(
 
         using var activity = Activities.StartActivity("outbox publish", ActivityKind.Producer, row.TraceParent);
         activity?.SetTag("messaging.message.id", row.Id);
+        activity?.SetTag("messaging.message.type", type.Name); // the dashboard's business pulse counts events by type
         try
         {
             if (!await _inFlight.WaitAsync(_options.PublishTimeout, ct))

@@ -46,9 +46,12 @@ public static class ServiceDefaultsExtensions
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
-                .AddMeter("Npgsql"))
+                .AddMeter("Npgsql", "MassTransit"))
             .WithTracing(tracing => tracing
                 .AddSource(builder.Environment.ApplicationName)
+                // MassTransit's publish/consume spans carry the trace from a producer to its consumers (AddMessaging
+                // adds it too, with the outbox relay's source); Npgsql's are added by AddNpgsql below.
+                .AddSource("MassTransit")
                 .AddAspNetCoreInstrumentation(o =>
                     o.Filter = ctx => !ctx.Request.Path.StartsWithSegments(HealthEndpointPath)
                                       && !ctx.Request.Path.StartsWithSegments(AlivenessEndpointPath))

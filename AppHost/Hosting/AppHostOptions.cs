@@ -10,7 +10,8 @@ namespace Crm.AppHost.Hosting;
 /// Postgres runs with fsync and synchronous_commit off, and a crash of Postgres itself, not only of
 /// the machine, loses the last commits), OtlpEndpoint (else
 /// OTEL_EXPORTER_OTLP_ENDPOINT; given to the services only when set) and OwnerPid (stop when that
-/// process is gone: <c>./crm run</c> passes the pid of its <c>dotnet run</c>).
+/// process is gone: <c>./crm run</c> passes the pid of its <c>dotnet run</c>). Without OtlpEndpoint the
+/// services export to the dashboard's own OTLP receiver.
 /// </summary>
 /// <remarks>
 /// <see cref="DataDirectory"/> is where the data really is: as root, a folder the postgres and
@@ -30,6 +31,15 @@ public sealed record AppHostOptions(
     int? OwnerPid)
 {
     public bool DataRelocated => DataDirectory != RequestedDataDirectory;
+
+    /// <summary>OTEL_EXPORTER_OTLP_PROTOCOL handed to the services: grpc (default, as Aspire) or http/protobuf (AppHost:OtlpProtocol).</summary>
+    public string OtlpProtocol { get; init; } = "grpc";
+
+    /// <summary>Limits of the dashboard's in-memory telemetry (AppHost:Telemetry:MaxSpans, MaxLogs, MaxPointsPerSeries, MaxSeries).</summary>
+    public Crm.AppHost.Otlp.TelemetryLimits TelemetryLimits { get; init; } = new();
+
+    /// <summary>The dashboard's login token (AppHost:DashboardToken); a random one per run when not set.</summary>
+    public string? DashboardToken { get; init; }
 
     public static AppHostOptions From(IConfiguration configuration, string appHostDirectory)
     {
@@ -51,7 +61,12 @@ public sealed record AppHostOptions(
             string.IsNullOrWhiteSpace(otlp) ? null : otlp,
             DistributedApplicationBuilder.Metadata("Configuration") ?? "Debug",
             DistributedApplicationBuilder.Metadata("TargetFramework") ?? "net10.0",
-            section.GetValue<int?>("OwnerPid") is > 0 and var owner ? owner : null);
+            section.GetValue<int?>("OwnerPid") is > 0 and var owner ? owner : null)
+        {
+            OtlpProtocol = section["OtlpProtocol"] is "http/protobuf" ? "http/protobuf" : "grpc",
+            TelemetryLimits = section.GetSection("Telemetry").Get<Crm.AppHost.Otlp.TelemetryLimits>() ?? new(),
+            DashboardToken = section["DashboardToken"] is { Length: > 0 } token ? token : null,
+        };
     }
 
     /// <summary>The folder holding Crm.sln, searched upwards from the AppHost project.</summary>

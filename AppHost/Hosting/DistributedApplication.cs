@@ -43,7 +43,14 @@ public sealed class DistributedApplication
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => OnSignal(c, shutdown, logger));
         ConsoleOutput.NameWidth = _resources.Max(r => r.Name.Length);
 
-        var projects = _resources.OfType<ProjectResource>().Select(p => new ProjectSupervisor(p, _options, logger, Http)).ToList();
+        // The dashboard's OTLP receiver; the services export to it unless an outside endpoint is configured.
+        var telemetry = new Otlp.TelemetryStore(_options.TelemetryLimits);
+        await using var otlp = new Otlp.OtlpReceiver(telemetry);
+        await otlp.StartAsync();
+        var options = _options.OtlpEndpoint is null
+            ? _options with { OtlpEndpoint = _options.OtlpProtocol == "http/protobuf" ? otlp.HttpEndpoint : otlp.GrpcEndpoint }
+            : _options;
+        var projects = _resources.OfType<ProjectResource>().Select(p => new ProjectSupervisor(p, options, logger, Http)).ToList();
         var missing = projects.Where(p => !File.Exists(p.DllPath)).Select(p => p.DllPath).ToList();
         if (missing.Count > 0)
         {
@@ -51,9 +58,12 @@ public sealed class DistributedApplication
             return 1;
         }
 
-        await using var dashboard = new Dashboard(_resources, logger);
+        var token = _options.DashboardToken ?? Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        await using var dashboard = new Dashboard(_resources, logger, telemetry, projects, options, token);
         await dashboard.StartAsync(_options.DashboardUrl);
-        logger.LogInformation("Dashboard: {Url}", dashboard.Url);
+        logger.LogInformation("Dashboard: {Url}", dashboard.LoginUrl);
+        logger.LogInformation("OTLP: {Grpc} (gRPC), {Http} (HTTP/protobuf); the services export to {Endpoint}",
+            otlp.GrpcEndpoint, otlp.HttpEndpoint, options.OtlpEndpoint);
         if (_options.DataRelocated)
         {
             DataLocation.Prepare(_options.DataDirectory, _options.RequestedDataDirectory);
@@ -80,7 +90,7 @@ public sealed class DistributedApplication
             await Task.WhenAll(_resources.Select(r => r.WhenReady)).WaitAsync(shutdown.Token);
             ConsoleOutput.WriteLines([
                 "", .. ConsoleTable.Render(_resources), "",
-                $"Dashboard: {dashboard.Url}",
+                $"Dashboard: {dashboard.LoginUrl}",
                 $"Data: {_options.DataDirectory}{(_options.Ephemeral ? " (ephemeral)" : "")}{(_options.DataRelocated ? $" (for {_options.RequestedDataDirectory}, which postgres and rabbitmq cannot reach)" : "")}",
                 $"Started in {stopwatch.Elapsed.TotalSeconds:0.0} s. Press Ctrl+C to stop.",
                 ReadyLine, "",

@@ -19,6 +19,13 @@ internal static class ProjectEnvironment
             ["OTEL_SERVICE_NAME"] = project.Name,
             ["OTEL_RESOURCE_ATTRIBUTES"] = "service.instance.id=" + project.InstanceId,
             ["OTEL_EXPORTER_OTLP_ENDPOINT"] = options.OtlpEndpoint, // removed when not configured
+            // As Aspire's AppHost in development: the protocol, and export every second so the dashboard is live.
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = options.OtlpEndpoint is null ? null : options.OtlpProtocol,
+            ["OTEL_BLRP_SCHEDULE_DELAY"] = options.OtlpEndpoint is null ? null : "1000",
+            ["OTEL_BSP_SCHEDULE_DELAY"] = options.OtlpEndpoint is null ? null : "1000",
+            ["OTEL_METRIC_EXPORT_INTERVAL"] = options.OtlpEndpoint is null ? null : "1000",
+            ["OTEL_TRACES_SAMPLER"] = options.OtlpEndpoint is null ? null : "always_on",
+            ["OTEL_DOTNET_EXPERIMENTAL_OTLP_RETRY"] = options.OtlpEndpoint is null ? null : "in_memory",
             // Connection strings given to the AppHost itself are not for the services.
             ["ConnectionStrings__postgres"] = null, ["ConnectionStrings__cache"] = null, ["ConnectionStrings__messaging"] = null,
         };

@@ -18,15 +18,55 @@ namespace Crm.AppHost.Hosting;
 internal sealed class ProjectSupervisor(ProjectResource project, AppHostOptions options, ILogger logger, HttpClient http)
 {
     private static readonly TimeSpan MaxBackOff = TimeSpan.FromSeconds(30);
-    private readonly CancellationTokenSource _stopping = new();
+    private CancellationTokenSource _stopping = new();
     private ChildProcess? _process;
     private Task _loop = Task.CompletedTask;
+    private readonly SemaphoreSlim _control = new(1, 1);
+
+    public ProjectResource Project => project;
 
     /// <summary>Path of the built dll: &lt;project&gt;/bin/&lt;Configuration&gt;/&lt;tfm&gt;/&lt;project name&gt;.dll.</summary>
     public string DllPath => Path.Combine(project.ProjectDirectory, "bin", options.BuildConfiguration, options.TargetFramework,
         Path.GetFileNameWithoutExtension(project.ProjectPath) + ".dll");
 
     public void Start() => _loop = Task.Run(RunAsync);
+
+    /// <summary>The dashboard's stop action: as at shutdown (SIGTERM, then SIGKILL after 10 s); the project stays Stopped.</summary>
+    public async Task StopFromDashboardAsync()
+    {
+        await _control.WaitAsync();
+        try
+        {
+            if (project.State is ResourceState.Stopped) return;
+            logger.LogInformation("{Project}: stop requested from the dashboard", project.Name);
+            await StopAsync();
+        }
+        finally { _control.Release(); }
+    }
+
+    /// <summary>The dashboard's start action: runs a stopped project again (waits for its dependencies, then starts it).</summary>
+    public async Task StartFromDashboardAsync()
+    {
+        await _control.WaitAsync();
+        try
+        {
+            if (!_loop.IsCompleted) return; // running (or restarting) already
+            logger.LogInformation("{Project}: start requested from the dashboard", project.Name);
+            _stopping.Dispose();
+            _stopping = new CancellationTokenSource();
+            _process = null;
+            Start();
+        }
+        finally { _control.Release(); }
+    }
+
+    /// <summary>The dashboard's restart action: stop, then start.</summary>
+    public async Task RestartFromDashboardAsync()
+    {
+        await StopFromDashboardAsync();
+        project.Restarts++;
+        await StartFromDashboardAsync();
+    }
 
     /// <summary>Stops the loop and the process (SIGTERM, up to 10 s, then SIGKILL).</summary>
     public async Task StopAsync()
@@ -175,11 +215,14 @@ internal sealed class ProjectSupervisor(ProjectResource project, AppHostOptions 
                     timeout.CancelAfter(TimeSpan.FromSeconds(3));
                     using var response = await http.GetAsync(project.HealthUrl, timeout.Token);
                     ok = response.IsSuccessStatusCode;
-                    (status, description) = HealthReport.Read(ok, (int)response.StatusCode, await response.Content.ReadAsStringAsync(timeout.Token));
+                    var body = await response.Content.ReadAsStringAsync(timeout.Token);
+                    (status, description) = HealthReport.Read(ok, (int)response.StatusCode, body);
+                    project.HealthChecks = HealthReport.Checks(body);
                 }
                 catch (Exception e) when (e is HttpRequestException or OperationCanceledException && !ct.IsCancellationRequested)
                 {
                     (ok, status, description) = (false, "Unhealthy", e is OperationCanceledException ? "/health did not answer within 3 s" : "/health: " + e.Message);
+                    project.HealthChecks = [];
                 }
                 if (ct.IsCancellationRequested) break;
                 var was = project.Health;
@@ -233,5 +276,23 @@ internal static class HealthReport
         return success ? ("Healthy", null) : ("Unhealthy", $"/health answered HTTP {statusCode}");
     }
 
+    /// <summary>Every check of a /health report: name, status, description (empty when the body is not such a report).</summary>
+    public static IReadOnlyList<HealthCheckResult> Checks(string body)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            if (json.RootElement.ValueKind != JsonValueKind.Object || !json.RootElement.TryGetProperty("checks", out var checks) || checks.ValueKind != JsonValueKind.Object)
+                return [];
+            return [.. checks.EnumerateObject().Select(c => new HealthCheckResult(c.Name,
+                c.Value.TryGetProperty("status", out var s) ? s.GetString() ?? "" : "",
+                c.Value.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? Cut(d.GetString()!) : null))];
+        }
+        catch (JsonException) { return []; }
+    }
+
     private static string Cut(string text) => text.Length <= 300 ? text : text[..300] + "…";
 }
+
+/// <summary>One health check of a service, as its /health reported it.</summary>
+public sealed record HealthCheckResult(string Name, string Status, string? Description);

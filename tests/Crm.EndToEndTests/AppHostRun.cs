@@ -25,7 +25,14 @@ internal sealed class AppHostRun : IAsyncDisposable
     public string Folder { get; }
     public Process Process { get; }
     public ConcurrentQueue<string> Lines { get; } = new();
+    /// <summary>The dashboard's base URL (http://127.0.0.1:port).</summary>
     public string Dashboard { get; private set; } = "";
+
+    /// <summary>The dashboard's login token, from the link the AppHost printed (<c>Dashboard: http://…/login?t=…</c>).</summary>
+    public string DashboardToken { get; private set; } = "";
+
+    /// <summary>The printed login link: opening it logs a browser in.</summary>
+    public string DashboardLoginUrl => $"{Dashboard}/login?t={DashboardToken}";
     public TimeSpan StartTime { get; private set; }
 
     /// <summary>Every pid the dashboard showed (services and servers), to check that none outlives the AppHost.</summary>
@@ -58,7 +65,8 @@ internal sealed class AppHostRun : IAsyncDisposable
             if (await Task.WhenAny(run._ready.Task, exited, Task.Delay(timeout ?? TimeSpan.FromSeconds(150))) != run._ready.Task)
                 throw new InvalidOperationException("The AppHost did not print 'Crm suite is ready.':\n" + run.Tail(80));
             run.StartTime = stopwatch.Elapsed;
-            run.Dashboard = run.Lines.Select(l => Regex.Match(l, @"Dashboard: (http://\S+)")).First(m => m.Success).Groups[1].Value;
+            var login = run.Lines.Select(l => Regex.Match(l, @"Dashboard: (http://[^/\s]+)/login\?t=(\w+)")).First(m => m.Success);
+            (run.Dashboard, run.DashboardToken) = (login.Groups[1].Value, login.Groups[2].Value);
             await run.RememberPidsAsync();
             return run;
         }
@@ -71,8 +79,17 @@ internal sealed class AppHostRun : IAsyncDisposable
 
     public async Task<JsonElement[]> ResourcesAsync()
     {
-        var resources = await Http.GetFromJsonAsync<JsonElement>($"{Dashboard}/api/resources");
-        return [.. resources.EnumerateArray()];
+        return [.. (await GetJsonAsync("/api/resources")).EnumerateArray()];
+    }
+
+    /// <summary>GET of the dashboard's JSON API with its token (the API answers 401 without).</summary>
+    public async Task<JsonElement> GetJsonAsync(string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, Dashboard + path);
+        request.Headers.Authorization = new("Bearer", DashboardToken);
+        using var response = await Http.SendAsync(request);
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
     public async Task<JsonElement> ResourceAsync(string name) =>
