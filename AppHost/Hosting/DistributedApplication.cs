@@ -81,8 +81,9 @@ public sealed class DistributedApplication
             await infrastructure.StartAsync(shutdown.Token);
             foreach (var project in _resources.OfType<ProjectResource>())
             {
-                (project.HttpPort, project.ManagementPort) = (Ports.GetFree(), Ports.GetFree());
+                (project.HttpPort, project.WebPort, project.ManagementPort) = (Ports.GetFree(), Ports.GetFree(), Ports.GetFree());
                 project.SetEndpoint("http", project.HttpUrl);
+                project.SetEndpoint("web", project.WebUrl);
                 project.SetEndpoint("health", project.HealthUrl);
             }
             projects.ForEach(p => p.Start());

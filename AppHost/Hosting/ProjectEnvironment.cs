@@ -14,6 +14,9 @@ internal static class ProjectEnvironment
             ["ASPNETCORE_HTTP_PORTS"] = null, ["ASPNETCORE_HTTPS_PORTS"] = null, ["HTTP_PORTS"] = null, ["HTTPS_PORTS"] = null,
             ["Kestrel__Endpoints__http__Url"] = project.HttpUrl,
             ["Kestrel__Endpoints__http__Protocols"] = "Http2",
+            // Without TLS a port speaks either HTTP/2 (gRPC) or HTTP/1.1 (HTTP/JSON, gRPC-Web from a browser): one each.
+            ["Kestrel__Endpoints__web__Url"] = project.WebUrl,
+            ["Kestrel__Endpoints__web__Protocols"] = "Http1",
             ["Kestrel__Endpoints__management__Url"] = project.ManagementUrl,
             ["Kestrel__Endpoints__management__Protocols"] = "Http1",
             ["OTEL_SERVICE_NAME"] = project.Name,

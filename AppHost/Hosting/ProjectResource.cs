@@ -1,8 +1,9 @@
 namespace Crm.AppHost.Hosting;
 
 /// <summary>
-/// A .NET service run as <c>dotnet &lt;its built dll&gt;</c> from its project folder, with two
-/// Kestrel endpoints: <c>http</c> (gRPC, HTTP/2) and <c>management</c> (/health and /alive, HTTP/1.1).
+/// A .NET service run as <c>dotnet &lt;its built dll&gt;</c> from its project folder, with three
+/// Kestrel endpoints: <c>http</c> (gRPC, HTTP/2), <c>web</c> (HTTP/JSON and gRPC-Web, HTTP/1.1) and
+/// <c>management</c> (/health and /alive, HTTP/1.1).
 /// </summary>
 public sealed class ProjectResource(string name, string projectPath) : Resource(name), IResourceWithEnvironmentContract
 {
@@ -23,7 +24,10 @@ public sealed class ProjectResource(string name, string projectPath) : Resource(
 
     public int HttpPort { get; set; }
     public int ManagementPort { get; set; }
+    /// <summary>HTTP/1.1 for browsers and plain HTTP clients: HTTP/JSON (transcoded RPCs) and gRPC-Web.</summary>
+    public int WebPort { get; set; }
     public string HttpUrl => $"http://127.0.0.1:{HttpPort}";
+    public string WebUrl => $"http://127.0.0.1:{WebPort}";
     public string ManagementUrl => $"http://127.0.0.1:{ManagementPort}";
     public string HealthUrl => ManagementUrl + "/health";
 
