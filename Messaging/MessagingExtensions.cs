@@ -79,6 +79,8 @@ public static class MessagingExtensions
 
         builder.Services.AddHealthChecks().AddCheck<MessagingHealthCheck>("messaging", tags: ["ready"]);
         builder.Services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<MessagingAdminService>()));
+        // Partners read the service's committed events back, in order and resumable (fed from the outbox).
+        builder.Services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<Crm.Messaging.ChangeFeed.ChangeFeedService>()));
 
         builder.Services.AddOpenTelemetry()
             .WithMetrics(metrics => metrics.AddMeter("MassTransit", OutboxRelay.MeterName, MessagingStats.MeterName))

@@ -125,8 +125,18 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                     replies.Add(await invoker.AsyncUnaryCall(grpcMethod, null, options, payload));
                     break;
                 case MethodType.ServerStreaming:
-                    using (var call = invoker.AsyncServerStreamingCall(grpcMethod, null, options, payload))
-                        await foreach (var reply in call.ResponseStream.ReadAllAsync()) replies.Add(reply);
+                    // A subscription (a change feed) may rightly stay open and silent: its answer is the first reply,
+                    // an error status, or still being open and well after 0.9 s.
+                    using (var open = new CancellationTokenSource(TimeSpan.FromMilliseconds(900)))
+                    using (var call = invoker.AsyncServerStreamingCall(grpcMethod, null, options.WithCancellationToken(open.Token), payload))
+                    {
+                        try
+                        {
+                            if (await call.ResponseStream.MoveNext(open.Token)) replies.Add(call.ResponseStream.Current);
+                        }
+                        catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && open.IsCancellationRequested) { }
+                        catch (OperationCanceledException) when (open.IsCancellationRequested) { }
+                    }
                     break;
                 case MethodType.ClientStreaming:
                     using (var call = invoker.AsyncClientStreamingCall(grpcMethod, null, options))

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Crm.Changes.V1;
+using Crm.Customer.V1;
+using Crm.IntegrationTests.Support;
+using Crm.ServiceDefaults.Security;
+using Dapper;
+using Grpc.Core;
+using Xunit.Abstractions;
+
+namespace Crm.IntegrationTests.Customer;
+
+/// <summary>The change feed: a partner reads the service's committed events in order, and a resumed stream misses and repeats nothing.</summary>
+[Collection(SuiteCollection.Name)]
+public sealed class ChangeFeedTests(SuiteFixture suite, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_reconnect_with_the_last_token_continues_without_gap_or_repeat_and_gets_what_was_committed_meanwhile()
+    {
+        var partner = new CustomerService.CustomerServiceClient(suite.Customer.ChannelFor(Roles.Partner, "erp-feed"));
+        var feed = new ChangeFeed.ChangeFeedClient(suite.Customer.ChannelFor(Roles.Partner, "erp-feed"));
+        string start;
+        await using (var db = await suite.CustomerDb.OpenConnectionAsync())
+            start = await db.ExecuteScalarAsync<string>("SELECT coalesce(max(tx)::text || '-' || max(id), '') FROM change_events") ?? "";
+        var run = Guid.NewGuid().ToString("N")[..8];
+        async Task<string> Register(int i) => (await partner.UpsertCustomerAsync(new UpsertCustomerRequest
+        {
+            Ref = new ExternalRef { System = "erp", Id = $"FEED-{run}-{i}" },
+            Profile = new CustomerProfile { Name = $"订阅客户{i}", Phone = CustomerProfileTests.UniquePhone() },
+        })).Customer.Id;
+
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++) ids.Add(await Register(i));
+
+        // First connection: the three registrations, in the order they were made; then hang up after the second.
+        var first = new List<ChangeEvent>();
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        using (var call = feed.WatchChanges(new WatchChangesRequest { FromToken = start, EventTypes = { "CustomerRegistered" } }, cancellationToken: cts.Token))
+        {
+            var watch = Stopwatch.StartNew();
+            await foreach (var e in call.ResponseStream.ReadAllAsync(cts.Token))
+            {
+                if (!ids.Contains(CustomerId(e))) continue; // someone else's customer
+                first.Add(e);
+                if (first.Count == 3) break;
+            }
+            output.WriteLine($"three events in {watch.ElapsedMilliseconds} ms");
+        }
+        Assert.Equal(ids, first.Select(CustomerId));
+        Assert.All(first, e => Assert.Equal("CustomerRegistered", e.EventType));
+
+        // Two more while nobody listens; then resume after the second event: the third, then the two new ones, nothing else.
+        ids.Add(await Register(3));
+        ids.Add(await Register(4));
+        var resumed = new List<ChangeEvent>();
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        using (var call = feed.WatchChanges(new WatchChangesRequest { FromToken = first[1].Token, EventTypes = { "CustomerRegistered" } }, cancellationToken: cts.Token))
+        {
+            await foreach (var e in call.ResponseStream.ReadAllAsync(cts.Token))
+            {
+                if (!ids.Contains(CustomerId(e))) continue;
+                resumed.Add(e);
+                if (resumed.Count == 3) break;
+            }
+        }
+        Assert.Equal(ids[2..], resumed.Select(CustomerId));
+        Assert.Equal(first[2].Token, resumed[0].Token);
+        Assert.Equal(first[2].MessageId, resumed[0].MessageId);
+
+        // A token it never handed out is INVALID_ARGUMENT; only partners (and admin, system) may read the feed.
+        using (var bad = feed.WatchChanges(new WatchChangesRequest { FromToken = "yesterday" }))
+            Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => bad.ResponseStream.MoveNext())).StatusCode);
+        var store = new ChangeFeed.ChangeFeedClient(suite.Customer.ChannelFor(Roles.Store, "till-1"));
+        using (var denied = store.WatchChanges(new WatchChangesRequest()))
+            Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<RpcException>(() => denied.ResponseStream.MoveNext())).StatusCode);
+    }
+
+    private static string CustomerId(ChangeEvent e) =>
+        JsonDocument.Parse(e.Json).RootElement.GetProperty("customer").GetProperty("customerId").GetString()!;
+}
