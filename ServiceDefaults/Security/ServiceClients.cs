@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Crm.ServiceDefaults.Security;
 
@@ -12,8 +13,13 @@ namespace Crm.ServiceDefaults.Security;
 /// </summary>
 public static class ServiceClients
 {
-    public static IHttpClientBuilder AddServiceClient<TClient>(this IHostApplicationBuilder builder, string serviceName) where TClient : class =>
-        builder.Services.AddGrpcClient<TClient>(o => o.Address = new Uri("http://" + serviceName))
+    public static IHttpClientBuilder AddServiceClient<TClient>(this IHostApplicationBuilder builder, string serviceName) where TClient : class
+    {
+        // Grpc.Net.Client logs every failed call's status message at Information, and another service's messages can
+        // hold a phone or e-mail ("The phone +86... is already registered"): personal data must not reach the logs.
+        // The code making a call logs its outcome, without the message.
+        builder.Logging.AddFilter("Grpc.Net.Client.Internal.GrpcCall", LogLevel.Warning);
+        return builder.Services.AddGrpcClient<TClient>(o => o.Address = new Uri("http://" + serviceName))
             .AddCallCredentials((_, metadata, services) =>
             {
                 var token = services.GetRequiredService<IConfiguration>()["Auth:ServiceToken"];
@@ -22,4 +28,5 @@ public static class ServiceClients
             })
             // Loopback / cluster-internal plain HTTP/2; a deployment with TLS between services needs no change here.
             .ConfigureChannel(o => o.UnsafeUseInsecureChannelCallCredentials = true);
+    }
 }

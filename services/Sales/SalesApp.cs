@@ -22,10 +22,6 @@ public static class SalesApp
         builder.AddGrpcDefaults();
         // The customer service (discovery: services__customer__http__0), called as role system with a deadline per call.
         builder.AddServiceClient<CustomerService.CustomerServiceClient>("customer");
-        // Grpc.Net.Client logs every failed call's status message at Information, and the customer service's messages
-        // can hold a phone or e-mail ("The phone +86... is already registered"): personal data must not reach the logs.
-        // The outcome of each call is logged by the code that makes it, without the message.
-        builder.Logging.AddFilter("Grpc.Net.Client.Internal.GrpcCall", LogLevel.Warning);
 
         builder.Services.AddOptions<SalesOptions>().BindConfiguration("Sales");
         builder.Services.AddSingleton(sp => new Pipeline(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<SalesOptions>>()));
