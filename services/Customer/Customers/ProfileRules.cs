@@ -1,3 +1,4 @@
+using Crm.Contracts;
 using Crm.ServiceDefaults.Errors;
 using Proto = Crm.Customer.V1;
 

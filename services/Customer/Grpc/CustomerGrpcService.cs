@@ -1,3 +1,4 @@
+using Crm.Contracts;
 using Crm.Customer.Customers;
 using Crm.Customer.Orders;
 using Crm.Customer.V1;

@@ -1,3 +1,4 @@
+using Crm.Contracts;
 using Crm.Sales.Activities;
 using Crm.Sales.Leads;
 using Crm.Sales.Opportunities;
@@ -457,9 +458,9 @@ public sealed class SalesGrpcService(
     {
         var name = Rules.Required(input.Name, prefix + "name", v, 100);
         string? phone = null, email = null;
-        if (!string.IsNullOrWhiteSpace(input.Phone) && !Contact.TryNormalizePhone(input.Phone, out phone!))
-            v.Add(prefix + "phone", Contact.PhoneRule + ".");
-        if (!string.IsNullOrWhiteSpace(input.Email) && !Contact.TryNormalizeEmail(input.Email, out email!))
+        if (!string.IsNullOrWhiteSpace(input.Phone) && !PhoneNumber.TryNormalize(input.Phone, out phone!))
+            v.Add(prefix + "phone", PhoneNumber.Rule + ".");
+        if (!string.IsNullOrWhiteSpace(input.Email) && !EmailAddress.TryNormalize(input.Email, out email!))
             v.Add(prefix + "email", "is not a valid email address.");
         if (string.IsNullOrWhiteSpace(input.Phone) && string.IsNullOrWhiteSpace(input.Email))
             v.Add(prefix + "phone", "a lead needs a phone or an e-mail.");

@@ -1,3 +1,4 @@
+using Crm.Contracts;
 using Crm.Customer.Customers;
 
 namespace Crm.UnitTests.Customer;

@@ -83,23 +83,6 @@ public class SalesRulesTests
         Assert.Throws<InvalidOperationException>(() => new Pipeline([new StageOptions { Code = "x", Probability = 120 }, .. SalesOptions.DefaultStages]));
     }
 
-    [Theory]
-    [InlineData("13800138000")]
-    [InlineData("138-0013-8000")]
-    [InlineData("+86 138 0013 8000")]
-    [InlineData("008613800138000")]
-    [InlineData("8613800138000")]
-    [InlineData("+44 20 7946 0958")]
-    [InlineData("12345")]
-    [InlineData("0201234567")]
-    [InlineData("phone")]
-    public void Lead_phones_normalise_exactly_as_the_customer_service_does(string input)
-    {
-        var ours = Contact.TryNormalizePhone(input, out var a);
-        var theirs = Crm.Customer.Customers.PhoneNumber.TryNormalize(input, out var b);
-        Assert.Equal((theirs, b), (ours, a));
-    }
-
     [Fact]
     public void Search_key_keeps_substrings_aligned_to_characters()
     {

@@ -1,6 +1,6 @@
 using System.Net.Mail;
 
-namespace Crm.Customer.Customers;
+namespace Crm.Contracts;
 
 /// <summary>Emails are stored trimmed and lower-cased, so uniqueness ignores case.</summary>
 public static class EmailAddress

@@ -1,7 +1,8 @@
-namespace Crm.Customer.Customers;
+namespace Crm.Contracts;
 
 /// <summary>
-/// Phone numbers are stored in E.164 form so one person cannot register twice by writing the number
+/// One normal form for phone numbers across the suite (the customer service stores it; sales matches leads
+/// against it). Phone numbers are stored in E.164 form so one person cannot register twice by writing the number
 /// differently: "138 0013 8000", "138-0013-8000", "+86 13800138000" and "008613800138000" all become
 /// "+8613800138000". Mainland numbers must be mobile numbers (11 digits, 13x-19x).
 /// </summary>
