@@ -1,19 +1,50 @@
 #!/usr/bin/env bash
-# One command for the customer- and loyalty-service benchmark (also `./crm bench`):
-#   builds bench/Crm.Bench in Release, starts Postgres/Redis/RabbitMQ (durable) in a temp folder and the
-#   customer service in-process (the loyalty service too, for the last two phases), measures the ceilings
-#   (pgbench -S, pgbench TPC-B, a bare gRPC echo) and GetCustomer / RecordOrder / event lag / points earned end
-#   to end (RecordOrder → loyalty ledger) / Redeem in the same run, writes bench/RESULTS.md and
-#   bench/out/bench-*.json, and stops everything it started. About 3 minutes on 2 cores after the build.
-# Extra arguments go to the bench, e.g. `bench/run.sh --clients 32 --connections 2` (see --help).
+# One command for the benchmarks (also `./crm bench`):  bench/run.sh [SUITE] [suite options]
+#   core       (default) customer and loyalty: GetCustomer / RecordOrder / event lag / points end to end / Redeem
+#              against pgbench -S, pgbench TPC-B and a bare gRPC echo             → bench/RESULTS.md            (~3 min)
+#   sales      forecast, win rate, sales cycle over 100,000 opportunities; MoveStage → bench/RESULTS-sales.md
+#   tickets    breach detection and ListAtRisk over 100,000 open tickets; OpenTicket → bench/RESULTS-tickets.md
+#   campaigns  analytics recompute and sales report over 1,000,000 customers / 10,000,000 orders
+#                                                                                   → bench/RESULTS-campaigns.md
+#   partner    streaming import of 1,000,000 orders against COPY; change-feed lag   → bench/RESULTS-partner.md
+#   telemetry  the core figures with telemetry flowing to the dashboard against off → bench/RESULTS-telemetry.md
+#   all        every suite above, one after the other
+# Each suite builds its project in bench/ in Release, starts Postgres/Redis/RabbitMQ (durable) in a temp folder and
+# the services it measures in-process, measures its ceilings in the same run, writes its results file and
+# bench/out/*.json, and stops everything it started. Run them on a quiet machine: other load is reported.
+# Options after the suite go to it (see `bench/run.sh SUITE --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dotnet build bench/Crm.Bench/Crm.Bench.csproj -c Release --verbosity quiet -nologo
-status=0
-dotnet bench/Crm.Bench/bin/Release/net10.0/Crm.Bench.dll --results bench/RESULTS.md --out bench/out "$@" || status=$?
+suite=core
+case "${1:-}" in
+  core|sales|tickets|campaigns|partner|telemetry|all) suite=$1; shift ;;
+esac
 
-# Everything the bench started lives under /tmp/crm-bench-*: nothing of it may outlive the run.
+run_suite() {
+  local name=$1; shift
+  local project results
+  case "$name" in
+    core)      project=Crm.Bench;           results=bench/RESULTS.md ;;
+    telemetry) project=Crm.Bench;           results=bench/RESULTS-telemetry.md; set -- --telemetry-compare "$@" ;;
+    sales)     project=Crm.Bench.Sales;     results=bench/RESULTS-sales.md ;;
+    tickets)   project=Crm.Bench.Tickets;   results=bench/RESULTS-tickets.md ;;
+    campaigns) project=Crm.Bench.Campaigns; results=bench/RESULTS-campaigns.md ;;
+    partner)   project=Crm.Bench.Partner;   results=bench/RESULTS-partner.md ;;
+  esac
+  echo "=== bench suite: $name ($project → $results)"
+  dotnet build "bench/$project/$project.csproj" -c Release --verbosity quiet -nologo
+  dotnet "bench/$project/bin/Release/net10.0/$project.dll" --results "$results" --out bench/out "$@"
+}
+
+status=0
+if [ "$suite" = all ]; then
+  for s in core telemetry sales tickets campaigns partner; do run_suite "$s" "$@" || status=$?; done
+else
+  run_suite "$suite" "$@" || status=$?
+fi
+
+# Everything a bench starts lives under /tmp/crm-bench-*: nothing of it may outlive the run.
 if pgrep -af 'crm-bench-[0-9a-f]{10}' >/dev/null 2>&1; then
   echo "Processes left running by the bench:" >&2
   pgrep -af 'crm-bench-[0-9a-f]{10}' >&2

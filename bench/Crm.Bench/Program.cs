@@ -21,7 +21,7 @@ using var cts = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; Log("Interrupted: stopping."); cts.Cancel(); };
 var ct = cts.Token;
 
-var root = FindRepoRoot();
+var root = BenchHost.FindRepoRoot();
 var resultsPath = Path.GetFullPath(options.Results ?? Path.Combine(root, "bench", "RESULTS.md"));
 var outDirectory = Path.GetFullPath(options.OutDirectory ?? Path.Combine(root, "bench", "out"));
 var runId = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture);
@@ -57,9 +57,9 @@ try
         Databases = ["customerdb", "loyaltydb", "pgbench"],
     }, loggerFactory.CreateLogger("infrastructure"), ct);
     var postgres = infra.Postgres!;
-    report.Machine.Postgres = await PostgresSettingsAsync(postgres.AdminConnectionString, ct);
+    report.Machine.Postgres = await BenchHost.PostgresSettingsAsync(postgres.AdminConnectionString, ct);
 
-    var servicePort = FreePort();
+    var servicePort = BenchHost.FreePort();
     Log($"Starting the customer service in-process on 127.0.0.1:{servicePort} (HTTP/2, log level {options.ServiceLogLevel})");
     service = Crm.Customer.CustomerApp.Build(
     [
@@ -98,7 +98,7 @@ try
     if (options.Phases.Contains("echo"))
     {
         await QuietAsync("echo");
-        echo = await EchoServer.StartAsync(FreePort());
+        echo = await EchoServer.StartAsync(BenchHost.FreePort());
         var echoClients = Channels(echo.Address).Select(c => new EchoService.EchoServiceClient(c)).ToArray();
         Log($"Ceiling for the RPC stack: bare gRPC echo, {clients} clients, {options.WarmupSeconds} s warm-up + {options.DurationSeconds} s");
         report.Echo = await ClosedLoop.RunAsync("Echo", clients, options.Connections, warmup, duration, i =>
@@ -202,7 +202,7 @@ try
     {
         // Started only now, so the earlier phases measure the customer service alone (OrderPaid has no loyalty
         // queue to go to before this point); configured like the customer service and like the tests.
-        var loyaltyPort = FreePort();
+        var loyaltyPort = BenchHost.FreePort();
         Log($"Starting the loyalty service in-process on 127.0.0.1:{loyaltyPort}");
         loyalty = Crm.Loyalty.LoyaltyApp.Build(
         [
@@ -357,16 +357,7 @@ return exitCode;
 GrpcChannel[] Channels(Uri address)
 {
     // One channel per HTTP/2 connection; clients are spread over them round-robin.
-    var made = Enumerable.Range(0, options.Connections).Select(_ => GrpcChannel.ForAddress(address, new GrpcChannelOptions
-    {
-        Credentials = BenchAuth.Credentials(),
-        UnsafeUseInsecureChannelCallCredentials = true, // loopback http
-        HttpHandler = new SocketsHttpHandler
-        {
-            EnableMultipleHttp2Connections = true,
-            PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
-        },
-    })).ToArray();
+    var made = BenchHost.Channels(address, options.Connections);
     channels.AddRange(made);
     return made;
 }
@@ -405,35 +396,6 @@ static async Task<long> ScalarAsync(NpgsqlDataSource db, string sql, Cancellatio
     return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
 }
 
-static async Task<Dictionary<string, string>> PostgresSettingsAsync(string connectionString, CancellationToken ct)
-{
-    var settings = new Dictionary<string, string>();
-    await using var connection = new NpgsqlConnection(connectionString);
-    await connection.OpenAsync(ct);
-    foreach (var name in new[] { "server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "shared_buffers", "max_connections" })
-    {
-        await using var command = new NpgsqlCommand($"SHOW {name}", connection);
-        settings[name] = (string)(await command.ExecuteScalarAsync(ct))!;
-    }
-    return settings;
-}
-
-static int FreePort()
-{
-    using var listener = new TcpListener(IPAddress.Loopback, 0);
-    listener.Start();
-    return ((IPEndPoint)listener.LocalEndpoint).Port;
-}
-
-static string FindRepoRoot()
-{
-    for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
-        if (File.Exists(Path.Combine(dir.FullName, "Crm.sln"))) return dir.FullName;
-    for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        if (File.Exists(Path.Combine(dir.FullName, "Crm.sln"))) return dir.FullName;
-    return Environment.CurrentDirectory;
-}
-
 static string Summary(object result) => result switch
 {
     LoadResult r => $"  {r.Name}: {r.Throughput:N0} calls/s, p50 {r.Latency.P50:0.00} ms, p99 {r.Latency.P99:0.00} ms, errors {r.Errors}, " +
@@ -447,4 +409,4 @@ static string Summary(object result) => result switch
     _ => result.ToString() ?? "",
 };
 
-static void Log(string message) => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}");
+static void Log(string message) => BenchHost.Log(message);

@@ -7,7 +7,7 @@ namespace Crm.Bench;
 /// The bench's own token issuer: the in-process services validate with its public key, and every bench
 /// channel sends an admin token, so the figures include authentication and authorization on every call.
 /// </summary>
-internal static class BenchAuth
+public static class BenchAuth
 {
     private const string Issuer = "crm-bench";
     private static readonly System.Security.Cryptography.ECDsa Key = DevTokens.NewKey();
