@@ -2,6 +2,8 @@
 // Run it with `dotnet run --project AppHost`; the ops dashboard is on http://127.0.0.1:18888.
 // `token --role <role> [--customer <id>] [--ttl 1h]`: a development token for the running suite (./crm token).
 if (args.Length > 0 && args[0] == "token") return Crm.AppHost.DevAuth.TokenCommand(args[1..]);
+// `otlp-sink`: only the dashboard's OTLP receiver, for the telemetry benchmark (bench/run.sh telemetry).
+if (args.Length > 0 && args[0] == "otlp-sink") return await Crm.AppHost.Otlp.OtlpSinkCommand.RunAsync();
 
 var builder = DistributedApplication.CreateBuilder(args);
 

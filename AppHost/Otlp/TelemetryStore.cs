@@ -80,11 +80,17 @@ public sealed class TelemetryStore(TelemetryLimits limits)
     private readonly LinkedList<SpanData> _spans = new();
     private readonly LinkedList<LogData> _logs = new();
     private readonly Dictionary<string, MetricSeries> _series = [];
+    private readonly Dictionary<string, long> _serverSpans = [];
     private long _logIds;
 
     public TelemetryLimits Limits { get; } = limits;
     public long SpansReceived { get; private set; }
     public long SpansDropped { get; private set; }
+    /// <summary>Server spans (one per incoming request) received per resource: what a benchmark compares with the calls it made.</summary>
+    public IReadOnlyDictionary<string, long> ServerSpansReceived
+    {
+        get { lock (_spans) return new Dictionary<string, long>(_serverSpans); }
+    }
     public long LogsReceived { get; private set; }
     public long LogsDropped { get; private set; }
     public long PointsReceived { get; private set; }
@@ -122,6 +128,8 @@ public sealed class TelemetryStore(TelemetryLimits limits)
         {
             foreach (var span in spans) _spans.AddLast(span);
             SpansReceived += spans.Count;
+            foreach (var span in spans.Where(x => x.Kind == "Server"))
+                _serverSpans[span.Resource] = _serverSpans.GetValueOrDefault(span.Resource) + 1;
             while (_spans.Count > Limits.MaxSpans) { _spans.RemoveFirst(); SpansDropped++; }
         }
     }

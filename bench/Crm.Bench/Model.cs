@@ -24,6 +24,8 @@ public sealed class BenchReport
     public LoadResult? Redeem { get; set; }
     /// <summary>How the redeem phase was set up (members, rewards, points granted).</summary>
     public string? RedeemSetup { get; set; }
+    /// <summary>Set when the run exported telemetry (--telemetry).</summary>
+    public TelemetryResult? Telemetry { get; set; }
     public string? Failure { get; set; }
     public List<string> LeftoverProcesses { get; set; } = [];
     /// <summary>Per phase: how long the bench waited for the machine to go quiet, and the foreign load it saw.</summary>

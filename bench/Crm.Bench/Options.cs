@@ -31,6 +31,9 @@ public sealed class Options
     public string? OutDirectory { get; private set; }
     public bool WriteResults { get; private set; } = true;
     public HashSet<string> Phases { get; private set; } = [.. AllPhases];
+    /// <summary>Export the services' telemetry (traces, logs, metrics) to the dashboard's OTLP receiver, run as
+    /// <c>Crm.AppHost otlp-sink</c> in its own process, with the settings the AppHost gives the services.</summary>
+    public bool Telemetry { get; private set; }
 
     public static readonly string[] AllPhases = ["pgbench-select", "echo", "get", "pgbench-tpcb", "record", "lag", "earn", "redeem"];
 
@@ -40,7 +43,8 @@ public sealed class Options
                   [--service-log-level Warning] [--quiet-wait 15] [--earn-wait 60] [--redeem-members 1000] [--redeem-rewards 4]
                   [--service-arg --Key=value ...] [--db-extra "No Reset On Close=true"]
                   [--phases pgbench-select,echo,get,pgbench-tpcb,record,lag,earn,redeem]
-                  [--results bench/RESULTS.md] [--out bench/out] [--no-results]
+                  [--results bench/RESULTS.md] [--out bench/out] [--no-results] [--telemetry]
+        Crm.Bench compare-telemetry OFF.json ON.json --results bench/RESULTS-telemetry.md
         """;
 
     public static Options Parse(string[] args)
@@ -73,6 +77,7 @@ public sealed class Options
                 case "--results": o.Results = Next(); break;
                 case "--out": o.OutDirectory = Next(); break;
                 case "--no-results": o.WriteResults = false; break;
+                case "--telemetry": o.Telemetry = true; break;
                 case "--phases":
                     o.Phases = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
                     foreach (var p in o.Phases.Where(p => !AllPhases.Contains(p)))

@@ -1,6 +1,5 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
+using Grpc.Core.Interceptors;
 using Crm.Bench;
 using Crm.Bench.V1;
 using Crm.Common.V1;
@@ -12,6 +11,8 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+
+if (args.Length > 0 && args[0] == "compare-telemetry") return TelemetryComparison.Run(args[1..]);
 
 Options options;
 try { options = Options.Parse(args); }
@@ -44,6 +45,8 @@ Infrastructure? infra = null;
 WebApplication? service = null;
 WebApplication? loyalty = null;
 EchoServer? echo = null;
+OtlpSink? sink = null;
+var customerCalls = new CallCounter();
 var channels = new List<GrpcChannel>();
 var exitCode = 0;
 try
@@ -59,6 +62,12 @@ try
     var postgres = infra.Postgres!;
     report.Machine.Postgres = await BenchHost.PostgresSettingsAsync(postgres.AdminConnectionString, ct);
 
+    if (options.Telemetry)
+    {
+        sink = await OtlpSink.StartAsync(root, dataDirectory, ct);
+        Log($"Telemetry on: the services export to the dashboard's OTLP receiver (Crm.AppHost otlp-sink) at {sink.GrpcEndpoint}");
+    }
+
     var servicePort = BenchHost.FreePort();
     Log($"Starting the customer service in-process on 127.0.0.1:{servicePort} (HTTP/2, log level {options.ServiceLogLevel})");
     service = Crm.Customer.CustomerApp.Build(
@@ -71,11 +80,12 @@ try
         "--OTEL_SERVICE_NAME=customer",
         $"--Logging:LogLevel:Default={options.ServiceLogLevel}",
         .. BenchAuth.ServiceArgs,
+        .. sink?.ServiceArgs ?? [],
         .. options.ServiceArgs,
     ]);
     await service.StartAsync(ct);
     var serviceAddress = new Uri($"http://127.0.0.1:{servicePort}");
-    var customerClients = Channels(serviceAddress).Select(c => new CustomerService.CustomerServiceClient(c)).ToArray();
+    var customerClients = Channels(serviceAddress).Select(c => new CustomerService.CustomerServiceClient(c.Intercept(customerCalls))).ToArray();
 
     Log($"Seeding {options.Customers:N0} customers with COPY");
     var seedWatch = Stopwatch.StartNew();
@@ -214,6 +224,7 @@ try
             "--OTEL_SERVICE_NAME=loyalty",
             $"--Logging:LogLevel:Default={options.ServiceLogLevel}",
             .. BenchAuth.ServiceArgs,
+            .. sink?.ServiceArgs ?? [],
             .. options.ServiceArgs,
         ]);
         await loyalty.StartAsync(ct);
@@ -292,6 +303,13 @@ try
             Log(Summary(report.Redeem));
         }
     }
+    if (sink is not null)
+    {
+        Log("Telemetry: waiting for the exporters to flush, then reading the receiver's counters");
+        report.Telemetry = await sink.SettleAsync(customerCalls.Calls, ct);
+        Log($"  {report.Telemetry.CustomerCalls:N0} calls to the customer service, {report.Telemetry.CustomerServerSpans:N0} server spans received, " +
+            $"{report.Telemetry.Sink.SpansReceived:N0} spans in all ({report.Telemetry.Sink.SpansEvicted:N0} evicted by the store's limit)");
+    }
 }
 catch (OperationCanceledException) when (ct.IsCancellationRequested)
 {
@@ -329,6 +347,7 @@ finally
         catch (Exception e) { Console.Error.WriteLine($"Stopping the service: {e.Message}"); }
         await service.DisposeAsync();
     }
+    if (sink is not null) await sink.DisposeAsync();
     if (infra is not null) await infra.DisposeAsync();
     var leftovers = ProcessTable.Find(dataDirectory);
     report.LeftoverProcesses = leftovers.Select(p => $"{p.Pid} {p.CommandLine}").ToList();
