@@ -63,7 +63,7 @@ public static class DevAuth
     }
 
     /// <summary>
-    /// <c>token --role &lt;role&gt; [--customer &lt;id&gt; | --user &lt;id&gt;] [--team &lt;team&gt;] [--ttl 1h] [--client &lt;id&gt;] [--AppHost:DataDirectory=...]</c>:
+    /// <c>token --role &lt;role&gt; [--customer &lt;id&gt; | --user &lt;id&gt;] [--team &lt;team&gt;] [--system erp[,tmall]] [--ttl 1h] [--client &lt;id&gt;] [--AppHost:DataDirectory=...]</c>:
     /// prints a token signed with the development key of the same data folder <c>./crm run</c> uses.
     /// </summary>
     public static int TokenCommand(string[] args)
@@ -83,6 +83,14 @@ public static class DevAuth
             return Fail("--user is for staff roles (a member's subject is --customer), at most 64 characters.");
         var team = config["team"];
         if (team is { Length: > 64 }) return Fail("--team is at most 64 characters.");
+        // A partner speaks for its source systems (the external ids it may push and read), e.g. --system erp,tmall.
+        var systems = (config["system"] ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(x => x.ToLowerInvariant()).Distinct().ToList();
+        if (role == Roles.Partner && systems.Count == 0)
+            return Fail("--system <name>[,<name>] is required for a partner token: the source systems it speaks for, e.g. erp.");
+        if (systems.Count > 0 && role != Roles.Partner) return Fail("--system is for partner tokens.");
+        if (systems.Any(x => x.Length > 32 || !x.All(c => c is >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_')))
+            return Fail("--system names are at most 32 characters of a-z, 0-9, '-' and '_'.");
         if (!TryParseTtl(config["ttl"] ?? "1h", out var ttl) || ttl <= TimeSpan.Zero || ttl > TimeSpan.FromDays(30))
             return Fail("--ttl must be like 90s, 30m, 1h or 7d (at most 30d).");
 
@@ -92,7 +100,8 @@ public static class DevAuth
             return Fail($"No development signing key at {path}: start the suite once (./crm run) with the same data folder (--AppHost:DataDirectory=...).");
         using var key = Read(path);
         var subject = customer is { Length: > 0 } ? customer : user is { Length: > 0 } ? user : null;
-        Console.WriteLine(DevTokens.Create(key, Issuer, Audience, role, subject, ttl, clientId: config["client"], team: team is { Length: > 0 } ? team : null));
+        Console.WriteLine(DevTokens.Create(key, Issuer, Audience, role, subject, ttl, clientId: config["client"], team: team is { Length: > 0 } ? team : null,
+            systems: systems));
         return 0;
     }
 

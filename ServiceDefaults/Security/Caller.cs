@@ -5,10 +5,14 @@ namespace Crm.ServiceDefaults.Security;
 
 /// <summary>
 /// Who is calling: the validated token's subject (a customer id for a member, a user id for staff), roles,
-/// client id and team (the <c>team</c> claim: whose work a sales manager or service supervisor oversees).
+/// client id, team (the <c>team</c> claim: whose work a sales manager or service supervisor oversees) and, for a
+/// partner, the source systems it speaks for (the <c>systems</c> claim, space-separated like OAuth scopes: "erp tmall").
 /// </summary>
-public sealed record Caller(string Subject, IReadOnlyList<string> Roles, string? ClientId, string? Team = null)
+public sealed record Caller(string Subject, IReadOnlyList<string> Roles, string? ClientId, string? Team = null, IReadOnlySet<string>? Systems = null)
 {
+    /// <summary>A partner system and nothing more: it reaches only customers and orders of its own systems.</summary>
+    public bool IsPartnerOnly => Roles.Count > 0 && Roles.All(r => r == Security.Roles.Partner);
+
     /// <summary>The member app acting for one customer, and nothing more (no staff role besides).</summary>
     public bool IsMemberOnly => Roles.Contains(Security.Roles.Member) && Roles.All(r => r == Security.Roles.Member);
 
@@ -23,7 +27,9 @@ public sealed record Caller(string Subject, IReadOnlyList<string> Roles, string?
             user.FindFirst("sub")?.Value ?? "",
             user.FindAll(roleType).Select(c => c.Value).Distinct().ToList(),
             user.FindFirst("client_id")?.Value ?? user.FindFirst("azp")?.Value,
-            user.FindFirst("team")?.Value);
+            user.FindFirst("team")?.Value,
+            (user.FindFirst("systems")?.Value ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)
+                .Select(x => x.ToLowerInvariant()).ToHashSet(StringComparer.Ordinal));
     }
 }
 
@@ -41,6 +47,19 @@ public static class CallerExtensions
         if (!caller.IsMemberOnly) return;
         if (!Guid.TryParse(caller.Subject, out var self) || self != customerId)
             throw new RpcException(new Status(StatusCode.PermissionDenied, "A member may only act on its own account."));
+    }
+
+    /// <summary>
+    /// A partner may only name external ids of the systems its token lists: another system's is PERMISSION_DENIED
+    /// (so one partner can neither read nor overwrite the customers another system pushed). Staff roles pass.
+    /// </summary>
+    public static void RequireSystem(this ServerCallContext context, string system)
+    {
+        var caller = context.Caller();
+        if (!caller.IsPartnerOnly || caller.Systems?.Contains(system) == true) return;
+        throw new RpcException(new Status(StatusCode.PermissionDenied, caller.Systems is { Count: > 0 }
+            ? $"This partner token speaks for {string.Join(", ", caller.Systems.Order())}, not for '{Errors.Echo.Cut(system)}'."
+            : "This partner token names no source system (claim 'systems'): it may not use external ids."));
     }
 
     /// <summary>For optional customer ids: a member must name itself.</summary>

@@ -20,7 +20,8 @@ public static class DevTokens
     public static string PublicKey(ECDsa key) => Convert.ToBase64String(key.ExportSubjectPublicKeyInfo());
 
     public static string Create(ECDsa key, string issuer, string audience, string role, string? subject = null,
-        TimeSpan? lifetime = null, DateTimeOffset? now = null, string? clientId = null, DateTimeOffset? notBefore = null, string? team = null)
+        TimeSpan? lifetime = null, DateTimeOffset? now = null, string? clientId = null, DateTimeOffset? notBefore = null, string? team = null,
+        IReadOnlyCollection<string>? systems = null)
     {
         var issuedAt = now ?? DateTimeOffset.UtcNow;
         var expires = issuedAt + (lifetime ?? TimeSpan.FromHours(1));
@@ -38,6 +39,7 @@ public static class DevTokens
             ["jti"] = Guid.NewGuid().ToString("N"),
         };
         if (team is not null) payload["team"] = team;
+        if (systems is { Count: > 0 }) payload["systems"] = string.Join(' ', systems);
         var signingInput = Base64Url(JsonSerializer.SerializeToUtf8Bytes(header)) + "." + Base64Url(JsonSerializer.SerializeToUtf8Bytes(payload));
         // IEEE P1363 (r||s) is the JWS encoding of an ECDSA signature, and .NET's default.
         var signature = key.SignData(Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256);

@@ -30,8 +30,10 @@ public static class TestAuth
 
     /// <param name="subject">A member's customer id, or a staff user id (default: the role's name).</param>
     /// <param name="team">The team claim of a sales manager or service supervisor.</param>
-    public static string Token(string role, string? subject = null, TimeSpan? lifetime = null, string? team = null) =>
-        DevTokens.Create(Key, Issuer, Audience, role, subject, lifetime ?? TimeSpan.FromHours(6), team: team);
+    /// <param name="systems">A partner's source systems (default for a partner: erp, the system the partner tests push as).</param>
+    public static string Token(string role, string? subject = null, TimeSpan? lifetime = null, string? team = null, string[]? systems = null) =>
+        DevTokens.Create(Key, Issuer, Audience, role, subject, lifetime ?? TimeSpan.FromHours(6), team: team,
+            systems: systems ?? (role == Roles.Partner ? ["erp"] : null));
 
     /// <summary>A channel sending <paramref name="token"/> (none when null) as a bearer token on every call.</summary>
     public static GrpcChannel Channel(Uri address, string? token)
