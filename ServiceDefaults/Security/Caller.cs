@@ -57,6 +57,8 @@ public static class CallerExtensions
     {
         var caller = context.Caller();
         if (!caller.IsPartnerOnly || caller.Systems?.Contains(system) == true) return;
+        // A malformed system name is the validator's to answer (INVALID_ARGUMENT naming the field), not a refusal.
+        if (system.Length is 0 or > 32 || !system.All(c => c is >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_')) return;
         throw new RpcException(new Status(StatusCode.PermissionDenied, caller.Systems is { Count: > 0 }
             ? $"This partner token speaks for {string.Join(", ", caller.Systems.Order())}, not for '{Errors.Echo.Cut(system)}'."
             : "This partner token names no source system (claim 'systems'): it may not use external ids."));

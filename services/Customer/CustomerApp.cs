@@ -20,6 +20,7 @@ public static class CustomerApp
         builder.Services.AddSingleton<CustomerRepository>();
         builder.Services.AddSingleton<CustomerUpserts>();
         builder.Services.AddSingleton<Grpc.PartnerRequests>();
+        builder.Services.AddSingleton<Grpc.PartnerScope>();
         builder.Services.AddSingleton<OrderRepository>();
 
         var app = builder.Build();

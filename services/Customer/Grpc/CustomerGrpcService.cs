@@ -11,10 +11,12 @@ namespace Crm.Customer.Grpc;
 
 /// <summary>crm.customer.v1.CustomerService: validates, calls the repositories, maps to the wire.</summary>
 public sealed class CustomerGrpcService(
-    CustomerRepository customers, PartnerRequests partner, OrderRepository orders, TimeProvider clock, ILogger<CustomerGrpcService> logger)
+    CustomerRepository customers, PartnerRequests partner, PartnerScope scope, OrderRepository orders, TimeProvider clock,
+    ILogger<CustomerGrpcService> logger)
     : CustomerService.CustomerServiceBase
 {
-    [Allow(Roles.Sales, Roles.Service, Roles.Store, Roles.Partner, Roles.System)]
+    // Partners push customers by their own ids (UpsertCustomer): one created here would be outside their reach.
+    [Allow(Roles.Sales, Roles.Service, Roles.Store, Roles.System)]
     public override async Task<V1.Customer> CreateCustomer(CreateCustomerRequest request, ServerCallContext context)
     {
         var v = new Validator();
@@ -33,6 +35,7 @@ public sealed class CustomerGrpcService(
     {
         var id = Ids.Parse(request.Id, "id");
         context.RequireSelf(id);
+        await scope.RequireLinkedAsync(context, id);
         var customer = await customers.GetAsync(id, context.CancellationToken)
             ?? throw new NotFoundException("customer", id.ToString());
         return Wire.ToProto(customer);
@@ -52,6 +55,7 @@ public sealed class CustomerGrpcService(
         // Validate the new values before touching the database; the merge below repeats it on the locked row.
         ProfileRules.Merge(new Profile { Name = "", Phone = "" }, input, paths, v, clock);
         v.ThrowIfInvalid();
+        await scope.RequireLinkedAsync(context, id);
 
         var updated = await customers.UpdateAsync(id, request.Version, current =>
         {
@@ -88,6 +92,7 @@ public sealed class CustomerGrpcService(
     [Allow(Roles.Partner, Roles.System)]
     public override async Task<UpsertCustomerResponse> UpsertCustomer(UpsertCustomerRequest request, ServerCallContext context)
     {
+        if (request.Ref is { } target) context.RequireSystem(target.System.Trim().ToLowerInvariant());
         var (customer, outcome) = await partner.UpsertAsync(request, context.CancellationToken);
         if (outcome != Customers.UpsertOutcome.Unchanged)
             logger.LogInformation("Upsert of {System}/{ExternalId}: customer {CustomerId} {Outcome}",
@@ -98,8 +103,10 @@ public sealed class CustomerGrpcService(
     [Allow(Roles.Store, Roles.Partner, Roles.System)]
     public override async Task<Order> RecordOrder(RecordOrderRequest request, ServerCallContext context)
     {
+        if (request.CustomerRef is { } customerRef) context.RequireSystem(customerRef.System.Trim().ToLowerInvariant());
         request = await partner.ResolveAsync(request, context.CancellationToken); // a partner may name the customer by its own id
         var order = OrderRules.Validate(request, clock);
+        await scope.RequireLinkedAsync(context, order.CustomerId);
         var (recorded, created) = await orders.RecordAsync(order, context.CancellationToken);
         if (created)
             logger.LogInformation("Recorded order {OrderId} ({ExternalOrderId}) for customer {CustomerId}: paid {AmountPaid}",
@@ -116,6 +123,7 @@ public sealed class CustomerGrpcService(
         var id = Ids.Parse(request.Id, "id");
         var order = await orders.GetAsync(id, context.CancellationToken) ?? throw new NotFoundException("order", id.ToString());
         context.RequireSelf(order.CustomerId); // a member reads its own orders only
+        await scope.RequireLinkedAsync(context, order.CustomerId);
         return Wire.ToProto(order);
     }
 
@@ -125,6 +133,7 @@ public sealed class CustomerGrpcService(
         var v = new Validator();
         var customerId = Ids.Parse(request.CustomerId, "customer_id", v);
         if (v.IsValid) context.RequireSelf(customerId);
+        if (v.IsValid) await scope.RequireLinkedAsync(context, customerId);
         var pageSize = PageToken.PageSize(request.PageSize, v);
         (DateTime, Guid)? after = null;
         if (PageToken.Decode(request.PageToken, customerId.ToString(), v) is { } key)
@@ -156,6 +165,7 @@ public sealed class CustomerGrpcService(
     {
         request = await partner.ResolveAsync(request, context.CancellationToken); // or the order by its external_order_id
         var refund = OrderRules.Validate(request, clock);
+        await scope.RequireOrderLinkedAsync(context, refund.OrderId);
         var (recorded, order, _) = await orders.RefundAsync(refund, context.CancellationToken);
         logger.LogInformation("Refund {RefundId} of {Amount} on order {OrderId}; refunded {Refunded} of {Paid}",
             recorded.RefundId, recorded.Amount, order.Id, order.AmountRefunded, order.AmountPaid);

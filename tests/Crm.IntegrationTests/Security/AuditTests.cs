@@ -18,11 +18,11 @@ public sealed class AuditTests(SuiteFixture suite)
     {
         var subject = "erp-acme-" + Guid.NewGuid().ToString("N")[..8];
         var partner = new CustomerService.CustomerServiceClient(suite.Customer.ChannelFor(Roles.Partner, subject));
-        var customer = await partner.CreateCustomerAsync(new CreateCustomerRequest
+        var customer = (await partner.UpsertCustomerAsync(new UpsertCustomerRequest
         {
+            Ref = new ExternalRef { System = "erp", Id = "AUD-" + Guid.NewGuid().ToString("N") },
             Profile = new CustomerProfile { Name = "赵敏", Phone = Customer.CustomerProfileTests.UniquePhone(), SourceChannel = "online" },
-            RequestId = "RQ-" + Guid.NewGuid(),
-        });
+        })).Customer;
         var order = new RecordOrderRequest
         {
             CustomerId = customer.Id, ExternalOrderId = "ERP-" + Guid.NewGuid().ToString("N"), Channel = "online",
