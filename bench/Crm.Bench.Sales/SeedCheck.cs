@@ -5,7 +5,7 @@ namespace Crm.Bench.Sales;
 
 /// <summary>
 /// The seeded rows read back through the service as real data: one opportunity and its history, and one owner's
-/// won/lost counts and weighted forecast, against what the generator made. A mismatch stops the run.
+/// won/lost counts, stage conversions (from the history rows) and weighted forecast, against what the generator made. A mismatch stops the run.
 /// </summary>
 public static class SeedCheck
 {
@@ -23,6 +23,12 @@ public static class SeedCheck
         var pipelineReport = await client.GetPipelineReportAsync(new GetPipelineReportRequest { OwnerId = owner }, cancellationToken: ct);
         Expect("GetPipelineReport won/lost", $"{mine.Count(o => o.Stage == Pipeline.Won)}/{mine.Count(o => o.Stage == Pipeline.Lost)}",
             $"{pipelineReport.Won}/{pipelineReport.Lost}");
+        // Conversions from the seeded history rows (the furthest non-lost stage of each), against the report's furthest_stage counts.
+        var furthest = mine.Select(o => o.History.Max(h => pipeline.Progress(h.To))).ToList();
+        var ladder = pipeline.Ladder;
+        Expect("GetPipelineReport conversions",
+            string.Join(" ", Enumerable.Range(0, ladder.Count - 1).Select(i => $"{furthest.Count(f => f >= i)}/{furthest.Count(f => f >= i + 1)}")),
+            string.Join(" ", pipelineReport.Conversions.Select(c => $"{c.Reached}/{c.Advanced}")));
         var forecast = await client.GetForecastAsync(new GetForecastRequest { OwnerId = owner }, cancellationToken: ct);
         var weighted = mine.Where(o => !o.Closed).Sum(o => Pipeline.Weighted(o.Amount, pipeline.Get(o.Stage).Probability));
         Expect("GetForecast total", $"{weighted:0.00}", forecast.TotalWeighted.Amount);

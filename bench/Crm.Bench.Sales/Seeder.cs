@@ -19,6 +19,7 @@ public sealed class SeedOpportunity
     public required string OwnerTeam { get; init; }
     public required DateTime CreatedAt { get; init; }
     public required List<SeedHistoryRow> History { get; init; }
+    public required string? FurthestStage { get; init; }
     public string Stage => History[^1].To;
     public DateTime UpdatedAt => History[^1].ChangedAt;
     public bool Closed => Stage is Pipeline.Won or Pipeline.Lost;
@@ -28,7 +29,8 @@ public sealed class SeedOpportunity
 /// Generates opportunities with two years of stage history the way the service writes them (an 'opened' entry by
 /// the owner, moves forward with the odd step back, won/lost with a reason; version = 1 + moves; closed_at,
 /// won_at and close_reason from the closing move) and loads them with binary COPY after the service's migrations,
-/// in creation order so seq and the history ids grow with time as they do in service-written data.
+/// in creation order so seq and the history ids grow with time as they do in service-written data;
+/// furthest_stage as the service keeps it (<see cref="Pipeline.Furthest"/>).
 /// </summary>
 public static class Seeder
 {
@@ -88,6 +90,7 @@ public static class Seeder
                 ExpectedClose = DateOnly.FromDateTime(closed ? end.AddDays(random.Next(-20, 21)) : created.AddDays(30 + random.Next(180))),
                 OwnerId = ownerId,
                 OwnerTeam = $"team-{owner % o.Teams:D2}",
+                FurthestStage = path.Aggregate((string?)null, (f, code) => pipeline.Furthest(f, pipeline.Get(code))),
                 CreatedAt = created,
                 History = history,
             });
@@ -103,7 +106,7 @@ public static class Seeder
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
         await using (var writer = await connection.BeginBinaryImportAsync("""
-            COPY opportunities (id, title, customer_id, product_interest, amount, expected_close_date, stage, owner_id, owner_team,
+            COPY opportunities (id, title, customer_id, product_interest, amount, expected_close_date, stage, furthest_stage, owner_id, owner_team,
                                 close_reason, closed_at, won_at, version, created_at, updated_at) FROM STDIN (FORMAT BINARY)
             """, ct))
         {
@@ -118,6 +121,7 @@ public static class Seeder
                 await writer.WriteAsync(o.Amount, NpgsqlDbType.Numeric, ct);
                 await writer.WriteAsync(o.ExpectedClose, NpgsqlDbType.Date, ct);
                 await writer.WriteAsync(o.Stage, NpgsqlDbType.Text, ct);
+                await WriteNullable(writer, o.FurthestStage, NpgsqlDbType.Text, ct);
                 await writer.WriteAsync(o.OwnerId, NpgsqlDbType.Text, ct);
                 await writer.WriteAsync(o.OwnerTeam, NpgsqlDbType.Text, ct);
                 await WriteNullable(writer, o.Closed ? last.Reason : null, NpgsqlDbType.Text, ct);
