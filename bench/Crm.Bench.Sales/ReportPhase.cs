@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Crm.Sales.V1;
+using Google.Protobuf;
 using Npgsql;
 
 namespace Crm.Bench.Sales;
@@ -13,11 +14,12 @@ public static class ReportPhase
 {
     public const string ScanSql = "SELECT count(*), sum(amount) FROM opportunities";
 
-    public static async Task<ReportPhaseResult> RunAsync(SalesService.SalesServiceClient client, NpgsqlDataSource db, string[] owners,
+    public static async Task<ReportPhaseResult> RunAsync(SalesService.SalesServiceClient client, SalesService.SalesServiceClient wideWindowClient, NpgsqlDataSource db, string[] owners,
         int rounds, int warmupRounds, CpuMeter cpu, CancellationToken ct)
     {
         var random = new Random(11);
         var deadline = TimeSpan.FromSeconds(60);
+        var sizes = new int[6];
         (string Name, string What, Func<string, Task> Call)[] steps =
         [
             ("scan", $"`{ScanSql}` (Npgsql, same server)", async _ =>
@@ -26,14 +28,17 @@ public static class ReportPhase
                 await using var reader = await command.ExecuteReaderAsync(ct);
                 while (await reader.ReadAsync(ct)) { }
             }),
-            ("GetForecast, one owner", "weighted pipeline by month and quarter", async owner =>
-                await client.GetForecastAsync(new GetForecastRequest { OwnerId = owner }, deadline: DateTime.UtcNow + deadline, cancellationToken: ct)),
-            ("GetForecast, everyone", "weighted pipeline by month and quarter, per owner and total", async _ =>
-                await client.GetForecastAsync(new GetForecastRequest(), deadline: DateTime.UtcNow + deadline, cancellationToken: ct)),
-            ("GetPipelineReport, one owner", "win rate, stage conversion, sales cycle, open pipeline", async owner =>
-                await client.GetPipelineReportAsync(new GetPipelineReportRequest { OwnerId = owner }, deadline: DateTime.UtcNow + deadline, cancellationToken: ct)),
-            ("GetPipelineReport, everyone", "win rate, stage conversion, sales cycle, open pipeline", async _ =>
-                await client.GetPipelineReportAsync(new GetPipelineReportRequest(), deadline: DateTime.UtcNow + deadline, cancellationToken: ct)),
+            ("GetForecast, one owner", "weighted pipeline by month and quarter", async owner => sizes[1] =
+                (await client.GetForecastAsync(new GetForecastRequest { OwnerId = owner }, deadline: DateTime.UtcNow + deadline, cancellationToken: ct)).CalculateSize()),
+            ("GetForecast, everyone", "weighted pipeline by month and quarter, per owner and total", async _ => sizes[2] =
+                (await client.GetForecastAsync(new GetForecastRequest(), deadline: DateTime.UtcNow + deadline, cancellationToken: ct)).CalculateSize()),
+            ("GetPipelineReport, one owner", "win rate, stage conversion, sales cycle, open pipeline", async owner => sizes[3] =
+                (await client.GetPipelineReportAsync(new GetPipelineReportRequest { OwnerId = owner }, deadline: DateTime.UtcNow + deadline, cancellationToken: ct)).CalculateSize()),
+            ("GetPipelineReport, everyone", "win rate, stage conversion, sales cycle, open pipeline", async _ => sizes[4] =
+                (await client.GetPipelineReportAsync(new GetPipelineReportRequest(), deadline: DateTime.UtcNow + deadline, cancellationToken: ct)).CalculateSize()),
+            // The same call on a channel whose HTTP/2 receive window holds the whole answer: how much of the time is flow control.
+            ("GetForecast, everyone, 4 MiB client window", "as above, client HTTP/2 stream window 4 MiB instead of the default 64 KiB", async _ => sizes[5] =
+                (await wideWindowClient.GetForecastAsync(new GetForecastRequest(), deadline: DateTime.UtcNow + deadline, cancellationToken: ct)).CalculateSize()),
         ];
         var ticks = steps.Select(_ => new List<long>(rounds)).ToArray();
         CpuMeter.Sample? before = null;
@@ -49,7 +54,7 @@ public static class ReportPhase
             }
         }
         var usage = cpu.Snapshot() - before!;
-        var timings = steps.Select((s, i) => new ReportTiming(s.Name, s.What, Latency.FromTicks(ticks[i]))).ToList();
+        var timings = steps.Select((s, i) => new ReportTiming(s.Name, s.What, Latency.FromTicks(ticks[i]), Info: i == 5, ResponseBytes: sizes[i])).ToList();
         return new ReportPhaseResult(rounds, warmupRounds, timings[0], timings.Skip(1).ToList(), usage);
     }
 }
