@@ -1,7 +1,7 @@
 namespace Crm.Bench.Sales;
 
 /// <summary>One timed call of the report phase: a report RPC, or the plain aggregate scan it is compared with.</summary>
-public sealed record ReportTiming(string Name, string What, Latency Latency, bool Info = false, int ResponseBytes = 0);
+public sealed record ReportTiming(string Name, string What, Latency Latency, int ResponseBytes);
 
 public sealed record ReportPhaseResult(int Rounds, int WarmupRounds, ReportTiming Scan, List<ReportTiming> Reports, CpuUsage Cpu);
 

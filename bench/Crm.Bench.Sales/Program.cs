@@ -89,14 +89,7 @@ try
         Log($"Reports: {options.WarmupRounds} warm-up + {options.Rounds} rounds of the aggregate scan and the four report RPCs, one call at a time");
         await QuietAsync("reports");
         var owners = Enumerable.Range(0, options.Owners).Select(Seeder.Owner).ToArray();
-        var wide = GrpcChannel.ForAddress($"http://127.0.0.1:{port}", new GrpcChannelOptions
-        {
-            Credentials = BenchAuth.Credentials(),
-            UnsafeUseInsecureChannelCallCredentials = true,
-            HttpHandler = new SocketsHttpHandler { InitialHttp2StreamWindowSize = 4 << 20, PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan },
-        });
-        channels.Add(wide);
-        report.Reports = await ReportPhase.RunAsync(clients[0], new SalesService.SalesServiceClient(wide), salesDb, owners, options.Rounds, options.WarmupRounds, cpu, ct);
+        report.Reports = await ReportPhase.RunAsync(clients[0], salesDb, owners, options.Rounds, options.WarmupRounds, cpu, ct);
         Log($"  scan p50 {report.Reports.Scan.Latency.P50:0.00} ms; " + string.Join("; ",
             report.Reports.Reports.Select(r => $"{r.Name} p50 {r.Latency.P50:0.00} ms ({r.Latency.P50 / report.Reports.Scan.Latency.P50:0.00}×)")));
     }

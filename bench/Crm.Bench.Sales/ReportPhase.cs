@@ -14,12 +14,12 @@ public static class ReportPhase
 {
     public const string ScanSql = "SELECT count(*), sum(amount) FROM opportunities";
 
-    public static async Task<ReportPhaseResult> RunAsync(SalesService.SalesServiceClient client, SalesService.SalesServiceClient wideWindowClient, NpgsqlDataSource db, string[] owners,
+    public static async Task<ReportPhaseResult> RunAsync(SalesService.SalesServiceClient client, NpgsqlDataSource db, string[] owners,
         int rounds, int warmupRounds, CpuMeter cpu, CancellationToken ct)
     {
         var random = new Random(11);
         var deadline = TimeSpan.FromSeconds(60);
-        var sizes = new int[6];
+        var sizes = new int[5];
         (string Name, string What, Func<string, Task> Call)[] steps =
         [
             ("scan", $"`{ScanSql}` (Npgsql, same server)", async _ =>
@@ -36,9 +36,6 @@ public static class ReportPhase
                 (await client.GetPipelineReportAsync(new GetPipelineReportRequest { OwnerId = owner }, deadline: DateTime.UtcNow + deadline, cancellationToken: ct)).CalculateSize()),
             ("GetPipelineReport, everyone", "win rate, stage conversion, sales cycle, open pipeline", async _ => sizes[4] =
                 (await client.GetPipelineReportAsync(new GetPipelineReportRequest(), deadline: DateTime.UtcNow + deadline, cancellationToken: ct)).CalculateSize()),
-            // The same call on a channel whose HTTP/2 receive window holds the whole answer: how much of the time is flow control.
-            ("GetForecast, everyone, 4 MiB client window", "as above, client HTTP/2 stream window 4 MiB instead of the default 64 KiB", async _ => sizes[5] =
-                (await wideWindowClient.GetForecastAsync(new GetForecastRequest(), deadline: DateTime.UtcNow + deadline, cancellationToken: ct)).CalculateSize()),
         ];
         var ticks = steps.Select(_ => new List<long>(rounds)).ToArray();
         CpuMeter.Sample? before = null;
@@ -54,7 +51,7 @@ public static class ReportPhase
             }
         }
         var usage = cpu.Snapshot() - before!;
-        var timings = steps.Select((s, i) => new ReportTiming(s.Name, s.What, Latency.FromTicks(ticks[i]), Info: i == 5, ResponseBytes: sizes[i])).ToList();
+        var timings = steps.Select((s, i) => new ReportTiming(s.Name, s.What, Latency.FromTicks(ticks[i]), ResponseBytes: sizes[i])).ToList();
         return new ReportPhaseResult(rounds, warmupRounds, timings[0], timings.Skip(1).ToList(), usage);
     }
 }
