@@ -54,7 +54,7 @@ public sealed class LeadConversion(
         var opportunity = await OpportunityRepository.InsertAsync(connection, tx, new NewOpportunity(
             customerId, lead.Id, input.Title ?? DefaultTitle(lead),
             input.ProductInterest ?? lead.Interest, input.Amount, input.ExpectedCloseDate, pipeline.First.Code,
-            locked.OwnerId, locked.OwnerTeam, RequestId: null), changedBy, now, ct);
+            locked.OwnerId, locked.OwnerTeam, RequestId: null), pipeline.First.Code, changedBy, now, ct);
         var converted = await connection.QuerySingleAsync<LeadRow>(new CommandDefinition($"""
             UPDATE leads SET status = 'converted', customer_id = @customerId, customer_created = @created, opportunity_id = @opportunityId, conversion_key = @key,
                 version = version + 1, updated_at = @now

@@ -18,6 +18,7 @@ public sealed class OpportunityRow
     public decimal Amount { get; init; }
     public DateOnly ExpectedCloseDate { get; init; }
     public string Stage { get; init; } = "";
+    public string? FurthestStage { get; init; }
     public string OwnerId { get; init; } = "";
     public string? OwnerTeam { get; init; }
     public string? CloseReason { get; init; }
@@ -43,7 +44,7 @@ public sealed record OpportunityFilter(string? OwnerId, string? Stage, Guid? Cus
 public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox outbox, Pipeline pipeline, TimeProvider clock)
 {
     internal const string Columns = """
-        id, seq, title, customer_id, lead_id, product_interest, amount, expected_close_date, stage, owner_id, owner_team,
+        id, seq, title, customer_id, lead_id, product_interest, amount, expected_close_date, stage, furthest_stage, owner_id, owner_team,
         close_reason, closed_at, won_at, paid, order_status, order_id, version, created_at, updated_at
         """;
 
@@ -53,25 +54,26 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
         await using var tx = await connection.BeginTransactionAsync(ct);
         if (o.RequestId is not null && await FindAsync(connection, tx, "request_id = @RequestId", new { o.RequestId }, ct) is { } earlier)
             return (earlier, false);
-        var row = await InsertAsync(connection, tx, o, changedBy, clock.UtcNowForDb(), ct);
+        var row = await InsertAsync(connection, tx, o, pipeline.Furthest(null, pipeline.Get(o.Stage)), changedBy, clock.UtcNowForDb(), ct);
         await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, row.Id.ToString(), ct);
         await tx.CommitAsync(ct);
         return (row, true);
     }
 
     /// <summary>Inserts the opportunity and its first history entry in the caller's transaction.</summary>
-    internal static async Task<OpportunityRow> InsertAsync(NpgsqlConnection connection, NpgsqlTransaction tx, NewOpportunity o, string changedBy, DateTime now, CancellationToken ct)
+    internal static async Task<OpportunityRow> InsertAsync(NpgsqlConnection connection, NpgsqlTransaction tx, NewOpportunity o, string? furthest, string changedBy,
+        DateTime now, CancellationToken ct)
     {
         var id = Guid.CreateVersion7();
         var row = await connection.QuerySingleAsync<OpportunityRow>(new CommandDefinition($"""
-            INSERT INTO opportunities (id, title, customer_id, lead_id, product_interest, amount, expected_close_date, stage, owner_id, owner_team,
-                                       request_id, created_at, updated_at)
-            VALUES (@id, @Title, @CustomerId, @LeadId, @ProductInterest, @Amount, @close::date, @Stage, @OwnerId, @OwnerTeam, @RequestId, @now, @now)
+            INSERT INTO opportunities (id, title, customer_id, lead_id, product_interest, amount, expected_close_date, stage, furthest_stage, owner_id,
+                                       owner_team, request_id, created_at, updated_at)
+            VALUES (@id, @Title, @CustomerId, @LeadId, @ProductInterest, @Amount, @close::date, @Stage, @furthest, @OwnerId, @OwnerTeam, @RequestId, @now, @now)
             RETURNING {Columns}
             """, new
             {
                 id, o.Title, o.CustomerId, o.LeadId, o.ProductInterest, o.Amount, close = o.ExpectedCloseDate.ToDateTime(TimeOnly.MinValue),
-                o.Stage, o.OwnerId, o.OwnerTeam, o.RequestId, now,
+                o.Stage, furthest, o.OwnerId, o.OwnerTeam, o.RequestId, now,
             }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, NULL, @Stage, 'opened', @changedBy, @now)
@@ -116,7 +118,7 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
             throw new ValidationException("expected_close_date", "is required: the old expected close date has passed.");
 
         var row = await connection.QuerySingleAsync<OpportunityRow>(new CommandDefinition($"""
-            UPDATE opportunities SET stage = @stage,
+            UPDATE opportunities SET stage = @stage, furthest_stage = @furthest,
                 close_reason = CASE WHEN @closing THEN @reason END,
                 closed_at = CASE WHEN @closing THEN @now END,
                 won_at = CASE WHEN @won THEN @now END,
@@ -125,7 +127,7 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
             WHERE id = @id RETURNING {Columns}
             """, new
             {
-                id, stage = target.Code, closing = target.IsClosed, won = target.IsWon, reason, now,
+                id, stage = target.Code, furthest = pipeline.Furthest(current.FurthestStage, target), closing = target.IsClosed, won = target.IsWon, reason, now,
                 close = newCloseDate?.ToDateTime(TimeOnly.MinValue),
             }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition("""

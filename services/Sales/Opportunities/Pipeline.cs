@@ -25,6 +25,7 @@ public sealed class Pipeline
             throw new InvalidOperationException("Sales:Stages: every stage needs a code and a probability of 0-100.");
         if (Find(Won) is null || Find(Lost) is null) throw new InvalidOperationException("Sales:Stages must include 'won' and 'lost'.");
         if (!Open.Any()) throw new InvalidOperationException("Sales:Stages needs at least one open stage.");
+        Ladder = [.. Open, Get(Won)];
     }
 
     public IReadOnlyList<Stage> Stages { get; }
@@ -33,6 +34,20 @@ public sealed class Pipeline
     public Stage? Find(string code) => Stages.FirstOrDefault(s => s.Code == code);
     public Stage Get(string code) => Find(code) ?? throw new InvalidOperationException($"Stage '{code}' is not configured.");
     public string Codes => string.Join(", ", Stages.Select(s => s.Code));
+
+    /// <summary>The open stages in order, then won: how far an opportunity got (lost is no progress).</summary>
+    public IReadOnlyList<Stage> Ladder { get; }
+
+    /// <summary>Position on the <see cref="Ladder"/>; -1 for lost or a stage no longer configured.</summary>
+    public int Progress(string? code)
+    {
+        for (var i = 0; i < Ladder.Count; i++)
+            if (Ladder[i].Code == code) return i;
+        return -1;
+    }
+
+    /// <summary>The furthest stage after a move to <paramref name="target"/> from an opportunity that had reached <paramref name="furthest"/>.</summary>
+    public string? Furthest(string? furthest, Stage target) => Progress(target.Code) > Progress(furthest) ? target.Code : furthest;
 
     /// <summary>Amount × probability, to the fen (half away from zero).</summary>
     public static decimal Weighted(decimal amount, int probability) => Math.Round(amount * probability / 100m, 2, MidpointRounding.AwayFromZero);

@@ -37,7 +37,7 @@ public sealed class SalesReports(NpgsqlDataSource dataSource, Pipeline pipeline)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         var cells = (await connection.QueryAsync<ForecastCell>(new CommandDefinition($"""
-            SELECT o.owner_id, date_trunc('month', o.expected_close_date)::timestamp AS month, count(*)::int AS opportunities,
+            SELECT o.owner_id, date_trunc('month', o.expected_close_date::timestamp) AS month, count(*)::int AS opportunities,
                    sum(o.amount) AS amount, sum(round(o.amount * s.probability / 100.0, 2)) AS weighted
             FROM opportunities o JOIN unnest(@codes::text[], @probs::int[]) AS s(code, probability) ON s.code = o.stage
             WHERE {scope.Sql("o.")} AND o.stage = ANY(@open) AND (@ownerId::text IS NULL OR o.owner_id = @ownerId)
@@ -64,41 +64,37 @@ public sealed class SalesReports(NpgsqlDataSource dataSource, Pipeline pipeline)
         return new ForecastResult(Both(cells, Month).ToList(), Both(cells, Quarter).ToList(), owners, cells.Sum(c => c.Weighted));
     }
 
-    private sealed record Closed(int Won, int Lost, decimal? AverageCycleDays);
-    private sealed record Reach(int Ord, int Opportunities);
+    private sealed record OpenTotal(string Stage, int Opportunities, decimal Amount, decimal Weighted);
+    private sealed record StageCount(string Stage, string? FurthestStage, int Opportunities, decimal? WonSeconds);
 
     public async Task<PipelineReportResult> PipelineAsync(Scope scope, string? ownerId, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        var closed = await connection.QuerySingleAsync<Closed>(new CommandDefinition($"""
-            SELECT count(*) FILTER (WHERE stage = 'won')::int AS won, count(*) FILTER (WHERE stage = 'lost')::int AS lost,
-                   round(avg(extract(epoch FROM won_at - created_at)) FILTER (WHERE stage = 'won') / 86400.0, 2) AS average_cycle_days
+        // One pass over the caller's opportunities: per stage and furthest stage reached, the count and (won only) the time to win.
+        var counts = (await connection.QueryAsync<StageCount>(new CommandDefinition($"""
+            SELECT stage, furthest_stage, count(*)::int AS opportunities, sum(extract(epoch FROM won_at - created_at)) AS won_seconds
             FROM opportunities WHERE {scope.Sql()} AND (@ownerId::text IS NULL OR owner_id = @ownerId)
-            """, Args(scope, ownerId), cancellationToken: ct));
-
-        // The furthest stage each opportunity ever reached (lost does not count as progress; won is past every open stage).
-        var reach = (await connection.QueryAsync<Reach>(new CommandDefinition($"""
-            SELECT m AS ord, count(*)::int AS opportunities FROM (
-                SELECT h.opportunity_id, max(s.ord) AS m
-                FROM stage_history h JOIN opportunities o ON o.id = h.opportunity_id
-                JOIN unnest(@codes::text[], @ords::int[]) AS s(code, ord) ON s.code = h.to_stage
-                WHERE {scope.Sql("o.")} AND (@ownerId::text IS NULL OR o.owner_id = @ownerId) AND h.to_stage <> 'lost'
-                GROUP BY h.opportunity_id) furthest
-            GROUP BY m
+            GROUP BY stage, furthest_stage
             """, Args(scope, ownerId), cancellationToken: ct))).ToList();
-        var ladder = pipeline.Open.Append(pipeline.Get(Pipeline.Won)).ToList();
-        int ReachedAtLeast(int i) => reach.Where(r => ladder.FindIndex(s => s.Order == r.Ord) >= i).Sum(r => r.Opportunities);
+        var won = counts.Where(c => c.Stage == Pipeline.Won).ToList();
+        var wonCount = won.Sum(c => c.Opportunities);
+        decimal? cycleDays = wonCount == 0 ? null
+            : Math.Round(won.Sum(c => c.WonSeconds ?? 0) / wonCount / 86400m, 2, MidpointRounding.AwayFromZero);
+
+        var ladder = pipeline.Ladder;
+        int ReachedAtLeast(int i) => counts.Where(c => pipeline.Progress(c.FurthestStage) >= i).Sum(c => c.Opportunities);
         var conversions = Enumerable.Range(0, ladder.Count - 1)
             .Select(i => new ConversionRow(ladder[i].Code, ladder[i + 1].Code, ReachedAtLeast(i), ReachedAtLeast(i + 1))).ToList();
 
-        var open = (await connection.QueryAsync<StageTotalRow>(new CommandDefinition($"""
-            SELECT s.code AS stage, s.probability, count(o.id)::int AS opportunities, coalesce(sum(o.amount), 0) AS amount,
-                   coalesce(sum(round(o.amount * s.probability / 100.0, 2)), 0) AS weighted
-            FROM unnest(@codes::text[], @probs::int[], @ords::int[]) AS s(code, probability, ord)
-            LEFT JOIN opportunities o ON o.stage = s.code AND {scope.Sql("o.")} AND (@ownerId::text IS NULL OR o.owner_id = @ownerId)
-            WHERE s.code = ANY(@open)
-            GROUP BY s.code, s.probability, s.ord ORDER BY s.ord
-            """, Args(scope, ownerId), cancellationToken: ct))).ToList();
-        return new PipelineReportResult(closed.Won, closed.Lost, closed.AverageCycleDays, conversions, open);
+        var open = (await connection.QueryAsync<OpenTotal>(new CommandDefinition($"""
+            SELECT o.stage, count(*)::int AS opportunities, sum(o.amount) AS amount, sum(round(o.amount * s.probability / 100.0, 2)) AS weighted
+            FROM opportunities o JOIN unnest(@codes::text[], @probs::int[]) AS s(code, probability) ON s.code = o.stage
+            WHERE {scope.Sql("o.")} AND o.stage = ANY(@open) AND (@ownerId::text IS NULL OR o.owner_id = @ownerId)
+            GROUP BY o.stage
+            """, Args(scope, ownerId), cancellationToken: ct))).ToDictionary(t => t.Stage);
+        var openPipeline = pipeline.Open.Select(s => open.TryGetValue(s.Code, out var t)
+            ? new StageTotalRow(s.Code, s.Probability, t.Opportunities, t.Amount, t.Weighted)
+            : new StageTotalRow(s.Code, s.Probability, 0, 0m, 0m)).ToList();
+        return new PipelineReportResult(wonCount, counts.Where(c => c.Stage == Pipeline.Lost).Sum(c => c.Opportunities), cycleDays, conversions, openPipeline);
     }
 }

@@ -70,6 +70,37 @@ public class PipelineTests(SuiteFixture suite)
     }
 
     [Fact]
+    public async Task Conversion_counts_the_furthest_stage_reached_after_a_step_back_a_loss_and_a_reopen()
+    {
+        var rep = new SalesDriver(suite.Sales, suite.Customer);
+        var customer = await rep.NewCustomerAsync();
+        var a = await rep.OpportunityAsync(customer, 60_000);
+        var b = await rep.OpportunityAsync(customer, 40_000, "needs_analysis");
+        var c = await rep.OpportunityAsync(customer, 12_000);
+
+        // A: negotiation, back to needs_analysis, then lost: it still reached negotiation.
+        await rep.Client.MoveStageAsync(new MoveStageRequest { OpportunityId = a.Id, Stage = "negotiation" });
+        await rep.Client.MoveStageAsync(new MoveStageRequest { OpportunityId = a.Id, Stage = "needs_analysis" });
+        await rep.Client.MoveStageAsync(new MoveStageRequest { OpportunityId = a.Id, Stage = "lost", Reason = "预算不足" });
+        // B: opened in needs_analysis, lost, reopened into design_proposal and won.
+        await rep.Client.MoveStageAsync(new MoveStageRequest { OpportunityId = b.Id, Stage = "lost", Reason = "选择了竞品" });
+        await rep.Client.ReopenOpportunityAsync(new ReopenOpportunityRequest { OpportunityId = b.Id, Stage = "design_proposal", Reason = "came back" });
+        await rep.Client.MoveStageAsync(new MoveStageRequest { OpportunityId = b.Id, Stage = "won", Reason = "signed" });
+        // C: lost straight from qualification.
+        await rep.Client.MoveStageAsync(new MoveStageRequest { OpportunityId = c.Id, Stage = "lost", Reason = "联系不上客户" });
+
+        var report = await rep.Client.GetPipelineReportAsync(new GetPipelineReportRequest());
+        Assert.Equal((1, 2, "33.33"), (report.Won, report.Lost, report.WinRatePercent));
+        Assert.Equal([("qualification", "needs_analysis", 3, 2), ("needs_analysis", "design_proposal", 2, 2), ("design_proposal", "negotiation", 2, 2), ("negotiation", "won", 2, 1)],
+            report.Conversions.Select(x => (x.FromStage, x.ToStage, x.Reached, x.Advanced)));
+        Assert.All(report.OpenPipeline, s => Assert.Equal((0, "0.00"), (s.Opportunities, s.Amount.Amount)));
+        await using var connection = await suite.SalesDb.OpenConnectionAsync();
+        Assert.Equal([("lost", "negotiation", 60_000m), ("won", "won", 40_000m), ("lost", "qualification", 12_000m)],
+            (await connection.QueryAsync<(string, string, decimal)>("SELECT stage, furthest_stage, amount FROM opportunities WHERE owner_id = @s ORDER BY seq",
+                new { s = rep.Subject })).ToList());
+    }
+
+    [Fact]
     public async Task Bad_input_gets_precise_codes_and_writes_nothing()
     {
         var rep = new SalesDriver(suite.Sales, suite.Customer);
