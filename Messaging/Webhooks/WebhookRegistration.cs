@@ -29,6 +29,8 @@ internal static class WebhookRegistration
 #pragma warning disable EXTEXP0001
         services.AddHttpClient(WebhookDispatcher.HttpClientName)
             .ConfigureHttpClient((sp, client) => client.Timeout = sp.GetRequiredService<IOptions<WebhookOptions>>().Value.RequestTimeout + TimeSpan.FromSeconds(1))
+            // A redirect is an answer (a failure), not a place to re-send the signed body to (a POST would turn into a GET).
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false })
             .RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001
         services.AddSingleton<WebhookStore>();

@@ -140,13 +140,17 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
 
     // ---- the dispatcher ----
 
-    /// <summary>Enabled endpoints whose head event is due and that no instance holds.</summary>
+    /// <summary>
+    /// Enabled endpoints with events after their cursor whose head event is due and that no instance holds. Read-only, so
+    /// an idle service writes nothing: an endpoint is only claimed when there is something to send.
+    /// </summary>
     public async Task<List<Guid>> DueAsync(CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         return (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            SELECT id FROM webhook_endpoints
-            WHERE enabled AND (next_attempt_at IS NULL OR next_attempt_at <= @now) AND (lease_until IS NULL OR lease_until < @now)
+            SELECT e.id FROM webhook_endpoints e
+            WHERE e.enabled AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= @now) AND (e.lease_until IS NULL OR e.lease_until < @now)
+              AND EXISTS (SELECT 1 FROM change_events c WHERE (c.tx, c.id) > (e.cursor_tx, e.cursor_id))
             """, new { now = clock.GetUtcNow().UtcDateTime }, cancellationToken: ct))).ToList();
     }
 
