@@ -69,6 +69,8 @@ public static class ImportCommand
             "orders" => RecordOrderRequest.Descriptor,
             _ => RefundOrderRequest.Descriptor,
         });
+        try { source.CheckHeader(); }
+        catch (Exception e) when (e is FormatException or IOException) { return Usage(progress, e.Message); }
         var summary = new Summary();
         var watch = Stopwatch.StartNew();
         using var ticker = interactive ? new Timer(_ => progress.Write("\r" + summary.Progress()), null, 500, 500) : null;
@@ -110,20 +112,32 @@ public static class ImportCommand
     {
         using (call)
         {
+            var sendFailed = false;
             var send = Task.Run(async () =>
             {
-                await foreach (var row in source.ReadAsync().WithCancellation(ct))
+                try
                 {
-                    if (row.Request is null) { summary.RejectedLocally(row.Line, row.Error!); continue; }
-                    await call.RequestStream.WriteAsync(item(row.Line, row.Request), ct);
-                    summary.Sent();
+                    await foreach (var row in source.ReadAsync().WithCancellation(ct))
+                    {
+                        if (row.Request is null) { summary.RejectedLocally(row.Line, row.Error!); continue; }
+                        await call.RequestStream.WriteAsync(item(row.Line, row.Request), ct);
+                        summary.Sent();
+                    }
+                    await call.RequestStream.CompleteAsync();
                 }
-                await call.RequestStream.CompleteAsync();
+                catch
+                {
+                    // The file cannot be read on (or the call broke): end the call, or the reader would wait for answers forever.
+                    sendFailed = true;
+                    call.Dispose();
+                    throw;
+                }
             }, ct);
             try
             {
                 await foreach (var status in call.ResponseStream.ReadAllAsync(ct)) summary.Add(status);
             }
+            catch (RpcException) when (Volatile.Read(ref sendFailed)) { } // the sender's error is the one to report
             finally
             {
                 if (!send.IsCompleted) await Task.WhenAny(send);

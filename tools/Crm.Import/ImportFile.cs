@@ -19,10 +19,21 @@ public sealed class ImportFile(string path, MessageDescriptor request)
 {
     private static readonly JsonParser Parser = new(JsonParser.Settings.Default);
 
+    private bool IsJsonLines => path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".ndjson", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Throws <see cref="FormatException"/> when a CSV file's header names a column the request does not have.</summary>
+    public void CheckHeader()
+    {
+        if (IsJsonLines) return;
+        using var reader = new StreamReader(path, Encoding.UTF8);
+        var header = new CsvReader(reader).ReadRecord() ?? throw new FormatException("the file is empty (a CSV file starts with a header row).");
+        foreach (var column in header.Fields) Column(column);
+    }
+
     public async IAsyncEnumerable<ImportRow> ReadAsync()
     {
         using var reader = new StreamReader(path, Encoding.UTF8);
-        if (path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".ndjson", StringComparison.OrdinalIgnoreCase))
+        if (IsJsonLines)
         {
             long number = 0;
             while (await reader.ReadLineAsync() is { } text)

@@ -81,6 +81,13 @@ public sealed class ImportCommandTests(SuiteFixture suite, ITestOutputHelper out
         Assert.Equal(["RING-AU-750", "CHAIN-AU-01"], first.Lines.Select(l => l.Sku));
         Assert.Equal("1688.00", first.AmountPaid.Amount);
         Assert.Equal(2, first.Lines[1].Quantity);
+
+        // A header naming no field of the request: nothing is sent, exit code 2.
+        var bad = Path.Combine(_folder, "orders-bad.csv");
+        await File.WriteAllTextAsync(bad, "external_order_id,lines.skew\nSO-X,RING\n");
+        (code, text) = await RunAsync(bad);
+        Assert.Equal(2, code);
+        Assert.Contains("column 'lines.skew' is not a field of RecordOrderRequest.", text);
     }
 
     private async Task<(int Code, string Text)> RunAsync(string file, params string[] more)
