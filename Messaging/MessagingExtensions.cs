@@ -1,6 +1,7 @@
 using Crm.Messaging;
 using Crm.Messaging.Admin;
 using Crm.Messaging.Parking;
+using Crm.Messaging.Webhooks;
 using MassTransit;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
@@ -81,6 +82,9 @@ public static class MessagingExtensions
         builder.Services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<MessagingAdminService>()));
         // Partners read the service's committed events back, in order and resumable (fed from the outbox).
         builder.Services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<Crm.Messaging.ChangeFeed.ChangeFeedService>()));
+
+        // Signed webhooks over the same change events, and the pruning of those events (Messaging/Webhooks).
+        builder.Services.AddWebhooks();
 
         builder.Services.AddOpenTelemetry()
             .WithMetrics(metrics => metrics.AddMeter("MassTransit", OutboxRelay.MeterName, MessagingStats.MeterName))

@@ -405,8 +405,11 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         {
             CustomerId = customer.Id, Type = Crm.Tickets.V1.TicketType.Complaint, Channel = Crm.Tickets.V1.Channel.Phone, Subject = "Malformed seed",
         });
+        var endpoint = await new Crm.Webhooks.V1.Webhooks.WebhooksClient(suite.Customer.Channel).CreateEndpointAsync(new Crm.Webhooks.V1.CreateEndpointRequest
+            { Url = "http://127.0.0.1:9/malformed-seed", EventTypes = { "MalformedSeed" } }); // a type no event has: nothing is ever sent
         return new Dictionary<string, string>
         {
+            ["endpoint_id"] = endpoint.Endpoint.Id,
             ["id"] = customer.Id, ["customer_id"] = customer.Id, ["order_id"] = recorded.Id, ["reward_id"] = reward.Id,
             ["lead_id"] = lead.Id, ["opportunity_id"] = opportunity.Id, ["activity_id"] = activity.Id,
             ["ticket_id"] = ticket.Id,

@@ -1,0 +1,41 @@
+namespace Crm.Messaging.Webhooks;
+
+/// <summary>Webhook delivery (section <c>Messaging:Webhooks</c>).</summary>
+public sealed class WebhookOptions
+{
+    /// <summary>How often the dispatcher looks for endpoints with events to send.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long one POST may take before it counts as failed.</summary>
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Delay after the first failed attempt; doubles with each further failure up to <see cref="MaxRetryDelay"/>.</summary>
+    public TimeSpan FirstRetryDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>An endpoint failing without a success for this long is disabled.</summary>
+    public TimeSpan DisableAfter { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>Endpoints delivered to at once by one instance.</summary>
+    public int MaxConcurrentEndpoints { get; set; } = 16;
+
+    /// <summary>How long an instance holds an endpoint; renewed with every delivery.</summary>
+    public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(1);
+
+    public TimeSpan RetryDelay(int failures) =>
+        TimeSpan.FromMilliseconds(Math.Min(MaxRetryDelay.TotalMilliseconds,
+            FirstRetryDelay.TotalMilliseconds * Math.Pow(2, Math.Clamp(failures - 1, 0, 30))));
+}
+
+/// <summary>Pruning of change_events (section <c>Messaging:ChangeEvents</c>).</summary>
+public sealed class ChangeEventRetentionOptions
+{
+    /// <summary>Change events (and delivered webhook log rows) older than this are deleted, unless an enabled endpoint still needs them.</summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromDays(7);
+
+    public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Rows deleted per statement, so pruning never holds long locks.</summary>
+    public int PruneBatchSize { get; set; } = 10_000;
+}

@@ -1,0 +1,41 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Http.Resilience;
+using Microsoft.Extensions.Options;
+
+namespace Crm.Messaging.Webhooks;
+
+internal static class WebhookRegistration
+{
+    /// <summary>
+    /// The crm.webhooks.v1.Webhooks service, its dispatcher and the change-event pruner. Settings: <c>Messaging:Webhooks</c>,
+    /// <c>Messaging:ChangeEvents</c>.
+    /// </summary>
+    public static void AddWebhooks(this IServiceCollection services)
+    {
+        services.AddOptions<WebhookOptions>().BindConfiguration("Messaging:Webhooks")
+            .Validate(o => o.PollInterval > TimeSpan.Zero && o.RequestTimeout > TimeSpan.Zero && o.FirstRetryDelay > TimeSpan.Zero
+                           && o.MaxRetryDelay >= o.FirstRetryDelay && o.DisableAfter > TimeSpan.Zero && o.MaxConcurrentEndpoints >= 1
+                           && o.Lease > o.RequestTimeout,
+                "Messaging:Webhooks needs positive intervals, MaxRetryDelay >= FirstRetryDelay, MaxConcurrentEndpoints >= 1, Lease > RequestTimeout.")
+            .ValidateOnStart();
+        services.AddOptions<ChangeEventRetentionOptions>().BindConfiguration("Messaging:ChangeEvents")
+            .Validate(o => o.Retention > TimeSpan.Zero && o.PruneInterval > TimeSpan.Zero && o.PruneBatchSize >= 1,
+                "Messaging:ChangeEvents needs a positive Retention and PruneInterval and PruneBatchSize >= 1.")
+            .ValidateOnStart();
+        // Retries are the dispatcher's (in order, with the delivery log): none hidden in the client. RemoveAllResilienceHandlers
+        // is marked experimental; it is the way to take out the standard handler ServiceDefaults adds to every client.
+#pragma warning disable EXTEXP0001
+        services.AddHttpClient(WebhookDispatcher.HttpClientName)
+            .ConfigureHttpClient((sp, client) => client.Timeout = sp.GetRequiredService<IOptions<WebhookOptions>>().Value.RequestTimeout + TimeSpan.FromSeconds(1))
+            // A redirect is an answer (a failure), not a place to re-send the signed body to (a POST would turn into a GET).
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false })
+            .RemoveAllResilienceHandlers();
+#pragma warning restore EXTEXP0001
+        services.AddSingleton<WebhookStore>();
+        services.AddHostedService<WebhookDispatcher>();
+        services.AddHostedService<ChangeEventPruner>();
+        services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<WebhooksService>()));
+    }
+}
