@@ -98,13 +98,13 @@ try
         var idle = new List<Pass>();
         for (var i = 0; i < options.Repeats; i++) idle.Add(await TimedPassAsync(scheduler));
         var scans = await ScanAsync(db, options.Repeats, ct);
+        var rows = (int)await ScalarAsync(db, "SELECT count(*) FROM tickets", ct);
         var measured = new List<Pass>();
         for (var i = 0; i < options.Repeats; i++)
         {
             await seeder.SeedOverdueAsync(options.Overdue, ct);
             measured.Add(await TimedPassAsync(scheduler));
         }
-        var rows = (int)await ScalarAsync(db, "SELECT count(*) FROM tickets", ct);
         report.Pass = new PassPhase(first, idle, measured, scans.Ms, scans.Rows, scans.Plan, rows);
         Log($"  breach pass ({options.Overdue:N0} overdue): median {report.Pass.MedianPassMs:0.0} ms " +
             $"[{string.Join(", ", measured.Select(p => $"{p.Ms:0.0} ms/{p.Breaches}"))}]; idle pass {report.Pass.MedianIdleMs:0.0} ms; " +
