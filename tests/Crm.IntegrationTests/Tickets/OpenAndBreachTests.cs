@@ -32,7 +32,7 @@ public class OpenAndBreachTests(SuiteFixture suite) : ClockedTickets(suite)
             IdempotencyKey = key,
         };
         var opened = await agent.OpenTicketAsync(request);
-        Assert.Equal(("receive", "agent-" + team), (Assert.Single(opened.ComplaintSteps).Step, opened.ComplaintSteps[0].DoneBy));
+        Assert.Equal(("receive", "agent-" + team), (Assert.Single(opened.ComplaintSteps).Step, opened.ComplaintSteps[0].By));
         Assert.Equal(Local(2028, 1, 3, 11, 0), opened.OpenedAt.ToDateTime());
         Assert.Equal(Local(2028, 1, 3, 12, 0), opened.FirstResponse.DueAt.ToDateTime()); // high: 60 business minutes
         Assert.Equal(opened, await Admin.GetTicketAsync(new GetTicketRequest { Id = opened.Id }));
