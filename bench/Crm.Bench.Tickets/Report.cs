@@ -126,7 +126,7 @@ public static class Report
         if (r.OpenTicket is { } ot && r.PgbenchTpcb is { } pg)
         {
             s.AppendLine();
-            s.AppendLine($"**OpenTicket** (unique idempotency key, a desk queue, one complaint in three; each call reads the ticket back as the RPC returns it): " +
+            s.AppendLine($"**OpenTicket** (unique idempotency key, a desk queue, one complaint in three; the RPC answers with the ticket it wrote): " +
                          $"{ot.Calls:N0} calls, {ot.Errors} errors, p50 {Ms(ot.Latency.P50)}, p90 {Ms(ot.Latency.P90)}, p99 {Ms(ot.Latency.P99)}, max {Ms(ot.Latency.Max)}; " +
                          $"busy cores {F(ot.Cpu.BusyCores, "0.00")}, Postgres {F(CpuUsage.PerOp(ot.Cpu.PostgresSeconds, ot.Calls), "0")} µs CPU per call, " +
                          $"bench process {F(CpuUsage.PerOp(ot.Cpu.BenchSeconds, ot.Calls), "0")} µs, RabbitMQ {F(CpuUsage.PerOp(ot.Cpu.RabbitMqSeconds, ot.Calls), "0")} µs" +
