@@ -29,6 +29,26 @@ public sealed class Outbox(OutboxSignal signal)
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>Several events of one type in one statement, in order (a pass breaching a thousand SLA targets pays one round trip).</summary>
+    public async Task AddRangeAsync<T>(NpgsqlTransaction transaction, IReadOnlyList<T> messages, CancellationToken cancellationToken = default)
+        where T : class
+    {
+        if (messages.Count == 0) return;
+        const string sql = """
+            INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
+            SELECT m.id, $2, m.payload, $4 FROM unnest($1::uuid[], $3::jsonb[]) WITH ORDINALITY AS m(id, payload, n) ORDER BY m.n
+            """;
+        await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = messages.Select(_ => Guid.CreateVersion7()).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = TypeName(typeof(T)) });
+        command.Parameters.Add(new NpgsqlParameter<string[]>
+        {
+            TypedValue = messages.Select(m => JsonSerializer.Serialize(m, Json)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb,
+        });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     public void Wake() => signal.Set();
 
     internal static string TypeName(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";

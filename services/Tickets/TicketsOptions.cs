@@ -14,7 +14,10 @@ public sealed class TicketsOptions
     /// <summary>Where breached tickets go when their queue's team has no supervisor queue.</summary>
     public string SupervisorQueue { get; set; } = "supervisors";
 
-    /// <summary>How often the SLA scheduler looks for breaches and due care calls.</summary>
+    /// <summary>
+    /// How often the SLA scheduler looks for breaches and due care calls (at least 100 ms). A breach is published at most
+    /// this long (plus one pass) after its due time: 00:00:00.5 keeps that under a second.
+    /// </summary>
     public TimeSpan SchedulerInterval { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Targets due within this window are near-breach: logged once by the scheduler and listed by ListAtRisk.</summary>
@@ -55,6 +58,7 @@ public sealed class CalendarOptions
 {
     public string TimeZone { get; set; } = "Asia/Shanghai";
     public string WorkStart { get; set; } = "09:00";
+    /// <summary>HH:mm; "24:00" for working hours that run to midnight (with WorkStart 00:00 and all seven days: 24×7).</summary>
     public string WorkEnd { get; set; } = "18:00";
     /// <summary>Empty: Monday to Friday.</summary>
     public List<DayOfWeek> WorkDays { get; set; } = [];

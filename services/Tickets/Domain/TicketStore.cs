@@ -42,34 +42,41 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
 
     // ---- opening ----
 
-    public async Task<TicketRow> OpenAsync(NewTicket t, Caller by, CancellationToken ct)
+    /// <summary>Opens a ticket; a retry with the same idempotency key gets the ticket it opened.</summary>
+    public async Task<TicketView> OpenAsync(NewTicket t, Caller by, CancellationToken ct)
     {
-        if (t.IdempotencyKey is { } key && await FindByKeyAsync(key, ct) is { } existing)
-            return existing.CustomerId == t.CustomerId ? existing
-                : throw new AlreadyExistsException("ticket", existing.Id.ToString(), "This idempotency_key was used for another customer's ticket.");
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var row = await OpenInAsync(tx, t, by.Subject, ct);
         if (row is null)
         {
             await tx.RollbackAsync(ct);
-            return (await FindByKeyAsync(t.IdempotencyKey!, ct))!; // a concurrent retry won
+            var existing = (await FindByKeyAsync(t.IdempotencyKey!, ct))!;
+            if (existing.CustomerId != t.CustomerId)
+                throw new AlreadyExistsException("ticket", existing.Id.ToString(), "This idempotency_key was used for another customer's ticket.");
+            return await GetAsync(existing.Id, by, ct);
         }
         await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, row.Id.ToString(), ct);
         await tx.CommitAsync(ct);
         outbox.Wake();
-        return row;
+        // Nothing to read back: a new ticket has no comments yet, and a complaint only its "receive" step.
+        return new TicketView(row, [], row.Type == TicketTypes.Complaint
+            ? [new ComplaintStepRow { Step = "receive", DoneBy = by.Subject, DoneAt = row.OpenedAt }]
+            : []);
     }
 
     /// <returns>The new ticket, or null when its idempotency key is taken.</returns>
     internal async Task<TicketRow?> OpenInAsync(NpgsqlTransaction tx, NewTicket t, string openedBy, CancellationToken ct)
     {
         var now = clock.UtcNowForDb();
-        if (t.Queue is { } queue && await tx.Connection!.ExecuteScalarAsync<int>(new CommandDefinition(
-                "SELECT count(*) FROM queues WHERE name = @queue", new { queue }, tx, cancellationToken: ct)) == 0)
-            throw new NotFoundException("queue", queue);
-        var tier = await tx.Connection!.ExecuteScalarAsync<string?>(new CommandDefinition(
-            "SELECT tier FROM customer_tiers WHERE customer_id = @CustomerId", new { t.CustomerId }, tx, cancellationToken: ct));
+        // One round trip for what opening needs to know: is the key taken (a retry), does the queue exist, the customer's tier.
+        var (taken, queueFound, tier) = await tx.Connection!.QuerySingleAsync<(bool, bool, string?)>(new CommandDefinition("""
+            SELECT @key::text IS NOT NULL AND EXISTS (SELECT 1 FROM tickets WHERE idempotency_key = @key),
+                   @queue::text IS NULL OR EXISTS (SELECT 1 FROM queues WHERE name = @queue),
+                   (SELECT tier FROM customer_tiers WHERE customer_id = @CustomerId)
+            """, new { key = t.IdempotencyKey, queue = t.Queue, t.CustomerId }, tx, cancellationToken: ct));
+        if (taken) return null;
+        if (!queueFound) throw new NotFoundException("queue", t.Queue!);
         var targets = policies.For(t.Priority, tier);
         var row = new TicketRow
         {
@@ -153,7 +160,7 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
                 if (row.ResBreachedAt is null)
                 {
                     if (now <= row.ResDueAt) row.ResMetAt = now;
-                    else await BreachAsync(tx, row, "resolution", row.ResDueAt!.Value, now, escalate: false, ct);
+                    else await BreachAsync(tx, row, "resolution", row.ResDueAt!.Value, now, ct);
                 }
                 row.ResolvedAt = now;
                 StopClock(row, now);
@@ -340,24 +347,16 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
         row.FirstResponseAt = now;
         if (row.FrBreachedAt is not null) return;
         if (now <= row.FrDueAt) row.FrMetAt = now;
-        else await BreachAsync(tx, row, "first_response", row.FrDueAt, now, escalate: false, ct);
+        else await BreachAsync(tx, row, "first_response", row.FrDueAt, now, ct);
     }
 
     /// <summary>
-    /// Marks a target breached (once: callers check its breached_at first) and publishes SlaBreached. Escalation (the
-    /// scheduler's breaches): priority one step up, to the supervisor queue of the ticket's team (or the default one).
+    /// Marks a target breached (once: callers check its breached_at first) and publishes SlaBreached: a first response or
+    /// resolution that comes late. The scheduler breaches overdue targets itself, with escalation (SlaScheduler).
     /// </summary>
-    internal async Task BreachAsync(NpgsqlTransaction tx, TicketRow row, string target, DateTime dueAt, DateTime now, bool escalate, CancellationToken ct)
+    private async Task BreachAsync(NpgsqlTransaction tx, TicketRow row, string target, DateTime dueAt, DateTime now, CancellationToken ct)
     {
         if (target == "first_response") row.FrBreachedAt = now; else row.ResBreachedAt = now;
-        if (escalate)
-        {
-            row.Priority = Math.Min(row.Priority + 1, Priorities.Urgent);
-            row.Queue = await tx.Connection!.ExecuteScalarAsync<string?>(new CommandDefinition("""
-                SELECT s.name FROM queues q JOIN queues s ON s.team = q.team AND s.supervisor_queue WHERE q.name = @Queue ORDER BY s.name LIMIT 1
-                """, new { row.Queue }, tx, cancellationToken: ct)) ?? options.Value.SupervisorQueue;
-            row.Escalated = true;
-        }
         await outbox.AddAsync(tx, new SlaBreached(row.Id, row.CustomerId, target, Utc(dueAt), Utc(now),
             SlaPolicies.PriorityNames[row.Priority], row.Queue ?? ""), ct);
     }

@@ -34,9 +34,9 @@ public sealed partial class TicketGrpcService(TicketStore store, TicketQueries q
 
         // A member's ticket starts at normal priority; the desk raises it if needed.
         var priority = caller.IsMemberOnly || request.Priority == Priority.Unspecified ? Priorities.Normal : (int)request.Priority;
-        var row = await store.OpenAsync(new NewTicket(customerId, (int)request.Type, (int)request.Channel, priority, Opt(request.OrderRef),
+        var view = await store.OpenAsync(new NewTicket(customerId, (int)request.Type, (int)request.Channel, priority, Opt(request.OrderRef),
             subject, request.Description.Trim(), tags, attachments, Opt(request.Queue), Opt(request.IdempotencyKey)), caller, context.CancellationToken);
-        return await ViewAsync(row.Id, context);
+        return Wire.ToProto(view);
     }
 
     [Allow(Roles.Service, Roles.ServiceSupervisor, Roles.Member)]

@@ -14,19 +14,22 @@ public sealed class BusinessCalendar
     private readonly HashSet<DayOfWeek> _workDays;
     private readonly HashSet<DateOnly> _holidays;
 
-    public BusinessCalendar(TimeZoneInfo zone, TimeOnly open, TimeOnly close, IEnumerable<DayOfWeek> workDays, IEnumerable<DateOnly> holidays)
+    /// <param name="close">Time of day the working hours end; up to 24:00 (a day with no closing, e.g. a 24×7 desk).</param>
+    public BusinessCalendar(TimeZoneInfo zone, TimeSpan open, TimeSpan close, IEnumerable<DayOfWeek> workDays, IEnumerable<DateOnly> holidays)
     {
+        if (open < TimeSpan.Zero || close > TimeSpan.FromDays(1)) throw new ArgumentException("Working hours lie within 00:00-24:00.", nameof(close));
         if (close <= open) throw new ArgumentException("Working hours must end after they start.", nameof(close));
         _zone = zone;
-        _open = open.ToTimeSpan();
-        _close = close.ToTimeSpan();
+        _open = open;
+        _close = close;
         _workDays = [.. workDays];
         _holidays = [.. holidays];
         if (_workDays.Count == 0) throw new ArgumentException("Name at least one working day.", nameof(workDays));
     }
 
     public static BusinessCalendar From(CalendarOptions o) => new(
-        TimeZoneInfo.FindSystemTimeZoneById(o.TimeZone), TimeOnly.Parse(o.WorkStart), TimeOnly.Parse(o.WorkEnd),
+        TimeZoneInfo.FindSystemTimeZoneById(o.TimeZone), TimeOnly.Parse(o.WorkStart).ToTimeSpan(),
+        o.WorkEnd.Trim() == "24:00" ? TimeSpan.FromDays(1) : TimeOnly.Parse(o.WorkEnd).ToTimeSpan(),
         o.WorkDays is { Count: > 0 } days ? days : CalendarOptions.DefaultWorkDays, o.Holidays.Select(DateOnly.Parse));
 
     private bool IsWorkingDay(DateOnly day) => _workDays.Contains(day.DayOfWeek) && !_holidays.Contains(day);

@@ -18,7 +18,7 @@ public sealed record SchedulerPass(int Breaches, int NearBreaches, int CareCalls
 public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvider clock, TicketStore store, IOptions<TicketsOptions> options,
     ILogger<SlaScheduler> logger)
 {
-    private const int Batch = 200;
+    private const int Batch = 500;
 
     public async Task<SchedulerPass> RunOnceAsync(CancellationToken ct)
     {
@@ -39,8 +39,11 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
         var now = clock.UtcNowForDb();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var rows = (await connection.QueryAsync<TicketRow>(new CommandDefinition($"""
-            SELECT {TicketRow.Columns} FROM tickets
+        var due = (await connection.QueryAsync<DueTicket>(new CommandDefinition($"""
+            SELECT id, customer_id, priority, queue, fr_due_at, res_due_at,
+                   (fr_met_at IS NULL AND fr_breached_at IS NULL AND fr_due_at <= @now) AS first_response_due,
+                   (res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL AND res_due_at <= @now) AS resolution_due
+            FROM tickets
             WHERE id IN (
                 SELECT id FROM tickets WHERE fr_met_at IS NULL AND fr_breached_at IS NULL AND fr_due_at <= @now
                 UNION
@@ -48,26 +51,57 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
               AND state BETWEEN 1 AND 4
             ORDER BY id LIMIT {Batch} FOR UPDATE SKIP LOCKED
             """, new { now }, tx, cancellationToken: ct))).ToList();
-        var breaches = 0;
-        foreach (var row in rows)
+        if (due.Count == 0) return (0, 0);
+
+        // Escalation goes to the supervisor queue of the ticket's team, else the configured one; one query for the batch.
+        var supervisors = (await connection.QueryAsync<(string Queue, string? Supervisor)>(new CommandDefinition("""
+            SELECT q.name, (SELECT s.name FROM queues s WHERE s.team = q.team AND s.supervisor_queue ORDER BY s.name LIMIT 1)
+            FROM queues q WHERE q.team IS NOT NULL
+            """, transaction: tx, cancellationToken: ct))).ToDictionary(x => x.Queue, x => x.Supervisor);
+        string Escalate(string? queue) => queue is not null && supervisors.GetValueOrDefault(queue) is { } s ? s : options.Value.SupervisorQueue;
+
+        // Each target breached once: the priority goes one step up per breach and the event carries where it went.
+        var events = new List<SlaBreached>();
+        foreach (var t in due)
         {
-            if (row.FrMetAt is null && row.FrBreachedAt is null && row.FrDueAt <= now)
+            foreach (var (isDue, target, dueAt) in new[] { (t.FirstResponseDue, "first_response", t.FrDueAt), (t.ResolutionDue, "resolution", t.ResDueAt) })
             {
-                await store.BreachAsync(tx, row, "first_response", row.FrDueAt, now, escalate: true, ct);
-                breaches++;
+                if (!isDue) continue;
+                t.Priority = Math.Min(t.Priority + 1, Priorities.Urgent);
+                t.Queue = Escalate(t.Queue);
+                events.Add(new SlaBreached(t.Id, t.CustomerId, target, TicketStore.Utc(dueAt!.Value), TicketStore.Utc(now),
+                    SlaPolicies.PriorityNames[t.Priority], t.Queue));
             }
-            if (row.ResMetAt is null && row.ResBreachedAt is null && row.ResDueAt is { } due && due <= now)
-            {
-                await store.BreachAsync(tx, row, "resolution", due, now, escalate: true, ct);
-                breaches++;
-            }
-            row.UpdatedAt = now;
-            await TicketStore.SaveAsync(tx, row, ct);
-            logger.LogWarning("Ticket {TicketId} breached its SLA; escalated to {Queue} at priority {Priority}", row.Id, row.Queue, row.Priority);
         }
+        await connection.ExecuteAsync(new CommandDefinition("""
+            UPDATE tickets t SET priority = u.priority, queue = u.queue, escalated = true, updated_at = @now,
+                fr_breached_at = CASE WHEN u.fr THEN @now ELSE t.fr_breached_at END,
+                res_breached_at = CASE WHEN u.res THEN @now ELSE t.res_breached_at END
+            FROM unnest(@ids, @priorities, @queues, @frs, @ress) AS u(id, priority, queue, fr, res)
+            WHERE t.id = u.id
+            """, new
+            {
+                now, ids = due.Select(t => t.Id).ToArray(), priorities = due.Select(t => t.Priority).ToArray(), queues = due.Select(t => t.Queue).ToArray(),
+                frs = due.Select(t => t.FirstResponseDue).ToArray(), ress = due.Select(t => t.ResolutionDue).ToArray(),
+            }, tx, cancellationToken: ct));
+        await outbox.AddRangeAsync(tx, events, ct);
         await tx.CommitAsync(ct);
-        if (breaches > 0) outbox.Wake();
-        return (rows.Count, breaches);
+        outbox.Wake();
+        foreach (var t in due)
+            logger.LogWarning("Ticket {TicketId} breached its SLA; escalated to {Queue} at priority {Priority}", t.Id, t.Queue, t.Priority);
+        return (due.Count, events.Count);
+    }
+
+    private sealed class DueTicket
+    {
+        public Guid Id { get; set; }
+        public Guid CustomerId { get; set; }
+        public int Priority { get; set; }
+        public string? Queue { get; set; }
+        public DateTime? FrDueAt { get; set; }
+        public DateTime? ResDueAt { get; set; }
+        public bool FirstResponseDue { get; set; }
+        public bool ResolutionDue { get; set; }
     }
 
     private async Task<int> MarkNearBreachesAsync(CancellationToken ct)
@@ -119,8 +153,8 @@ public sealed class SlaSchedulerService(SlaScheduler scheduler, TimeProvider clo
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // PeriodicTimer takes at most ~49 days.
-        var interval = TimeSpan.FromTicks(Math.Clamp(options.Value.SchedulerInterval.Ticks, TimeSpan.TicksPerSecond, TimeSpan.FromDays(30).Ticks));
+        // PeriodicTimer takes at most ~49 days; below 100 ms passes would only cost without making breaches more punctual.
+        var interval = TimeSpan.FromTicks(Math.Clamp(options.Value.SchedulerInterval.Ticks, TimeSpan.TicksPerMillisecond * 100, TimeSpan.FromDays(30).Ticks));
         using var timer = new PeriodicTimer(interval, clock);
         do
         {

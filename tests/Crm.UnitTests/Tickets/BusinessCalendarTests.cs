@@ -94,6 +94,21 @@ public class BusinessCalendarTests
     }
 
     [Fact]
+    public void WorkEnd_24_00_on_every_day_is_a_24x7_desk()
+    {
+        // 00:00-24:00 Monday to Sunday in UTC: business time is wall time, over midnight and the weekend alike.
+        var calendar = BusinessCalendar.From(new CalendarOptions
+        {
+            TimeZone = "UTC", WorkStart = "00:00", WorkEnd = "24:00", WorkDays = [.. Enum.GetValues<DayOfWeek>()],
+        });
+        var saturday = new DateTime(2026, 11, 28, 23, 59, 50, DateTimeKind.Utc);
+        Assert.Equal(saturday.AddSeconds(15), calendar.Add(saturday, TimeSpan.FromSeconds(15)));
+        Assert.Equal(saturday.AddMinutes(2_700), calendar.Add(saturday, TimeSpan.FromMinutes(2_700))); // 45 h, two midnights
+        Assert.Equal(TimeSpan.FromHours(49), calendar.Between(saturday, saturday.AddHours(49)));
+        Assert.False(TicketsOptions.IsValid(new TicketsOptions { Calendar = new CalendarOptions { WorkEnd = "24:30" } }));
+    }
+
+    [Fact]
     public void Working_hours_are_local_across_a_daylight_saving_change()
     {
         // Berlin leaves summer time on Sunday 2026-10-25: Friday 17:30 CEST (15:30 UTC) + 4 h → Monday 12:30 CET (11:30 UTC).

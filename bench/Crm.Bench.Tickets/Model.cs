@@ -1,0 +1,53 @@
+namespace Crm.Bench.Tickets;
+
+/// <summary>Everything one run measured; written as bench/out/tickets-&lt;runid&gt;.json and rendered by Report.</summary>
+public sealed class TicketsReport
+{
+    public required string RunId { get; init; }
+    public required Options Options { get; init; }
+    public required MachineInfo Machine { get; init; }
+    public double TotalSeconds { get; set; }
+    public string? Failure { get; set; }
+    public List<string> Background { get; } = [];
+    public List<string> LeftoverProcesses { get; set; } = [];
+    public Seeding? Seeding { get; set; }
+    public PassPhase? Pass { get; set; }
+    public AtRiskPhase? AtRisk { get; set; }
+    public PgbenchResult? PgbenchTpcb { get; set; }
+    public LoadResult? OpenTicket { get; set; }
+    public LatencyPhase? BreachLatency { get; set; }
+}
+
+public sealed record Seeding(int Tickets, double Seconds, double VacuumSeconds, long TableBytes, long TotalBytes, string VerifiedTicket);
+
+/// <summary>One SlaScheduler.RunOnceAsync: its wall time and what it did.</summary>
+public sealed record Pass(double Ms, int Breaches, int NearBreaches, int CareCalls);
+
+public sealed record PassPhase(
+    Pass First, IReadOnlyList<Pass> Idle, IReadOnlyList<Pass> Measured, IReadOnlyList<double> ScanMs, long ScanRows, string ScanPlan,
+    int TableRows)
+{
+    public double MedianPassMs => Median(Measured.Select(p => p.Ms));
+    public double MedianIdleMs => Median(Idle.Select(p => p.Ms));
+    public double MedianScanMs => Median(ScanMs);
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        if (sorted.Length == 0) return double.NaN;
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}
+
+public sealed record AtRiskPhase(
+    int WithinMinutes, int PageSize, IReadOnlyList<double> CallMs, int FirstPageRows, long AtRiskRows, int Pages, double AllPagesMs,
+    IReadOnlyList<double> ScanMs)
+{
+    public double MedianCallMs => PassPhase.Median(CallMs);
+    public double MedianScanMs => PassPhase.Median(ScanMs);
+}
+
+/// <summary>Due time → SlaBreached received (and its two parts: due → detected by the scheduler, detected → received).</summary>
+public sealed record LatencyPhase(
+    string SchedulerInterval, int Tickets, double LeadSeconds, double SpreadSeconds, int Received, int Duplicates, double WaitedSeconds,
+    Latency DueToReceived, Latency DueToDetected, Latency DetectedToReceived, CpuUsage Cpu);

@@ -1,0 +1,114 @@
+using System.Text.Json;
+using Crm.IntegrationTests.Support;
+using Crm.ServiceDefaults.Security;
+using Crm.Tickets.V1;
+using Dapper;
+using Grpc.Core;
+
+namespace Crm.IntegrationTests.Tickets;
+
+[Collection(SuiteCollection.Name)]
+public class OpenAndBreachTests(SuiteFixture suite) : ClockedTickets(suite)
+{
+    /// <summary>
+    /// OpenTicket answers with the ticket it wrote (no read-back): it must be exactly what GetTicket reads afterwards. A retry
+    /// with the same idempotency key returns the same ticket and writes no second TicketOpened; the key used for another
+    /// customer is ALREADY_EXISTS; an unknown queue is NOT_FOUND.
+    /// </summary>
+    [Fact]
+    public async Task OpenTicket_returns_what_GetTicket_reads_and_a_retry_with_the_same_key_opens_nothing_new()
+    {
+        var team = "open-" + Guid.NewGuid().ToString("N")[..8];
+        await As(Roles.ServiceSupervisor, "sup-" + team, team).UpsertQueueAsync(new UpsertQueueRequest { Name = $"{team}-desk", Team = team });
+        var agent = As(Roles.Service, "agent-" + team);
+        var customer = Guid.NewGuid().ToString();
+        var key = "open-" + Guid.NewGuid().ToString("N");
+        SetLocal(2028, 1, 3, 11, 0); // a Monday
+        var request = new OpenTicketRequest
+        {
+            CustomerId = customer, Type = TicketType.Complaint, Channel = Channel.Store, Priority = Priority.High, OrderRef = "SO-2028-000017",
+            Subject = "项链扣坏了", Description = "The clasp broke after two days.", Tags = { "quality", "clasp" }, Queue = $"{team}-desk",
+            Attachments = { new Attachment { Uri = "s3://crm-uploads/clasp.jpg", Name = "clasp.jpg", ContentType = "image/jpeg" } },
+            IdempotencyKey = key,
+        };
+        var opened = await agent.OpenTicketAsync(request);
+        Assert.Equal(("receive", "agent-" + team), (Assert.Single(opened.ComplaintSteps).Step, opened.ComplaintSteps[0].By));
+        Assert.Equal(Local(2028, 1, 3, 11, 0), opened.OpenedAt.ToDateTime());
+        Assert.Equal(Local(2028, 1, 3, 12, 0), opened.FirstResponse.DueAt.ToDateTime()); // high: 60 business minutes
+        Assert.Equal(opened, await Admin.GetTicketAsync(new GetTicketRequest { Id = opened.Id }));
+
+        SetLocal(2028, 1, 3, 11, 5);
+        var retried = await agent.OpenTicketAsync(request);
+        Assert.Equal(opened, retried);
+        Assert.Equal(1, await OutboxCountAsync("TicketOpened", opened.Id));
+
+        request.CustomerId = Guid.NewGuid().ToString();
+        await Rpc.FailsWith(StatusCode.AlreadyExists, () => agent.OpenTicketAsync(request).ResponseAsync);
+        request.IdempotencyKey = "";
+        request.Queue = "no-such-queue-" + team;
+        await Rpc.FailsWith(StatusCode.NotFound, () => agent.OpenTicketAsync(request).ResponseAsync);
+    }
+
+    /// <summary>
+    /// One pass breaches every overdue target once, each breach one priority step up: a low inquiry that missed both its
+    /// first response (8 business hours) and its resolution (45) goes to high, a normal one (4 / 27) to urgent; the team's
+    /// ticket moves to the team's supervisor queue, the one without a queue to Tickets:SupervisorQueue ("supervisors").
+    /// Each SlaBreached carries the priority and queue after its own step; a second pass writes nothing.
+    /// </summary>
+    [Fact]
+    public async Task A_pass_breaching_both_targets_raises_the_priority_one_step_per_breach_and_writes_one_event_each()
+    {
+        var team = "breach-" + Guid.NewGuid().ToString("N")[..8];
+        var supervisor = As(Roles.ServiceSupervisor, "sup-" + team, team);
+        await supervisor.UpsertQueueAsync(new UpsertQueueRequest { Name = $"{team}-desk", Team = team });
+        await supervisor.UpsertQueueAsync(new UpsertQueueRequest { Name = $"{team}-supervisors", Team = team, SupervisorQueue = true });
+        var agent = As(Roles.Service, "agent-" + team);
+        SetLocal(2028, 1, 10, 10, 0); // a Monday
+        var low = await agent.OpenTicketAsync(new OpenTicketRequest
+        {
+            CustomerId = Guid.NewGuid().ToString(), Type = TicketType.Inquiry, Channel = Channel.Phone, Priority = Priority.Low,
+            Subject = "Opening hours on holidays?", Queue = $"{team}-desk",
+        });
+        var normal = await Admin.OpenTicketAsync(new OpenTicketRequest
+        {
+            CustomerId = Guid.NewGuid().ToString(), Type = TicketType.Suggestion, Channel = Channel.Social, Priority = Priority.Normal,
+            Subject = "请增加线上试戴",
+        });
+        Assert.Equal(Local(2028, 1, 10, 18, 0), low.FirstResponse.DueAt.ToDateTime());
+        Assert.Equal(Local(2028, 1, 17, 10, 0), low.Resolution.DueAt.ToDateTime());
+        Assert.Equal(Local(2028, 1, 10, 14, 0), normal.FirstResponse.DueAt.ToDateTime());
+        Assert.Equal(Local(2028, 1, 13, 10, 0), normal.Resolution.DueAt.ToDateTime());
+
+        SetLocal(2028, 1, 20, 9, 30);
+        await RunSchedulerAsync();
+        await RunSchedulerAsync();
+
+        var lowNow = await Admin.GetTicketAsync(new GetTicketRequest { Id = low.Id });
+        Assert.Equal((Priority.High, $"{team}-supervisors", true), (lowNow.Priority, lowNow.Queue, lowNow.Escalated));
+        Assert.Equal(Local(2028, 1, 20, 9, 30), lowNow.FirstResponse.BreachedAt.ToDateTime());
+        Assert.Equal(Local(2028, 1, 20, 9, 30), lowNow.Resolution.BreachedAt.ToDateTime());
+        var normalNow = await Admin.GetTicketAsync(new GetTicketRequest { Id = normal.Id });
+        Assert.Equal((Priority.Urgent, "supervisors", true), (normalNow.Priority, normalNow.Queue, normalNow.Escalated));
+
+        Assert.Equal(
+            [("first_response", "normal", $"{team}-supervisors", Local(2028, 1, 10, 18, 0)), ("resolution", "high", $"{team}-supervisors", Local(2028, 1, 17, 10, 0))],
+            await BreachesAsync(low.Id));
+        Assert.Equal(
+            [("first_response", "high", "supervisors", Local(2028, 1, 10, 14, 0)), ("resolution", "urgent", "supervisors", Local(2028, 1, 13, 10, 0))],
+            await BreachesAsync(normal.Id));
+    }
+
+    private async Task<List<(string Target, string Priority, string Queue, DateTime Due)>> BreachesAsync(string ticketId)
+    {
+        await using var connection = await Db.OpenConnectionAsync();
+        var payloads = await connection.QueryAsync<string>(
+            "SELECT payload::text FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.SlaBreached,%' AND payload->>'ticketId' = @ticketId ORDER BY seq",
+            new { ticketId });
+        return payloads.Select(p =>
+        {
+            var e = JsonDocument.Parse(p).RootElement;
+            return (e.GetProperty("target").GetString()!, e.GetProperty("newPriority").GetString()!, e.GetProperty("escalatedTo").GetString()!,
+                e.GetProperty("dueAt").GetDateTimeOffset().UtcDateTime);
+        }).ToList();
+    }
+}
