@@ -2,6 +2,7 @@ using Crm.Campaigns.Analytics;
 using Crm.Campaigns.Grpc;
 using Crm.Campaigns.ReadModel;
 using Crm.Campaigns.Reports;
+using Crm.Campaigns.Segments;
 using Crm.Customer.V1;
 using Crm.ServiceDefaults.Security;
 
@@ -43,10 +44,12 @@ public static class CampaignsApp
         builder.Services.AddSingleton<AnalyticsQueries>();
         builder.Services.AddSingleton<SalesReports>();
         builder.Services.AddSingleton<Rebuilder>();
+        builder.Services.AddSingleton<SegmentStore>();
         overrides?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.MapGrpcService<AnalyticsGrpcService>();
+        app.MapGrpcService<SegmentGrpcService>();
         app.MapGrpcDefaults();
         app.MapDefaultEndpoints();
         return app;
