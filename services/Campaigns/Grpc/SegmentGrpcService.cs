@@ -8,14 +8,13 @@ using Crm.ServiceDefaults.Security;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
-using Microsoft.Extensions.Options;
 
 namespace Crm.Campaigns.Grpc;
 
 /// <summary>crm.campaigns.v1.SegmentService: validates, builds the SQL filter of a rule tree, asks SegmentStore, maps to the wire.</summary>
-public sealed class SegmentGrpcService(SegmentStore store, IOptions<CampaignsOptions> options, TimeProvider clock) : SegmentService.SegmentServiceBase
+public sealed class SegmentGrpcService(SegmentStore store, SegmentAudience audience, TimeProvider clock) : SegmentService.SegmentServiceBase
 {
-    private readonly SegmentVocabulary _vocabulary = new(options.Value);
+    private readonly SegmentVocabulary _vocabulary = audience.Vocabulary;
 
     [Allow(Roles.Marketing)]
     public override async Task<Segment> CreateSegment(CreateSegmentRequest request, ServerCallContext context)
@@ -109,9 +108,7 @@ public sealed class SegmentGrpcService(SegmentStore store, IOptions<CampaignsOpt
         var id = Ids.Parse(request.SegmentId, "segment_id", v);
         v.ThrowIfInvalid();
         var ct = context.CancellationToken;
-        var segment = await store.RequireAsync(id, ct);
-        var filter = StoredFilter(segment, clock.UtcNowForDb());
-        return ToProto(await store.SnapshotAsync(segment, filter, request.Purpose.Trim(), Key(request.IdempotencyKey), ct));
+        return ToProto(await audience.SnapshotAsync(id, request.Purpose.Trim(), Key(request.IdempotencyKey), ct));
     }
 
     [Allow(Roles.Marketing)]
@@ -153,18 +150,7 @@ public sealed class SegmentGrpcService(SegmentStore store, IOptions<CampaignsOpt
         var id = Ids.Parse(segmentId, "segment_id", v);
         v.ThrowIfInvalid();
         var segment = await store.RequireAsync(id, ct);
-        return (StoredFilter(segment, now), $"segment|{segment.SegmentId}|{segment.Version}");
-    }
-
-    /// <summary>A stored segment was checked when saved; a rule that no longer passes (configuration changed since) is the caller's to fix.</summary>
-    private SegmentFilter StoredFilter(SegmentRow segment, DateTime now)
-    {
-        var v = new Validator();
-        var filter = SegmentFilter.Build(segment.ParsedRules, "rules", v, _vocabulary, now);
-        if (filter is null)
-            throw new PreconditionFailedException("SEGMENT_RULES_INVALID", $"segment/{segment.SegmentId}",
-                "The segment's stored rules no longer pass the checks (tiers, groups or stages were reconfigured): update the segment.");
-        return filter;
+        return (audience.Filter(segment), $"segment|{segment.SegmentId}|{segment.Version}");
     }
 
     private static string Name(string name, Validator v)

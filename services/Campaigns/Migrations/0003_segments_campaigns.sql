@@ -30,3 +30,46 @@ CREATE TABLE segment_snapshot_members (
     customer_id uuid NOT NULL,
     PRIMARY KEY (snapshot_id, customer_id)
 );
+
+-- Campaigns. state: draft | scheduled | running | paused | finished (see Marketing/CampaignStates.cs).
+CREATE TABLE campaigns (
+    campaign_id     uuid PRIMARY KEY,
+    name            text        NOT NULL,
+    kind            smallint    NOT NULL,
+    state           text        NOT NULL,
+    segment_id      uuid,
+    channel         smallint    NOT NULL,
+    template        text        NOT NULL,
+    schedule_kind   smallint    NOT NULL,
+    start_at        timestamptz,
+    cron            text        NOT NULL DEFAULT '',
+    version         bigint      NOT NULL DEFAULT 1,
+    idempotency_key text        UNIQUE,
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL
+);
+CREATE INDEX campaigns_running_kind ON campaigns (kind) WHERE state = 'running';
+
+-- One row per campaign, customer and occurrence: the key that makes a customer get a campaign once per occurrence
+-- however often its trigger arrives. status: sent | no_consent | capped | deferred (only deferred is tried again).
+CREATE TABLE campaign_deliveries (
+    campaign_id uuid        NOT NULL REFERENCES campaigns (campaign_id),
+    customer_id uuid        NOT NULL,
+    occurrence  text        COLLATE "C" NOT NULL,
+    status      text        NOT NULL,
+    at          timestamptz NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id, occurrence)
+);
+-- The frequency cap's source of truth when Redis lost its counters: messages sent to a customer since a time.
+CREATE INDEX campaign_deliveries_sent ON campaign_deliveries (customer_id, at) WHERE status = 'sent';
+
+-- What the default sender "sends": the rendered message, one row per delivery (no outside gateway).
+CREATE TABLE message_log (
+    campaign_id uuid        NOT NULL,
+    customer_id uuid        NOT NULL,
+    occurrence  text        NOT NULL,
+    channel     smallint    NOT NULL,
+    message     text        NOT NULL,
+    sent_at     timestamptz NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id, occurrence)
+);

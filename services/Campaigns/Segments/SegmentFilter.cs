@@ -44,7 +44,7 @@ public sealed class SegmentFilter
         }
         var builder = new Builder(v, vocabulary, now);
         var sql = builder.Rule(rule, path, 1);
-        if (builder.Count > MaxRules) v.Add(path, $"has {builder.Count} rules; at most {MaxRules}.");
+        if (builder.Count > MaxRules) v.Add(path, $"has more than {MaxRules} rules.");
         return builder.Faults == 0 && builder.Count <= MaxRules ? new SegmentFilter(sql, builder.Parameters, builder.Scores, builder.Orders) : null;
     }
 

@@ -173,6 +173,15 @@ public sealed class SegmentStore(NpgsqlDataSource db, TimeProvider clock)
             """, parameters, commandTimeout: 60, cancellationToken: ct))).ToList();
     }
 
+    public async Task<bool> ContainsAsync(SegmentFilter filter, Guid customerId, CancellationToken ct)
+    {
+        var parameters = new DynamicParameters(filter.Parameters);
+        parameters.Add("customerId", customerId);
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            $"SELECT EXISTS (SELECT 1 FROM {filter.From} WHERE c.customer_id = @customerId AND ({filter.Where}))", parameters, cancellationToken: ct));
+    }
+
     /// <summary>Freezes the members in one statement; a retry with the same key returns the first snapshot.</summary>
     public async Task<SnapshotRow> SnapshotAsync(SegmentRow segment, SegmentFilter filter, string purpose, string? idempotencyKey, CancellationToken ct)
     {
