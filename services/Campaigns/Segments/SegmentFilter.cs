@@ -29,7 +29,7 @@ public sealed class SegmentFilter
     /// <summary>The FROM clause the condition needs: the score and order joins only when a rule reads them.</summary>
     public string From => "customers c"
         + (NeedsScores ? " LEFT JOIN customer_scores s ON s.customer_id = c.customer_id" : "")
-        + (NeedsOrders ? """
+        + (NeedsOrders ? " " + """
              LEFT JOIN (SELECT customer_id, count(*) AS orders, sum(amount_paid - amount_refunded) AS net_spend, max(paid_at) AS last_order_at
                         FROM orders WHERE paid_at IS NOT NULL AND amount_paid > amount_refunded GROUP BY customer_id) o ON o.customer_id = c.customer_id
              """ : "");
