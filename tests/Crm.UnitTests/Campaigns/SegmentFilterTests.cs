@@ -106,7 +106,7 @@ public class SegmentFilterTests
         Assert.Equal(Now.AddDays(-180), filter.Parameters.Get<DateTime>("p0"));
         Assert.Equal(0.3, filter.Parameters.Get<double>("p2"));
         Assert.True(filter.NeedsOrders && filter.NeedsScores);
-        Assert.Contains("c.customer_id LEFT JOIN customer_scores s", filter.From);
+        Assert.Contains("customers c LEFT JOIN customer_scores s", filter.From);
         Assert.Contains("s.customer_id = c.customer_id LEFT JOIN (SELECT customer_id", filter.From);
     }
 
