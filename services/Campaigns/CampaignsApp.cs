@@ -1,7 +1,9 @@
 using Crm.Campaigns.Analytics;
 using Crm.Campaigns.Grpc;
+using Crm.Campaigns.Marketing;
 using Crm.Campaigns.ReadModel;
 using Crm.Campaigns.Reports;
+using Crm.Campaigns.Segments;
 using Crm.Customer.V1;
 using Crm.ServiceDefaults.Security;
 
@@ -29,6 +31,7 @@ public static class CampaignsApp
             bus.AddConsumer<PointsRedeemedConsumer>();
             bus.AddConsumer<PointsExpiredConsumer>();
             bus.AddConsumer<PointsClawedBackConsumer>();
+            bus.AddConsumer<TierWelcomeConsumer>();
         });
         builder.AddGrpcDefaults();
         // The rebuild's source: the customer service, called as this service (role system), with a deadline per call.
@@ -43,10 +46,21 @@ public static class CampaignsApp
         builder.Services.AddSingleton<AnalyticsQueries>();
         builder.Services.AddSingleton<SalesReports>();
         builder.Services.AddSingleton<Rebuilder>();
+        builder.Services.AddSingleton<SegmentStore>();
+        builder.Services.AddSingleton<SegmentAudience>();
+        // Redis (the suite's cache): the campaigns' per-customer weekly frequency cap.
+        builder.AddRedisClient("cache");
+        builder.Services.AddOptions<MarketingOptions>().BindConfiguration("Marketing");
+        builder.Services.AddSingleton<FrequencyCap>();
+        builder.Services.AddSingleton<IMessageSender, DeliveryLogSender>();
+        builder.Services.AddSingleton<CampaignStore>();
+        builder.Services.AddSingleton<CampaignDispatcher>();
         overrides?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.MapGrpcService<AnalyticsGrpcService>();
+        app.MapGrpcService<SegmentGrpcService>();
+        app.MapGrpcService<CampaignGrpcService>();
         app.MapGrpcDefaults();
         app.MapDefaultEndpoints();
         return app;

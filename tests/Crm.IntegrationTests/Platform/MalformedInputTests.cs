@@ -407,12 +407,24 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         });
         var endpoint = await new Crm.Webhooks.V1.Webhooks.WebhooksClient(suite.Customer.Channel).CreateEndpointAsync(new Crm.Webhooks.V1.CreateEndpointRequest
             { Url = "http://127.0.0.1:9/malformed-seed", EventTypes = { "MalformedSeed" } }); // a type no event has: nothing is ever sent
+        var segments = new Crm.Campaigns.V1.SegmentService.SegmentServiceClient(suite.Campaigns.Channel);
+        var segment = await segments.CreateSegmentAsync(new Crm.Campaigns.V1.CreateSegmentRequest
+        {
+            Name = "malformed-seed-" + Guid.NewGuid().ToString("N")[..8],
+            Rules = new Crm.Campaigns.V1.SegmentRule { Field = Crm.Campaigns.V1.SegmentField.Tags, Op = Crm.Campaigns.V1.SegmentOperator.HasAny, Values = { "malformed-seed" } },
+        });
+        var snapshot = await segments.SnapshotSegmentAsync(new Crm.Campaigns.V1.SnapshotSegmentRequest { SegmentId = segment.SegmentId });
+        var campaign = await new Crm.Campaigns.V1.CampaignService.CampaignServiceClient(suite.Campaigns.Channel).CreateCampaignAsync(new Crm.Campaigns.V1.CreateCampaignRequest
+        {
+            Name = "Malformed seed", Kind = Crm.Campaigns.V1.CampaignKind.NewProduct, SegmentId = segment.SegmentId, Channel = Crm.Campaigns.V1.CampaignChannel.Sms,
+            Template = "{name}", Schedule = new Crm.Campaigns.V1.CampaignSchedule { Kind = Crm.Campaigns.V1.ScheduleKind.Once, StartAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow) },
+        });
         return new Dictionary<string, string>
         {
             ["endpoint_id"] = endpoint.Endpoint.Id,
             ["id"] = customer.Id, ["customer_id"] = customer.Id, ["order_id"] = recorded.Id, ["reward_id"] = reward.Id,
             ["lead_id"] = lead.Id, ["opportunity_id"] = opportunity.Id, ["activity_id"] = activity.Id,
-            ["ticket_id"] = ticket.Id,
+            ["ticket_id"] = ticket.Id, ["segment_id"] = segment.SegmentId, ["snapshot_id"] = snapshot.SnapshotId, ["campaign_id"] = campaign.CampaignId,
         };
     }
 

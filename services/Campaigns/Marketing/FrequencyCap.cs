@@ -1,0 +1,54 @@
+using Dapper;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using StackExchange.Redis;
+
+namespace Crm.Campaigns.Marketing;
+
+public enum CapOutcome { Allowed, Capped, Unavailable }
+
+/// <summary>
+/// At most <see cref="MarketingOptions.FrequencyCapPerWeek"/> messages per customer and calendar week (brand time zone),
+/// across campaigns: a Redis counter per customer and week that expires after the week. A missing counter (first
+/// message of the week, or Redis restarted without its data) is first seeded from the delivery log's sent rows of the
+/// week, so a restart never hands out a fresh allowance. Redis unreachable: <see cref="CapOutcome.Unavailable"/> — the
+/// caller defers the send; it never sends unchecked.
+/// </summary>
+public sealed class FrequencyCap(IConnectionMultiplexer redis, NpgsqlDataSource db, IOptions<MarketingOptions> options, IOptions<CampaignsOptions> campaigns)
+{
+    private readonly TimeZoneInfo _zone = TimeZoneInfo.FindSystemTimeZoneById(campaigns.Value.TimeZone);
+
+    public async Task<CapOutcome> TryTakeAsync(Guid customerId, DateTime nowUtc, CancellationToken ct)
+    {
+        var (weekStart, weekEnd) = Week(nowUtc);
+        var key = $"campaigns:cap:{customerId:N}:{weekStart:yyyyMMdd}";
+        try
+        {
+            var cache = redis.GetDatabase();
+            if (!await cache.KeyExistsAsync(key))
+            {
+                long sent;
+                await using (var connection = await db.OpenConnectionAsync(ct))
+                    sent = await connection.ExecuteScalarAsync<long>(new CommandDefinition("""
+                        SELECT count(*) FROM campaign_deliveries WHERE customer_id = @customerId AND status = 'sent' AND at >= @weekStart
+                        """, new { customerId, weekStart }, cancellationToken: ct));
+                TimeSpan? ttl = weekEnd - nowUtc + TimeSpan.FromHours(1);
+                await cache.StringSetAsync(key, (RedisValue)sent, ttl, When.NotExists);
+            }
+            // Over the cap the counter stays raised: the week is used up either way.
+            return await cache.StringIncrementAsync(key) <= options.Value.FrequencyCapPerWeek ? CapOutcome.Allowed : CapOutcome.Capped;
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            return CapOutcome.Unavailable;
+        }
+    }
+
+    /// <summary>Monday 00:00 to the next Monday 00:00 in the brand's time zone, as UTC.</summary>
+    public (DateTime Start, DateTime End) Week(DateTime nowUtc)
+    {
+        var local = TimeZoneInfo.ConvertTimeFromUtc(nowUtc, _zone).Date;
+        var monday = local.AddDays(-(((int)local.DayOfWeek + 6) % 7));
+        return (TimeZoneInfo.ConvertTimeToUtc(monday, _zone), TimeZoneInfo.ConvertTimeToUtc(monday.AddDays(7), _zone));
+    }
+}
