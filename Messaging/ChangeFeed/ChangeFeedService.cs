@@ -12,9 +12,10 @@ namespace Crm.Messaging.ChangeFeed;
 /// <summary>
 /// crm.changes.v1.ChangeFeed over this service's change_events (filled from the outbox by a trigger, see migration
 /// 0003). Reads in (tx, id) order below the oldest running transaction, so a resumed stream never misses or repeats
-/// an event; polls every <see cref="IdlePoll"/> when it has caught up.
+/// an event. When it has caught up it waits for the NOTIFY of the next commit (<see cref="ChangeNotifications"/>), or
+/// <see cref="IdlePoll"/> at most: the oldest running transaction may end without notifying (the outbox relay's).
 /// </summary>
-public sealed class ChangeFeedService(NpgsqlDataSource dataSource) : Crm.Changes.V1.ChangeFeed.ChangeFeedBase
+public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotifications notifications) : Crm.Changes.V1.ChangeFeed.ChangeFeedBase
 {
     private const int Batch = 500;
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(50);
@@ -30,6 +31,7 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource) : Crm.Changes
         var ct = context.CancellationToken;
         while (!ct.IsCancellationRequested)
         {
+            var committed = notifications.NextAsync();
             List<Row> rows;
             await using (var connection = await dataSource.OpenConnectionAsync(ct))
             {
@@ -54,7 +56,8 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource) : Crm.Changes
             }
             if (rows.Count < Batch)
             {
-                try { await Task.Delay(IdlePoll, ct); }
+                try { await committed.WaitAsync(IdlePoll, ct); }
+                catch (TimeoutException) { /* poll */ }
                 catch (OperationCanceledException) { break; } // the client went away: a normal end
             }
         }
