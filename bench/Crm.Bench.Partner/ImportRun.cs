@@ -15,7 +15,10 @@ public sealed record ImportResult(
     long Sent, long Created, long Unchanged, long Rejected, double Seconds, double OrdersPerSecond, bool InOrder, string? FirstRejection,
     CpuUsage Cpu, IReadOnlyList<MemorySample> Memory, MemoryVerdict Flatness);
 
-/// <summary>Max of each memory figure in the first and in the second half of the stream; flat when the second is within 25% of the first.</summary>
+/// <summary>
+/// Max of RSS and of the heap after the last GC (what survived: the raw managed heap also counts garbage not yet
+/// collected, a sawtooth) in the first and in the second half of the stream; flat when the second is within 25% of the first.
+/// </summary>
 public sealed record MemoryVerdict(long RssFirstHalf, long RssSecondHalf, long HeapFirstHalf, long HeapSecondHalf, long MaxInFlight)
 {
     public const double Tolerance = 1.25;
@@ -30,7 +33,7 @@ public sealed record MemoryVerdict(long RssFirstHalf, long RssSecondHalf, long H
         var second = samples.Skip(half).ToList();
         if (second.Count == 0) second = first;
         return new MemoryVerdict(first.Max(s => s.RssBytes), second.Max(s => s.RssBytes),
-            first.Max(s => s.ManagedHeapBytes), second.Max(s => s.ManagedHeapBytes), samples.Count == 0 ? 0 : samples.Max(s => s.InFlight));
+            first.Max(s => s.HeapAfterLastGcBytes), second.Max(s => s.HeapAfterLastGcBytes), samples.Count == 0 ? 0 : samples.Max(s => s.InFlight));
     }
 }
 

@@ -86,7 +86,7 @@ public static class Report
             var f = import.Flatness;
             Row(s, "service memory during the stream (RSS, max 2nd half / 1st half)", $"{Mb(f.RssSecondHalf)} / {Mb(f.RssFirstHalf)}", "—",
                 F(f.RssRatio, "0.00"), $"≤ {MemoryVerdict.Tolerance:0.00} (flat)", Verdict(f.RssRatio <= MemoryVerdict.Tolerance));
-            Row(s, "managed heap during the stream (max 2nd half / 1st half)", $"{Mb(f.HeapSecondHalf)} / {Mb(f.HeapFirstHalf)}", "—",
+            Row(s, "managed heap after GC during the stream (max 2nd half / 1st half)", $"{Mb(f.HeapSecondHalf)} / {Mb(f.HeapFirstHalf)}", "—",
                 F(f.HeapRatio, "0.00"), $"≤ {MemoryVerdict.Tolerance:0.00} (flat)", Verdict(f.HeapRatio <= MemoryVerdict.Tolerance));
         }
         if (r.FeedLag is { } lag)
