@@ -8,13 +8,14 @@ using Grpc.Core;
 namespace Crm.Bench.Partner;
 
 public sealed record FeedLagResult(
-    double TargetRate, double AchievedRate, int Sent, int SendErrors, int Delivered, int Duplicates, bool AllArrived,
+    string Source, double TargetRate, double AchievedRate, int Sent, int SendErrors, int Delivered, int Duplicates, bool AllArrived,
     Latency LagFromReturn, Latency LagFromCallStart, Latency RecordOrderLatency, int DeliveredBeforeReturn, CpuUsage Cpu, string? FirstError);
 
 /// <summary>
-/// Change-feed delivery lag: one WatchChanges subscriber (OrderPaid only) from the feed's current end while RecordOrder
-/// is called on a fixed schedule (open loop: a slow call does not delay the next); each delivered event is matched to
-/// its call by external order id. Lag = delivery − the call's return (the commit happened before it), and − its start.
+/// Change-feed delivery lag: one WatchChanges subscriber (OrderPaid only) from the feed's current end while orders are
+/// recorded on a fixed schedule (open loop: a slow call does not delay the next), by RecordOrder calls or items of one
+/// ImportOrders stream; each delivered event is matched to its order by external order id. Lag = delivery − the
+/// call's return or the item's status (the commit happened before either), and − its start.
 /// </summary>
 public sealed class FeedLag : IAsyncDisposable
 {
@@ -48,8 +49,11 @@ public sealed class FeedLag : IAsyncDisposable
 
     public int Count => _arrivals.Count;
 
-    public static async Task<FeedLagResult> MeasureAsync(CustomerService.CustomerServiceClient customers, ChangeFeed.ChangeFeedClient feed, string fromToken,
-        Func<int, string, RecordOrderRequest> order, string prefix, double rate, double seconds, double waitSeconds, CpuMeter cpu, CancellationToken ct)
+    /// <param name="import">When given, the orders go through one ImportOrders stream, one item sent on each tick, and "returned"
+    /// is when its status came back (after its batch committed); otherwise one RecordOrder call per tick.</param>
+    public static async Task<FeedLagResult> MeasureAsync(CustomerService.CustomerServiceClient customers, CustomerImport.CustomerImportClient? import,
+        ChangeFeed.ChangeFeedClient feed, string fromToken, Func<int, string, RecordOrderRequest> order, string prefix, double rate, double seconds,
+        double waitSeconds, CpuMeter cpu, CancellationToken ct)
     {
         await using var lag = Start(feed, fromToken, prefix);
         var total = (int)Math.Round(rate * seconds);
@@ -74,14 +78,46 @@ public sealed class FeedLag : IAsyncDisposable
             returned[i] = Stopwatch.GetTimestamp();
         }
 
-        for (var next = 0; next < total;)
+        double sendSeconds;
+        if (import is null)
         {
-            var now = Stopwatch.GetTimestamp();
-            while (next < total && t0 + (long)(next * interval) <= now) calls.Add(One(next++));
-            if (next < total) await Task.Delay(1, ct);
+            for (var next = 0; next < total;)
+            {
+                var now = Stopwatch.GetTimestamp();
+                while (next < total && t0 + (long)(next * interval) <= now) calls.Add(One(next++));
+                if (next < total) await Task.Delay(1, ct);
+            }
+            sendSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            await Task.WhenAll(calls);
         }
-        var sendSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-        await Task.WhenAll(calls);
+        else
+        {
+            using var call = import.ImportOrders(cancellationToken: ct);
+            var receiving = Task.Run(async () =>
+            {
+                await foreach (var status in call.ResponseStream.ReadAllAsync(ct))
+                {
+                    var i = (int)status.Line - 1;
+                    returned[i] = Stopwatch.GetTimestamp();
+                    ok[i] = status.Outcome == ImportOutcome.Created;
+                    if (!ok[i]) Interlocked.CompareExchange(ref firstError, $"line {status.Line}: {status.Outcome} {status.Error?.Message}", null);
+                }
+            }, ct);
+            for (var next = 0; next < total;)
+            {
+                var now = Stopwatch.GetTimestamp();
+                while (next < total && t0 + (long)(next * interval) <= now)
+                {
+                    started[next] = Stopwatch.GetTimestamp();
+                    await call.RequestStream.WriteAsync(new ImportOrderItem { BatchId = prefix, Line = next + 1, Order = order(next, prefix + next) }, ct);
+                    next++;
+                }
+                if (next < total) await Task.Delay(1, ct);
+            }
+            sendSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            await call.RequestStream.CompleteAsync();
+            await receiving;
+        }
         var sentOk = ok.Count(x => x);
         var wait = Stopwatch.StartNew();
         while (lag.Count < sentOk && wait.Elapsed.TotalSeconds < waitSeconds) await Task.Delay(20, ct);
@@ -100,7 +136,7 @@ public sealed class FeedLag : IAsyncDisposable
             fromReturn.Add(Math.Max(0, arrived - returned[i]));
             fromStart.Add(arrived - started[i]);
         }
-        return new FeedLagResult(rate, total / sendSeconds, total, total - sentOk, fromReturn.Count, lag._duplicates, fromReturn.Count == sentOk,
+        return new FeedLagResult(import is null ? "RecordOrder" : "ImportOrders", rate, total / sendSeconds, total, total - sentOk, fromReturn.Count, lag._duplicates, fromReturn.Count == sentOk,
             Latency.FromTicks(fromReturn), Latency.FromTicks(fromStart), Latency.FromTicks(callTicks), early, usage, firstError);
     }
 

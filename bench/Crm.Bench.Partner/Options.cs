@@ -11,6 +11,12 @@ public sealed class Options
     public double RefShare { get; private set; } = 0.5;
     public int Seed { get; private set; } = 13;
     public double LagRate { get; private set; } = 1000;
+    /// <summary>
+    /// What records the lag phase's orders: "import" (one ImportOrders stream, an item per tick) or "record" (a RecordOrder
+    /// call per tick). Import by default: RecordOrder's own capacity on 2 cores (~700-800 calls/s, bench/RESULTS.md) is
+    /// below 1,000/s, and a saturated writer would measure its queue, not the feed.
+    /// </summary>
+    public string LagSource { get; private set; } = "import";
     public double LagSeconds { get; private set; } = 30;
     public double LagWarmupSeconds { get; private set; } = 3;
     public double LagWaitSeconds { get; private set; } = 30;
@@ -22,7 +28,7 @@ public sealed class Options
 
     public const string Usage = """
         Crm.Bench.Partner [--orders 1000000] [--customers 100000] [--ref-share 0.5] [--seed 13]
-                          [--lag-rate 1000] [--lag-seconds 30] [--lag-warmup 3] [--lag-wait 30]
+                          [--lag-rate 1000] [--lag-source import|record] [--lag-seconds 30] [--lag-warmup 3] [--lag-wait 30]
                           [--quiet-wait 15] [--service-log-level Warning]
                           [--results bench/RESULTS-partner.md] [--out bench/out] [--no-results]
           Streams --orders generated orders (fixed seed) through crm.customer.v1.CustomerImport/ImportOrders and
@@ -47,6 +53,7 @@ public sealed class Options
                 case "--seed": o.Seed = Int(); break;
                 case "--lag-rate": o.LagRate = Dbl(); break;
                 case "--lag-seconds": o.LagSeconds = Dbl(); break;
+                case "--lag-source": o.LagSource = Next(); break;
                 case "--lag-warmup": o.LagWarmupSeconds = Dbl(); break;
                 case "--lag-wait": o.LagWaitSeconds = Dbl(); break;
                 case "--quiet-wait": o.QuietWaitSeconds = Dbl(); break;
@@ -58,6 +65,7 @@ public sealed class Options
                 default: throw new ArgumentException($"Unknown option '{args[i]}'.\n{Usage}");
             }
         }
+        if (o.LagSource is not ("import" or "record")) throw new ArgumentException("--lag-source is import or record.\n" + Usage);
         if (o.Orders < 1 || o.Customers < 1 || o.RefShare is < 0 or > 1 || o.LagRate <= 0 || o.LagSeconds <= 0)
             throw new ArgumentException("orders, customers, lag-rate and lag-seconds must be positive, ref-share within 0..1.\n" + Usage);
         return o;

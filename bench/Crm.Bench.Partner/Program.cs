@@ -96,13 +96,14 @@ try
             await using var command = new NpgsqlCommand("SELECT coalesce(max(tx)::text || '-' || max(id), '') FROM change_events", db);
             return (string)(await command.ExecuteScalarAsync(ct))!;
         }
-        BenchHost.Log($"Change-feed lag: warm-up, RecordOrder at {options.LagRate:N0}/s for {options.LagWarmupSeconds:0} s");
+        var lagImport = options.LagSource == "import" ? import : null;
+        BenchHost.Log($"Change-feed lag: warm-up, {options.LagSource} at {options.LagRate:N0}/s for {options.LagWarmupSeconds:0} s");
         if (options.LagWarmupSeconds > 0)
-            await FeedLag.MeasureAsync(customers, feed, await EndTokenAsync(), Order, $"warm-{runId}-", options.LagRate, options.LagWarmupSeconds,
+            await FeedLag.MeasureAsync(customers, lagImport, feed, await EndTokenAsync(), Order, $"warm-{runId}-", options.LagRate, options.LagWarmupSeconds,
                 options.LagWaitSeconds, cpu, ct);
         await QuietAsync("change-feed lag");
-        BenchHost.Log($"Change-feed lag: RecordOrder at {options.LagRate:N0}/s for {options.LagSeconds:0} s (open loop), one WatchChanges subscriber");
-        report.FeedLag = await FeedLag.MeasureAsync(customers, feed, await EndTokenAsync(), Order, $"lag-{runId}-", options.LagRate, options.LagSeconds,
+        BenchHost.Log($"Change-feed lag: {options.LagSource} at {options.LagRate:N0}/s for {options.LagSeconds:0} s (open loop), one WatchChanges subscriber");
+        report.FeedLag = await FeedLag.MeasureAsync(customers, lagImport, feed, await EndTokenAsync(), Order, $"lag-{runId}-", options.LagRate, options.LagSeconds,
             options.LagWaitSeconds, cpu, ct);
         var l = report.FeedLag;
         BenchHost.Log($"  lag: {l.Delivered:N0}/{l.Sent - l.SendErrors:N0} delivered at {l.AchievedRate:N0}/s, p50 {l.LagFromReturn.P50:0.0} ms, " +
