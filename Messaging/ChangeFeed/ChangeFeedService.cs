@@ -10,11 +10,16 @@ using Npgsql;
 namespace Crm.Messaging.ChangeFeed;
 
 /// <summary>
-/// crm.changes.v1.ChangeFeed over this service's change_events (filled from the outbox by a trigger, see migration
-/// 0003). Reads in (tx, id) order below the oldest running transaction, so a resumed stream never misses or repeats
-/// an event; polls every <see cref="IdlePoll"/> when it has caught up.
+/// crm.changes.v1.ChangeFeed over this service's change_events (filled from the outbox by a trigger, see migrations
+/// 0003 and 0004). Reads in (tx, id) order below the oldest running transaction that could still add a row, so a
+/// resumed stream never misses or repeats an event. Transactions that cannot add one are skipped in that horizon:
+/// those in other databases and the outbox relay's (it only marks rows sent, and holds its transaction while the
+/// broker confirms a batch, which would otherwise hold every event behind it for that long). Their xids come from
+/// pg_stat_activity; one not seen there simply counts, which is only slower. When it has caught up it waits for the
+/// NOTIFY of the next commit (<see cref="ChangeNotifications"/>), or <see cref="IdlePoll"/> at most: the horizon may
+/// also move when a transaction ends without notifying.
 /// </summary>
-public sealed class ChangeFeedService(NpgsqlDataSource dataSource) : Crm.Changes.V1.ChangeFeed.ChangeFeedBase
+public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotifications notifications) : Crm.Changes.V1.ChangeFeed.ChangeFeedBase
 {
     private const int Batch = 500;
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(50);
@@ -30,16 +35,26 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource) : Crm.Changes
         var ct = context.CancellationToken;
         while (!ct.IsCancellationRequested)
         {
+            var committed = notifications.NextAsync();
             List<Row> rows;
             await using (var connection = await dataSource.OpenConnectionAsync(ct))
             {
                 rows = (await connection.QueryAsync<Row>(new CommandDefinition("""
+                    WITH snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+                    cannot_write AS (
+                        SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
+                        WHERE backend_xid IS NOT NULL AND (datname <> current_database() OR application_name LIKE '%outbox-relay')),
+                    horizon AS (
+                        SELECT coalesce(
+                            (SELECT x FROM snapshot, pg_snapshot_xip(snapshot.s) AS x
+                             WHERE (x::text::numeric % 4294967296)::bigint NOT IN (SELECT xid FROM cannot_write) ORDER BY x LIMIT 1),
+                            (SELECT pg_snapshot_xmax(s) FROM snapshot)) AS below)
                     SELECT tx::text AS tx, id, event_type, message_id, payload::text AS payload, occurred_at
-                    FROM change_events
+                    FROM change_events, horizon
                     WHERE (tx, id) > (@tx::xid8, @id)
-                      AND tx < pg_snapshot_xmin(pg_current_snapshot())
+                      AND tx < horizon.below
                       AND (cardinality(@types) = 0 OR event_type = ANY(@types))
-                    ORDER BY tx, id
+                    ORDER BY change_events.tx, change_events.id -- not the text alias "tx": "1000" sorts before "999"
                     LIMIT @batch
                     """, new { tx = tx.ToString(CultureInfo.InvariantCulture), id, types, batch = Batch }, cancellationToken: ct))).ToList();
             }
@@ -54,7 +69,8 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource) : Crm.Changes
             }
             if (rows.Count < Batch)
             {
-                try { await Task.Delay(IdlePoll, ct); }
+                try { await committed.WaitAsync(IdlePoll, ct); }
+                catch (TimeoutException) { /* poll */ }
                 catch (OperationCanceledException) { break; } // the client went away: a normal end
             }
         }

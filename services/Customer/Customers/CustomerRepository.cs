@@ -72,6 +72,19 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
             new { externalId.System, externalId.Id }, cancellationToken: ct));
     }
 
+    /// <summary>The customers many partner ids belong to (one query); ids nobody has are left out.</summary>
+    public async Task<Dictionary<ExternalId, Guid>> FindByExternalIdsAsync(IReadOnlyCollection<ExternalId> externalIds, CancellationToken ct)
+    {
+        if (externalIds.Count == 0) return [];
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<(string System, string ExternalId, Guid CustomerId)>(new CommandDefinition("""
+            SELECT e.system, e.external_id, e.customer_id
+            FROM unnest(@systems, @ids) AS r(system, external_id)
+            JOIN customer_external_ids e ON e.system = r.system AND e.external_id = r.external_id
+            """, new { systems = externalIds.Select(e => e.System).ToArray(), ids = externalIds.Select(e => e.Id).ToArray() }, cancellationToken: ct));
+        return rows.ToDictionary(r => new ExternalId(r.System, r.ExternalId), r => r.CustomerId);
+    }
+
     public async Task<CustomerRecord?> GetAsync(Guid id, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);

@@ -14,9 +14,10 @@ namespace Crm.Customer.Grpc;
 /// back, in order. Each item goes through exactly what its single call does (checks, idempotency, audit,
 /// events); a rejected item is answered with the status that call would have failed with, and the stream
 /// goes on. Up to <see cref="InFlight"/> items are worked on at once (two for one external id simply meet its
-/// idempotency); the next item is read only when the window has room (back-pressure).
+/// idempotency); the next item is read only when the window has room (back-pressure). Orders go in batches
+/// (ImportOrdersInBatches.cs).
 /// </summary>
-public sealed class ImportGrpcService(PartnerRequests partner, OrderRepository orders, TimeProvider clock, ILoggerFactory loggers)
+public sealed partial class ImportGrpcService(PartnerRequests partner, OrderRepository orders, TimeProvider clock, ILoggerFactory loggers)
     : CustomerImport.CustomerImportBase
 {
     private readonly ILogger _logger = loggers.CreateLogger<ImportGrpcService>();
@@ -40,13 +41,16 @@ public sealed class ImportGrpcService(PartnerRequests partner, OrderRepository o
     [Allow(Roles.Partner, Roles.System)]
     public override Task ImportOrders(IAsyncStreamReader<ImportOrderItem> requestStream, IServerStreamWriter<ImportItemStatus> responseStream,
         ServerCallContext context) =>
-        RunAsync(requestStream, responseStream, context, "orders", i => (i.BatchId, i.Line, i.Order ?? new RecordOrderRequest()),
-            async (request, ct) =>
-            {
-                var order = OrderRules.Validate(await partner.ResolveAsync(request, ct), clock);
-                var (recorded, created) = await orders.RecordAsync(order, ct);
-                return (recorded.Id.ToString(), created ? ImportOutcome.Created : ImportOutcome.Unchanged);
-            });
+        RunInBatchesAsync(requestStream, responseStream, context);
+
+    /// <summary>One order through exactly what RecordOrder does: the batches' fallback.</summary>
+    private Task<ImportItemStatus> ImportOneOrderAsync(ServerCallContext context, long line, RecordOrderRequest request) =>
+        ImportOneAsync(context, line, request, async (r, ct) =>
+        {
+            var order = OrderRules.Validate(await partner.ResolveAsync(r, ct), clock);
+            var (recorded, created) = await orders.RecordAsync(order, ct);
+            return (recorded.Id.ToString(), created ? ImportOutcome.Created : ImportOutcome.Unchanged);
+        });
 
     [Allow(Roles.Partner, Roles.System)]
     public override Task ImportRefunds(IAsyncStreamReader<ImportRefundItem> requestStream, IServerStreamWriter<ImportItemStatus> responseStream,
@@ -115,10 +119,17 @@ public sealed class ImportGrpcService(PartnerRequests partner, OrderRepository o
         }
         catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
         {
-            var rejected = e as RpcException ?? _errors.Translate(e, context);
-            status.Outcome = ImportOutcome.Rejected;
-            status.Error = rejected.GetRpcStatus() ?? new Google.Rpc.Status { Code = (int)rejected.StatusCode, Message = rejected.Status.Detail };
+            Reject(status, e, context);
         }
         return status;
+    }
+
+    /// <summary>The status the single call would have failed with.</summary>
+    private void Reject(ImportItemStatus status, Exception e, ServerCallContext context)
+    {
+        var rejected = e as RpcException ?? _errors.Translate(e, context);
+        status.Outcome = ImportOutcome.Rejected;
+        status.Id = "";
+        status.Error = rejected.GetRpcStatus() ?? new Google.Rpc.Status { Code = (int)rejected.StatusCode, Message = rejected.Status.Detail };
     }
 }

@@ -45,6 +45,45 @@ public sealed class PartnerRequests(CustomerRepository customers, Orders.OrderRe
         return resolved;
     }
 
+    /// <summary>
+    /// <see cref="ResolveAsync(RecordOrderRequest, CancellationToken)"/> for many requests with one lookup: per request
+    /// the resolved request, or the error the single call would have failed with.
+    /// </summary>
+    public async Task<(RecordOrderRequest? Request, Exception? Error)[]> ResolveManyAsync(IReadOnlyList<RecordOrderRequest> requests, CancellationToken ct)
+    {
+        var results = new (RecordOrderRequest? Request, Exception? Error)[requests.Count];
+        var refs = new ExternalId?[requests.Count];
+        for (var i = 0; i < requests.Count; i++)
+        {
+            var request = requests[i];
+            if (request.CustomerRef is null)
+            {
+                results[i] = (request, null);
+                continue;
+            }
+            var v = new Validator();
+            v.Require(request.CustomerId.Length == 0, "customer_id", "give customer_id or customer_ref, not both.");
+            refs[i] = ExternalId.Parse(request.CustomerRef, "customer_ref", v);
+            try { v.ThrowIfInvalid(); }
+            catch (ValidationException e) { (results[i], refs[i]) = ((null, e), null); }
+        }
+        var found = await customers.FindByExternalIdsAsync(refs.OfType<ExternalId>().Distinct().ToList(), ct);
+        for (var i = 0; i < requests.Count; i++)
+        {
+            if (refs[i] is not { } externalId) continue;
+            if (!found.TryGetValue(externalId, out var customerId))
+            {
+                results[i] = (null, new NotFoundException("customer", externalId.ToString()));
+                continue;
+            }
+            var resolved = requests[i].Clone();
+            resolved.CustomerId = customerId.ToString();
+            resolved.CustomerRef = null;
+            results[i] = (resolved, null);
+        }
+        return results;
+    }
+
     /// <summary>The request with external_order_id replaced by the order's id (unchanged without one).</summary>
     public async Task<RefundOrderRequest> ResolveAsync(RefundOrderRequest request, CancellationToken ct)
     {

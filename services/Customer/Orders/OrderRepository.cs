@@ -13,6 +13,9 @@ public sealed record OrderRecord(
     Guid Id, Guid CustomerId, string ExternalOrderId, string? StoreId, string Channel, IReadOnlyList<OrderLineItem> Lines,
     decimal AmountPaid, decimal AmountRefunded, string? PaymentMethod, DateTime PaidAt, DateTime RecordedAt);
 
+/// <summary>One order of <see cref="OrderRepository.RecordManyAsync"/>: its id and whether it was created, or why it was rejected.</summary>
+public readonly record struct Recorded(Guid Id, bool Created, Exception? Error);
+
 public sealed record RefundRecord(string RefundId, Guid OrderId, decimal Amount, string? Reason, DateTime RefundedAt);
 
 /// <summary>Orders and refunds, each written with its event in one transaction.</summary>
@@ -74,6 +77,110 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
         outbox.Wake();
         return (new OrderRecord(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel, order.Lines,
             order.AmountPaid, 0m, order.PaymentMethod, order.PaidAt, now), true);
+    }
+
+    /// <summary>
+    /// Records many orders (distinct external order ids) in one transaction with multi-row statements: the bulk
+    /// import's path. Each order ends as <see cref="RecordAsync"/> would have left it: created with its OrderPaid
+    /// event, unchanged when its external id was recorded before with the same customer and amount,
+    /// ALREADY_EXISTS when with other content, NOT_FOUND when its customer does not exist. Rows are inserted in
+    /// external id order, so two batches sharing ids wait for each other instead of deadlocking.
+    /// </summary>
+    /// <param name="audit">Called in the transaction before the commit with (index, order id) of each created order.</param>
+    /// <returns>Per order, in the given order: its id and whether it was created, or why it was rejected.</returns>
+    public async Task<Recorded[]> RecordManyAsync(IReadOnlyList<NewOrder> orders,
+        Func<NpgsqlTransaction, IReadOnlyList<(int Index, Guid Id)>, Task> audit, CancellationToken ct)
+    {
+        var results = new Recorded[orders.Count];
+        if (orders.Count == 0) return results;
+        var now = clock.UtcNowForDb();
+        var byExternalId = Enumerable.Range(0, orders.Count).OrderBy(i => orders[i].ExternalOrderId, StringComparer.Ordinal).ToArray();
+        var n = byExternalId.Length;
+        var ids = new Guid[n];
+        var customers = new Guid[n];
+        var externalIds = new string[n];
+        var stores = new string?[n];
+        var channels = new string[n];
+        var lines = new string[n];
+        var amounts = new decimal[n];
+        var methods = new string?[n];
+        var paidAt = new DateTime[n];
+        for (var k = 0; k < n; k++)
+        {
+            var o = orders[byExternalId[k]];
+            ids[k] = Guid.CreateVersion7();
+            (customers[k], externalIds[k], stores[k], channels[k]) = (o.CustomerId, o.ExternalOrderId, o.StoreId, o.Channel);
+            (lines[k], amounts[k], methods[k], paidAt[k]) = (JsonSerializer.Serialize(o.Lines, Json), o.AmountPaid, o.PaymentMethod, o.PaidAt);
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        var inserted = new HashSet<Guid>();
+        await using (var insert = new NpgsqlCommand("""
+            INSERT INTO orders (id, customer_id, external_order_id, store_id, channel, lines, amount_paid, payment_method, paid_at, recorded_at)
+            SELECT u.*, $10 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::numeric[], $8::text[],
+                                        $9::timestamptz[]) AS u(id, customer_id, external_order_id, store_id, channel, lines, amount_paid, payment_method, paid_at)
+            WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = u.customer_id)
+            ON CONFLICT (external_order_id) DO NOTHING
+            RETURNING id
+            """, connection, transaction))
+        {
+            insert.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = ids });
+            insert.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = customers });
+            insert.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = externalIds });
+            insert.Parameters.Add(new NpgsqlParameter { Value = stores, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            insert.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = channels });
+            insert.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = lines, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb });
+            insert.Parameters.Add(new NpgsqlParameter<decimal[]> { TypedValue = amounts });
+            insert.Parameters.Add(new NpgsqlParameter { Value = methods, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            insert.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = paidAt, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+            insert.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = now });
+            await using var reader = await insert.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) inserted.Add(reader.GetGuid(0));
+        }
+
+        // What was not inserted: recorded before (same content: unchanged), or its customer does not exist.
+        var created = new List<(int Index, Guid Id)>(inserted.Count);
+        var missing = new List<int>();
+        for (var k = 0; k < n; k++)
+        {
+            if (inserted.Contains(ids[k])) created.Add((byExternalId[k], ids[k]));
+            else missing.Add(k);
+        }
+        if (missing.Count > 0)
+        {
+            var existing = (await connection.QueryAsync<(string ExternalOrderId, Guid Id, Guid CustomerId, decimal AmountPaid)>(new CommandDefinition(
+                    "SELECT external_order_id, id, customer_id, amount_paid FROM orders WHERE external_order_id = ANY(@ids)",
+                    new { ids = missing.Select(k => externalIds[k]).ToArray() }, transaction, cancellationToken: ct)))
+                .ToDictionary(e => e.ExternalOrderId, StringComparer.Ordinal);
+            foreach (var k in missing)
+            {
+                var order = orders[byExternalId[k]];
+                results[byExternalId[k]] = !existing.TryGetValue(order.ExternalOrderId, out var e)
+                    ? new Recorded(Guid.Empty, false, new NotFoundException("customer", order.CustomerId.ToString()))
+                    : e.CustomerId != order.CustomerId || e.AmountPaid != order.AmountPaid
+                        ? new Recorded(e.Id, false, new AlreadyExistsException("order", e.Id.ToString(),
+                            $"External order id '{Echo.Cut(order.ExternalOrderId)}' was already recorded as order {e.Id} " +
+                            $"(customer {e.CustomerId}, paid {e.AmountPaid:0.00}) with different content."))
+                        : new Recorded(e.Id, false, null);
+            }
+        }
+
+        created.Sort((a, b) => a.Index.CompareTo(b.Index)); // events in the order the partner sent the orders
+        foreach (var (index, id) in created) results[index] = new Recorded(id, true, null);
+        if (created.Count > 0)
+        {
+            await outbox.AddRangeAsync(transaction, created.Select(c =>
+            {
+                var o = orders[c.Index];
+                return new OrderPaid(c.Id, o.CustomerId, o.ExternalOrderId, o.StoreId, o.Channel, o.Lines, o.AmountPaid,
+                    new DateTimeOffset(o.PaidAt, TimeSpan.Zero));
+            }).ToList(), ct);
+            await audit(transaction, created);
+        }
+        await transaction.CommitAsync(ct);
+        if (created.Count > 0) outbox.Wake();
+        return results;
     }
 
     /// <summary>

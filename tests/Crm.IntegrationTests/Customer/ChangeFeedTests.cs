@@ -6,6 +6,7 @@ using Crm.IntegrationTests.Support;
 using Crm.ServiceDefaults.Security;
 using Dapper;
 using Grpc.Core;
+using Npgsql;
 using Xunit.Abstractions;
 
 namespace Crm.IntegrationTests.Customer;
@@ -73,6 +74,43 @@ public sealed class ChangeFeedTests(SuiteFixture suite, ITestOutputHelper output
         var store = new ChangeFeed.ChangeFeedClient(suite.Customer.ChannelFor(Roles.Store, "till-1"));
         using (var denied = store.WatchChanges(new WatchChangesRequest()))
             Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<RpcException>(() => denied.ResponseStream.MoveNext())).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_open_transaction_of_another_database_or_of_the_outbox_relay_does_not_hold_events_back()
+    {
+        // Both take a transaction id before the new event's and keep it open for the whole test: neither can add a
+        // change event to this database, so the feed must not wait for them (the relay keeps its transaction open
+        // while the broker confirms a batch).
+        await using var loyalty = await suite.LoyaltyDb.OpenConnectionAsync();
+        await using var loyaltyTx = await loyalty.BeginTransactionAsync();
+        await loyalty.ExecuteScalarAsync<string>("SELECT pg_current_xact_id()::text", transaction: loyaltyTx);
+        var relayLike = new NpgsqlConnectionStringBuilder(suite.Infrastructure.Postgres!.ConnectionString("customerdb")) { ApplicationName = "customer-outbox-relay" };
+        await using var relay = new NpgsqlConnection(relayLike.ConnectionString);
+        await relay.OpenAsync();
+        await using var relayTx = await relay.BeginTransactionAsync();
+        await relay.ExecuteScalarAsync<string>("SELECT pg_current_xact_id()::text", transaction: relayTx);
+
+        string start;
+        await using (var db = await suite.CustomerDb.OpenConnectionAsync())
+            start = await db.ExecuteScalarAsync<string>("SELECT coalesce(max(tx)::text || '-' || max(id), '') FROM change_events") ?? "";
+        var partner = new CustomerService.CustomerServiceClient(suite.Customer.ChannelFor(Roles.Partner, "erp-feed"));
+        var feed = new ChangeFeed.ChangeFeedClient(suite.Customer.ChannelFor(Roles.Partner, "erp-feed"));
+        var id = (await partner.UpsertCustomerAsync(new UpsertCustomerRequest
+        {
+            Ref = new ExternalRef { System = "erp", Id = "FEED-OPEN-" + Guid.NewGuid().ToString("N")[..8] },
+            Profile = new CustomerProfile { Name = "订阅客户", Phone = CustomerProfileTests.UniquePhone() },
+        })).Customer.Id;
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var call = feed.WatchChanges(new WatchChangesRequest { FromToken = start, EventTypes = { "CustomerRegistered" } }, cancellationToken: cts.Token);
+        var watch = Stopwatch.StartNew();
+        ChangeEvent? mine = null;
+        await foreach (var e in call.ResponseStream.ReadAllAsync(cts.Token))
+            if (CustomerId(e) == id) { mine = e; break; }
+        output.WriteLine($"delivered in {watch.ElapsedMilliseconds} ms with both transactions open");
+        Assert.NotNull(mine);
+        Assert.Equal("CustomerRegistered", mine.EventType);
     }
 
     private static string CustomerId(ChangeEvent e) =>

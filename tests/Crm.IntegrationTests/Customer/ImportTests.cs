@@ -131,7 +131,7 @@ public sealed class ImportTests(SuiteFixture suite, ITestOutputHelper output)
     }
 
     /// <summary>Sends every item while reading the statuses as they come (the service answers one before reading the next).</summary>
-    private static async Task<List<ImportItemStatus>> StreamAsync<T>(AsyncDuplexStreamingCall<T, ImportItemStatus> call, IReadOnlyList<T> items)
+    internal static async Task<List<ImportItemStatus>> StreamAsync<T>(AsyncDuplexStreamingCall<T, ImportItemStatus> call, IReadOnlyList<T> items)
     {
         using (call)
         {
