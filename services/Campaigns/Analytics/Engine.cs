@@ -38,7 +38,11 @@ public sealed record CustomerScore(
     CustomerFacts Facts,
     int R, int F, int M, string Cell, string Group,
     double PActive, double ExpectedPurchases, decimal ExpectedOrderValue, decimal Clv,
-    QuadrantKind Quadrant, int Decile, string LadderStage, ChurnLevel Churn, string ChurnBasis, int DaysSinceLastOrder, bool ModelUsed);
+    QuadrantKind Quadrant, int Decile, string LadderStage, ChurnLevel Churn, string ChurnBasis, int DaysSinceLastOrder, bool ModelUsed)
+{
+    /// <summary>The stored recompute run this score was read from; 0 when computed on request.</summary>
+    public long RunId { get; init; }
+}
 
 public sealed record Bucket(string Key, int Count, decimal Revenue);
 
