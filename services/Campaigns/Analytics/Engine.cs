@@ -140,6 +140,9 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
     /// </summary>
     public static decimal Clv(BgNbd model, PurchaseHistory h, decimal expectedValue, int horizonDays, double annualDiscountRate)
     {
+        // Undiscounted, the monthly sum telescopes to E[Y(horizon)]: one evaluation instead of thirteen (a million customers a run).
+        if (annualDiscountRate == 0)
+            return Finite(model.ConditionalExpectedPurchases(horizonDays, h.X, h.Tx, h.T)) is { } expected ? decimal.Round(expected * expectedValue, 2) : 0;
         double total = 0, previous = 0;
         for (var t = Math.Min(30, horizonDays); ; t = Math.Min(t + 30, horizonDays))
         {
