@@ -29,7 +29,9 @@ public static class Generator
     {
         var watch = Stopwatch.StartNew();
         var scale = Calibrate(orders / (customers * 0.9) * 1.03, seed);
+        BenchHost.Log($"  calibrated θ = {scale:0.000000} in {watch.Elapsed.TotalSeconds:0.0} s");
         var saved = await DropConstraintsAndIndexesAsync(connectionString, ct);
+        BenchHost.Log($"  keys and indexes dropped at {watch.Elapsed.TotalSeconds:0.0} s");
 
         await using var cConn = await Open(connectionString, ct);
         await using var oConn = await Open(connectionString, ct);
@@ -108,6 +110,7 @@ public static class Generator
                     lines++;
                 }
                 written++;
+                if (written % 1_000_000 == 0) BenchHost.Log($"  {written:N0} orders at {watch.Elapsed.TotalSeconds:0.0} s");
                 bought++;
                 spend += amount - refund;
             }
@@ -143,6 +146,7 @@ public static class Generator
         await oTx.CommitAsync(ct);
         await lTx.CommitAsync(ct);
         var loadSeconds = watch.Elapsed.TotalSeconds;
+        BenchHost.Log($"  loaded at {loadSeconds:0.0} s; restoring keys, indexes and statistics");
 
         watch.Restart();
         await RestoreAsync(connectionString, saved, ct);

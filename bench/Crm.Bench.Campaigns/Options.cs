@@ -12,7 +12,7 @@ public sealed class Options
     public int Seed { get; private set; } = 20_261_126;
     public double LagRate { get; private set; } = 500;
     public double LagSeconds { get; private set; } = 30;
-    public int FitSample { get; private set; } = 50_000;
+    public int FitSample { get; private set; } = 10_000;
     public string WorkMem { get; private set; } = "256MB";
     public double MaxQuietWaitSeconds { get; private set; } = 60;
     public double QuietCores { get; private set; } = 0.3;
@@ -34,7 +34,7 @@ public sealed class Options
           --seed N              generator seed (default 20261126)
           --lag-rate R          OrderPaid events per second in the lag phase (default 500)
           --lag-seconds S       length of the lag phase (default 30)
-          --fit-sample N        buyers the models are fitted on (Campaigns:Recompute:FitSampleSize, default 50,000)
+          --fit-sample N        buyers the models are fitted on (Campaigns:Recompute:FitSampleSize, default 10,000)
           --work-mem SIZE       work_mem of the ceiling scan (the recompute sets the same; default 256MB)
           --quiet-cores C       wait before each phase for a second with other load below C cores (default 0.3) …
           --max-quiet-wait S    … but at most S seconds (default 60)

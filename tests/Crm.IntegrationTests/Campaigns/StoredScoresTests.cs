@@ -123,7 +123,7 @@ public class StoredScoresTests(SuiteFixture suite)
         await using (var db = await suite.CampaignsDb.OpenConnectionAsync())
             Assert.Equal(await db.ExecuteScalarAsync<int>("SELECT count(*) FROM customer_scores WHERE orders > 0"), groups.TotalCount);
         var promising = new List<string>();
-        var page = new ListCustomerAnalyticsRequest { Kind = DistributionKind.RfmGroups, Bucket = "promising", PageSize = 1000 };
+        var page = new ListCustomerAnalyticsRequest { Kind = DistributionKind.RfmGroups, Bucket = "promising", PageSize = 200 };
         do
         {
             var reply = await _analytics.ListCustomerAnalyticsAsync(page);
