@@ -23,6 +23,9 @@ public static class Generator
     private static readonly string[] Regions = ["华东", "华南", "华北", "西南", "华中", "东北", "西北", "港澳台"];
     private static readonly string[] Cities = ["上海", "深圳", "北京", "成都", "武汉", "沈阳", "西安", "香港"];
     private static readonly string[] Channels = ["store", "store", "store", "store", "store", "store", "store", "online", "online", "wechat"];
+    private static readonly string[] SkuCodes = Enumerable.Range(0, Skus + 1).Select(k => $"SKU-{k:0000}").ToArray();
+    private static readonly string[] SkuNames = Enumerable.Range(0, Skus + 1).Select(k => $"Product {k:0000}").ToArray();
+    private static readonly string[] Stores = Enumerable.Range(0, 201).Select(k => $"S{k}").ToArray();
     private static readonly (string Tier, decimal Above)[] Tiers = [("S6", 980_000), ("S5", 580_000), ("S4", 180_000), ("S3", 80_000), ("S2", 8_000)];
 
     public static async Task<Generated> LoadAsync(string connectionString, int customers, int orders, int seed, DateTime end, CancellationToken ct)
@@ -87,8 +90,7 @@ public static class Generator
                 oCopy.Write(orderId, NpgsqlDbType.Uuid);
                 oCopy.Write(id, NpgsqlDbType.Uuid);
                 oCopy.Write("GEN-" + written.ToString(System.Globalization.CultureInfo.InvariantCulture), NpgsqlDbType.Text);
-                oCopy.Write("S" + (1 + (int)(200 * random.NextDouble() * random.NextDouble())).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    NpgsqlDbType.Text);
+                oCopy.Write(Stores[1 + (int)(200 * random.NextDouble() * random.NextDouble())], NpgsqlDbType.Text);
                 oCopy.Write(Channels[random.Next(Channels.Length)], NpgsqlDbType.Text);
                 oCopy.Write(amount, NpgsqlDbType.Numeric);
                 oCopy.Write(refund, NpgsqlDbType.Numeric);
@@ -103,8 +105,8 @@ public static class Generator
                     lCopy.StartRow();
                     lCopy.Write(orderId, NpgsqlDbType.Uuid);
                     lCopy.Write(n, NpgsqlDbType.Integer);
-                    lCopy.Write($"SKU-{sku:0000}", NpgsqlDbType.Text);
-                    lCopy.Write($"Product {sku:0000}", NpgsqlDbType.Text);
+                    lCopy.Write(SkuCodes[sku], NpgsqlDbType.Text);
+                    lCopy.Write(SkuNames[sku], NpgsqlDbType.Text);
                     lCopy.Write(1, NpgsqlDbType.Integer);
                     lCopy.Write(price, NpgsqlDbType.Numeric);
                     lines++;
