@@ -56,6 +56,7 @@ try
     {
         ["ConnectionStrings__campaignsdb"] = db,
         ["ConnectionStrings__messaging"] = infra.RabbitMq!.AmqpUri.ToString(),
+        ["ConnectionStrings__cache"] = infra.Redis!.ConnectionString, // the campaigns' frequency cap (part 2) reads Redis
         ["OTEL_SERVICE_NAME"] = "campaigns",
         ["DOTNET_ENVIRONMENT"] = "Production",
     },
