@@ -41,6 +41,8 @@ public static class CampaignsApp
             .Validate(o => TimeZoneExists(o.TimeZone), "Campaigns:TimeZone must be a known IANA time zone.")
             .Validate(o => o.RecencyMonths.Length == 4 && o.FrequencyMax.Length == 4 && o.MonetaryMax.Length == 4,
                 "Campaigns:RecencyMonths, FrequencyMax and MonetaryMax need four boundaries each (five scores).")
+            .Validate(o => TimeOnly.TryParseExact(o.Recompute.DailyAt, "HH:mm", out _) && o.Recompute.FitSampleSize >= 100,
+                "Campaigns:Recompute:DailyAt must be HH:mm and FitSampleSize at least 100.")
             .ValidateOnStart();
         builder.Services.AddSingleton<ReadModelStore>();
         builder.Services.AddSingleton<AnalyticsQueries>();
@@ -55,6 +57,9 @@ public static class CampaignsApp
         builder.Services.AddSingleton<IMessageSender, DeliveryLogSender>();
         builder.Services.AddSingleton<CampaignStore>();
         builder.Services.AddSingleton<CampaignDispatcher>();
+        builder.Services.AddSingleton<StoredScores>();
+        builder.Services.AddSingleton<ScoreRecompute>();
+        builder.Services.AddHostedService<RecomputeSchedule>();
         overrides?.Invoke(builder.Services);
 
         var app = builder.Build();

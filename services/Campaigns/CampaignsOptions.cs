@@ -33,6 +33,8 @@ public sealed class CampaignsOptions
 
     public ChurnOptions Churn { get; set; } = new();
 
+    public RecomputeOptions Recompute { get; set; } = new();
+
     public void ApplyDefaults()
     {
         if (RecencyMonths.Length == 0) RecencyMonths = [1, 3, 6, 12];
@@ -89,4 +91,20 @@ public sealed class ChurnOptions
     public double MediumMultiple { get; set; } = 1.5;
     /// <summary>The usual interval when neither the customer nor the population has repeat orders to measure it.</summary>
     public double DefaultIntervalDays { get; set; } = 90;
+}
+
+public sealed class RecomputeOptions
+{
+    /// <summary>Runs the full recompute of the stored scores every day at <see cref="DailyAt"/> (brand time).</summary>
+    public bool Scheduled { get; set; } = true;
+    /// <summary>Local time of day in the brand's time zone, "HH:mm".</summary>
+    public string DailyAt { get; set; } = "03:00";
+    /// <summary>Whether the scheduled run fits the models again first (the RPC says so per call).</summary>
+    public bool RefitModels { get; set; } = true;
+    /// <summary>
+    /// The models are fitted on at most this many buyers, drawn at random (a stable hash of the customer id), and then score
+    /// everyone: a fit's cost is evaluations × customers (seconds per thousand buyers), and ten thousand pin the four and
+    /// three parameters to within a few per cent.
+    /// </summary>
+    public int FitSampleSize { get; set; } = 10_000;
 }

@@ -9,7 +9,8 @@ namespace Crm.Campaigns.Analytics;
 /// <summary>
 /// Loads a population from the read model and scores it with <see cref="Engine"/>. Computed on request: the population's
 /// aggregate is one indexed scan of the orders (the medians, deciles and model all need every customer anyway). At the
-/// issue's benchmark scale this wants a scheduled recompute into a scores table; not done yet.
+/// issue's benchmark scale only an explicit past as-of or a tagged population comes here: "as of now" reads come from the
+/// stored scores (<see cref="StoredScores"/>, written by <see cref="ScoreRecompute"/>).
 /// </summary>
 public sealed class AnalyticsQueries(NpgsqlDataSource dataSource, ReadModelStore store, IOptions<CampaignsOptions> options, TimeProvider clock)
 {
@@ -44,29 +45,39 @@ public sealed class AnalyticsQueries(NpgsqlDataSource dataSource, ReadModelStore
         var population = await LoadAsync(Engine, asOf, null, null, ct);
         var fitted = Engine.Fit(population, asOf, Microseconds(Now));
         if (fitted is null) return null;
+        await SaveFitAsync(fitted, ct);
+        return fitted;
+    }
+
+    /// <summary>Keeps a fit as the latest; returns its id.</summary>
+    public async Task<long> SaveFitAsync(FittedModels fitted, CancellationToken ct)
+    {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition("""
+        return await connection.ExecuteScalarAsync<long>(new CommandDefinition("""
             INSERT INTO model_fits (as_of, fitted_at, r, alpha_days, a, b, bgnbd_ll, bgnbd_customers, p, q, gamma, gg_ll, gg_customers)
             VALUES (@AsOf, @FittedAt, @R, @Alpha, @A, @B, @BgLl, @BgN, @P, @Q, @Gamma, @GgLl, @GgN)
+            RETURNING id
             """, new
         {
             fitted.AsOf, fitted.FittedAt, fitted.BgNbd.R, fitted.BgNbd.Alpha, fitted.BgNbd.A, fitted.BgNbd.B, BgLl = fitted.BgNbdLogLikelihood,
             BgN = fitted.BgNbdCustomers, fitted.GammaGamma.P, fitted.GammaGamma.Q, fitted.GammaGamma.Gamma, GgLl = fitted.GammaGammaLogLikelihood,
             GgN = fitted.GammaGammaCustomers,
         }, cancellationToken: ct));
-        return fitted;
     }
 
-    public async Task<FittedModels?> LatestModelsAsync(CancellationToken ct)
+    public async Task<FittedModels?> LatestModelsAsync(CancellationToken ct) => (await FitByIdAsync(null, ct))?.Models;
+
+    /// <summary>A stored fit by id, or the latest when <paramref name="id"/> is null.</summary>
+    public async Task<(long Id, FittedModels Models)?> FitByIdAsync(long? id, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<FitRow>(new CommandDefinition(
-            "SELECT * FROM model_fits ORDER BY id DESC LIMIT 1", cancellationToken: ct));
-        return row is null ? null : new FittedModels(new BgNbd(row.R, row.AlphaDays, row.A, row.B), row.BgnbdLl, row.BgnbdCustomers,
-            new GammaGamma(row.P, row.Q, row.Gamma), row.GgLl, row.GgCustomers, row.AsOf, row.FittedAt);
+            "SELECT * FROM model_fits WHERE @id::bigint IS NULL OR id = @id ORDER BY id DESC LIMIT 1", new { id }, cancellationToken: ct));
+        return row is null ? null : (row.Id, new FittedModels(new BgNbd(row.R, row.AlphaDays, row.A, row.B), row.BgnbdLl, row.BgnbdCustomers,
+            new GammaGamma(row.P, row.Q, row.Gamma), row.GgLl, row.GgCustomers, row.AsOf, row.FittedAt));
     }
 
-    private static DateTime Microseconds(DateTime t) => new(t.Ticks - t.Ticks % 10, DateTimeKind.Utc);
+    public static DateTime Microseconds(DateTime t) => new(t.Ticks - t.Ticks % 10, DateTimeKind.Utc);
 
     public Task<bool> IsKnownAsync(Guid customerId, CancellationToken ct) => store.IsKnownAsync(customerId, ct);
 

@@ -13,7 +13,8 @@ using Grpc.Core;
 namespace Crm.Campaigns.Grpc;
 
 /// <summary>crm.campaigns.v1.AnalyticsService: validates, asks AnalyticsQueries / SalesReports / Rebuilder, maps to the wire.</summary>
-public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, SalesReports reports, Rebuilder rebuilder) : AnalyticsService.AnalyticsServiceBase
+public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, StoredScores stored, ScoreRecompute recompute, SalesReports reports, Rebuilder rebuilder)
+    : AnalyticsService.AnalyticsServiceBase
 {
     private const int MaxRangeDays = 3660;
 
@@ -28,8 +29,18 @@ public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, SalesReport
         var ct = context.CancellationToken;
         if (!await analytics.IsKnownAsync(customerId, ct)) throw new NotFoundException("customer", customerId.ToString());
 
-        var (scores, models) = await analytics.ScoreAsync(asOf, Tag(request.PopulationTag), horizon, customerId, ct);
-        return ToProto(scores.First(x => x.Facts.CustomerId == customerId), models, asOf, horizon);
+        if (await StoredRunAsync(request.AsOf, request.PopulationTag, request.HorizonDays, ct) is { } run)
+        {
+            var models = await ModelsOfAsync(run, ct);
+            if (await stored.GetAsync(customerId, ct) is { } score) return ToProto(score, models, run.AsOf, run.HorizonDays);
+            // Not in the run yet (registered since): scored alone as of now against the run's models, unranked until the next run.
+            var engine = analytics.Engine;
+            var now = analytics.Now;
+            var alone = engine.Score(await analytics.LoadAsync(engine, now, null, customerId, ct), now, models, run.HorizonDays)[0];
+            return ToProto(alone with { Decile = 0, Quadrant = QuadrantKind.Unspecified }, models, now, run.HorizonDays);
+        }
+        var (scores, fitted) = await analytics.ScoreAsync(asOf, Tag(request.PopulationTag), horizon, customerId, ct);
+        return ToProto(scores.First(x => x.Facts.CustomerId == customerId), fitted, asOf, horizon);
     }
 
     [Allow(Roles.Marketing)]
@@ -44,18 +55,36 @@ public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, SalesReport
         var pageSize = PageToken.PageSize(request.PageSize, v);
         var filters = $"customers|{request.Kind}|{request.Bucket}|{request.PopulationTag}|{horizon}";
         var after = Guid.Empty;
+        var fromStore = false;
         if (PageToken.Decode(request.PageToken, filters, v) is { } key)
         {
+            // "<as_of ticks>/<last id>" for pages computed on request, "stored/<last id>" for pages of the stored run.
             var parts = key.Split('/');
-            if (parts.Length == 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)
+            if (parts.Length == 2 && parts[0] == "stored" && Guid.TryParse(parts[1], out after))
+                fromStore = true;
+            else if (parts.Length == 2 && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var ticks)
                 && ticks is > 0 and <= 3155378975999999999 && Guid.TryParse(parts[1], out after))
                 asOf = new DateTime(ticks, DateTimeKind.Utc);
             else
                 v.Add("page_token", "is not a page token returned by this service.");
         }
         v.ThrowIfInvalid();
+        var ct = context.CancellationToken;
 
-        var (scores, models) = await analytics.ScoreAsync(asOf, Tag(request.PopulationTag), horizon, null, context.CancellationToken);
+        var run = request.PageToken.Length == 0 || fromStore ? await StoredRunAsync(request.AsOf, request.PopulationTag, request.HorizonDays, ct) : null;
+        if (run is not null)
+        {
+            var storedModels = await ModelsOfAsync(run, ct);
+            if (request.Kind == DistributionKind.Quadrants && storedModels is null)
+                throw new PreconditionFailedException("MODELS_NOT_FITTED", "models", "Quadrants need the lifetime-value models: call FitModels first.");
+            var rows = await stored.PageAsync(ColumnOf(request.Kind), request.Bucket.Trim(), after, pageSize + 1, ct);
+            var storedReply = new ListCustomerAnalyticsResponse();
+            storedReply.Customers.AddRange(rows.Take(pageSize).Select(s => ToProto(s, storedModels, run.AsOf, run.HorizonDays)));
+            if (rows.Count > pageSize) storedReply.NextPageToken = PageToken.Encode($"stored/{rows[pageSize - 1].Facts.CustomerId}", filters);
+            return storedReply;
+        }
+
+        var (scores, models) = await analytics.ScoreAsync(asOf, Tag(request.PopulationTag), horizon, null, ct);
         if (request.Kind == DistributionKind.Quadrants && models is null)
             throw new PreconditionFailedException("MODELS_NOT_FITTED", "models", "Quadrants need the lifetime-value models: call FitModels first.");
         Func<CustomerScore, string?> bucketOf = request.Kind switch
@@ -90,7 +119,7 @@ public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, SalesReport
             ExpectedOrderValue = Money.FromDecimal(s.ExpectedOrderValue), Clv = Money.FromDecimal(s.Clv), Quadrant = (Quadrant)(int)s.Quadrant,
             SpendDecile = s.Decile, LadderStage = s.LadderStage, ChurnRisk = (ChurnRisk)(int)s.Churn, ChurnBasis = s.ChurnBasis,
             DaysSinceLastOrder = s.DaysSinceLastOrder, Tier = c.Tier ?? "", PointsBalance = c.PointsBalance ?? 0, BirthdayMonth = c.BirthdayMonth ?? 0,
-            Region = c.Region ?? "", MarketingConsent = c.MarketingConsent,
+            Region = c.Region ?? "", MarketingConsent = c.MarketingConsent, RecomputeRunId = s.RunId,
         };
         reply.Tags.AddRange(c.Tags ?? []);
         return reply;
@@ -111,6 +140,23 @@ public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, SalesReport
         if (request.Kind == DistributionKind.SalesDeciles)
         {
             buckets = Engine.Deciles(await analytics.OrderValuesAsync(asOf, tag, ct));
+        }
+        else if (await StoredRunAsync(request.AsOf, request.PopulationTag, request.HorizonDays, ct) is { } run)
+        {
+            asOf = run.AsOf;
+            var column = ColumnOf(request.Kind);
+            var rows = await stored.DistributionAsync(column, ct);
+            buckets = column switch
+            {
+                StoredScores.Column.RfmCell => rows.OrderByDescending(b => b.Key, StringComparer.Ordinal).ToList(),
+                StoredScores.Column.RfmGroup => Ordered(rows.ToList(), analytics.Options.RfmGroups.Select(g => g.Name)),
+                StoredScores.Column.Quadrant => run.ModelFitId is null
+                    ? throw new PreconditionFailedException("MODELS_NOT_FITTED", "models", "Quadrants need the lifetime-value models: call FitModels first.")
+                    : Ordered(rows.ToList(), ["vip", "growable", "maintain", "abandon"]),
+                StoredScores.Column.Decile => Ordered(rows.ToList(), Enumerable.Range(1, 10).Select(d => d.ToString(CultureInfo.InvariantCulture))),
+                StoredScores.Column.Ladder => Ordered(rows.ToList(), analytics.Options.Ladder.Select(l => l.Stage).Append("prospect")),
+                _ => Ordered(rows.ToList(), ["low", "medium", "high"]),
+            };
         }
         else
         {
@@ -232,7 +278,43 @@ public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, SalesReport
     [Allow(Roles.Admin)]
     public override Task<RebuildStatus> GetRebuildStatus(GetRebuildStatusRequest request, ServerCallContext context) => Task.FromResult(ToProto(rebuilder.State));
 
+    [Allow(Roles.Admin, Roles.Marketing)]
+    public override async Task<V1.RecomputeRun> RecomputeScores(RecomputeScoresRequest request, ServerCallContext context)
+    {
+        var run = await recompute.TryRunAsync(request.RefitModels, context.CancellationToken)
+            ?? throw new PreconditionFailedException("RECOMPUTE_RUNNING", "recompute", "A recompute of the scores is running; try again when it has finished.");
+        var models = run.ModelFitId is { } id ? (await analytics.FitByIdAsync(id, context.CancellationToken))?.Models : null;
+        return new V1.RecomputeRun
+        {
+            Id = run.Id, AsOf = Utc(run.AsOf), HorizonDays = run.HorizonDays, Customers = run.Customers, StartedAt = Utc(run.StartedAt),
+            FinishedAt = Utc(run.FinishedAt), Models = ToProto(models), FitSample = run.FitSample ?? 0,
+        };
+    }
+
     // ---- helpers ----
+
+    private static Timestamp Utc(DateTime t) => Timestamp.FromDateTime(DateTime.SpecifyKind(t, DateTimeKind.Utc));
+
+    /// <summary>The latest stored run when the request asks "as of now" over everyone at the run's horizon; else null (computed on request).</summary>
+    private async Task<Analytics.RecomputeRun?> StoredRunAsync(Timestamp? asOf, string tag, int horizonDays, CancellationToken ct)
+    {
+        if (asOf is not null || Tag(tag) is not null) return null;
+        var run = await stored.LatestRunAsync(ct);
+        return run is not null && (horizonDays == 0 || horizonDays == run.HorizonDays) ? run : null;
+    }
+
+    private async Task<Analytics.FittedModels?> ModelsOfAsync(Analytics.RecomputeRun run, CancellationToken ct) =>
+        run.ModelFitId is { } id ? (await analytics.FitByIdAsync(id, ct))?.Models : null;
+
+    private static StoredScores.Column ColumnOf(DistributionKind kind) => kind switch
+    {
+        DistributionKind.RfmCells => StoredScores.Column.RfmCell,
+        DistributionKind.RfmGroups => StoredScores.Column.RfmGroup,
+        DistributionKind.Quadrants => StoredScores.Column.Quadrant,
+        DistributionKind.CustomerDeciles => StoredScores.Column.Decile,
+        DistributionKind.Ladder => StoredScores.Column.Ladder,
+        _ => StoredScores.Column.Churn,
+    };
 
     private DateTime AsOf(Timestamp? asOf, Validator v)
     {

@@ -50,19 +50,17 @@ public sealed class SalesReports(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         var args = new { unit = Unit(unit), tz = timeZone, from, to, store, channel };
-        var periods = await connection.QueryAsync<PeriodRow>(new CommandDefinition($"""
-            SELECT date_trunc(@unit, paid_at AT TIME ZONE @tz) AS start_local, sum(amount_paid - amount_refunded) AS total, count(*)::int AS orders,
-                   max(amount_paid - amount_refunded) AS max_ticket, min(amount_paid - amount_refunded) AS min_ticket,
-                   count(DISTINCT customer_id)::int AS customers
-            FROM orders WHERE {Filters}
-            GROUP BY 1 ORDER BY 1
-            """, args, cancellationToken: ct, commandTimeout: 120));
-        var total = await connection.QuerySingleAsync<PeriodRow>(new CommandDefinition($"""
-            SELECT coalesce(sum(amount_paid - amount_refunded), 0) AS total, count(*)::int AS orders,
-                   coalesce(max(amount_paid - amount_refunded), 0) AS max_ticket, coalesce(min(amount_paid - amount_refunded), 0) AS min_ticket,
-                   count(DISTINCT customer_id)::int AS customers
-            FROM orders WHERE {Filters}
-            """, args, cancellationToken: ct, commandTimeout: 120));
+        // One pass over the range: the periods and the whole range (the empty grouping set) from the same scan.
+        var rows = (await connection.QueryAsync<PeriodRow>(new CommandDefinition($"""
+            SELECT start_local, grouping(start_local) = 1 AS is_total, coalesce(sum(net), 0) AS total, count(*)::int AS orders,
+                   coalesce(max(net), 0) AS max_ticket, coalesce(min(net), 0) AS min_ticket, count(DISTINCT customer_id)::int AS customers
+            FROM (SELECT date_trunc(@unit, paid_at AT TIME ZONE @tz) AS start_local, amount_paid - amount_refunded AS net, customer_id
+                  FROM orders WHERE {Filters}) o
+            GROUP BY GROUPING SETS ((start_local), ())
+            ORDER BY is_total, start_local
+            """, args, cancellationToken: ct, commandTimeout: 120))).ToList();
+        var periods = rows.Where(r => !r.IsTotal).ToList();
+        var total = rows.Single(r => r.IsTotal);
         return (periods.Select(p => p.ToSales()).ToList(), total.ToSales());
     }
 
@@ -107,12 +105,13 @@ public sealed class SalesReports(NpgsqlDataSource dataSource)
 
     private sealed class PeriodRow
     {
-        public DateTime StartLocal { get; init; }
+        public DateTime? StartLocal { get; init; }
+        public bool IsTotal { get; init; }
         public decimal Total { get; init; }
         public int Orders { get; init; }
         public decimal MaxTicket { get; init; }
         public decimal MinTicket { get; init; }
         public int Customers { get; init; }
-        public PeriodSales ToSales() => new(StartLocal, Total, Orders, MaxTicket, MinTicket, Customers);
+        public PeriodSales ToSales() => new(StartLocal ?? default, Total, Orders, MaxTicket, MinTicket, Customers);
     }
 }

@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Crm.Contracts;
+using MassTransit;
+using Npgsql;
+
+namespace Crm.Bench.Campaigns;
+
+public sealed record LagResult(double TargetRate, double AchievedRate, int Sent, int Arrived, int PublishErrors, Latency Lag, Latency Publish,
+    double PollMilliseconds, CpuUsage Cpu, string? FirstError);
+
+/// <summary>
+/// OrderPaid events published at a fixed rate (open loop) through MassTransit as the customer service's outbox relay
+/// publishes them (bus.Publish with the message id set, publisher confirms), for existing customers; a poller asks the
+/// campaign service's read model every few milliseconds which of the pending orders it has. Lag = first poll that sees the
+/// order − the start of its publish, so it includes up to one poll interval of the poller's own.
+/// </summary>
+public static class Lag
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(5);
+
+    public static async Task<LagResult> RunAsync(string amqp, string campaignsDb, IReadOnlyList<Guid> customers, double rate, TimeSpan duration,
+        CpuMeter cpu, CancellationToken ct)
+    {
+        var uri = new Uri(amqp);
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(uri, host =>
+        {
+            var userInfo = uri.UserInfo.Split(':', 2);
+            if (userInfo[0].Length > 0) host.Username(Uri.UnescapeDataString(userInfo[0]));
+            if (userInfo.Length > 1) host.Password(Uri.UnescapeDataString(userInfo[1]));
+        }));
+        await bus.StartAsync(ct);
+        try
+        {
+            // One unmeasured event first: the exchange, the channel and the JIT are ready before the clock runs.
+            var pending = new ConcurrentDictionary<Guid, long>();
+            var lags = new ConcurrentBag<long>();
+            var warm = Event(customers[0], "LAG-WARM");
+            pending[warm.OrderId] = Stopwatch.GetTimestamp();
+            await bus.Publish(warm, c => c.MessageId = NewId.NextGuid(), ct);
+            await using var dataSource = NpgsqlDataSource.Create(campaignsDb);
+            await PollUntilAsync(dataSource, pending, null, TimeSpan.FromSeconds(30), ct);
+
+            var total = (int)Math.Round(rate * duration.TotalSeconds);
+            var publishTimes = new long[total];
+            var errors = 0;
+            string? firstError = null;
+            var random = new Random(7);
+            var interval = Stopwatch.Frequency / rate;
+            var inflight = new List<Task>(total);
+            var before = cpu.Snapshot();
+            using var stopPolling = new CancellationTokenSource();
+            var poller = PollUntilAsync(dataSource, pending, lags, null, ct, () => stopPolling.IsCancellationRequested);
+            var t0 = Stopwatch.GetTimestamp();
+            for (var next = 0; next < total;)
+            {
+                var now = Stopwatch.GetTimestamp();
+                while (next < total && t0 + (long)(next * interval) <= now)
+                {
+                    var i = next++;
+                    var message = Event(customers[random.Next(customers.Count)], $"LAG-{i}");
+                    inflight.Add(Task.Run(async () =>
+                    {
+                        var started = Stopwatch.GetTimestamp();
+                        pending[message.OrderId] = started;
+                        try { await bus.Publish(message, c => c.MessageId = NewId.NextGuid(), ct); }
+                        catch (Exception e) when (!ct.IsCancellationRequested)
+                        {
+                            Interlocked.Increment(ref errors);
+                            Interlocked.CompareExchange(ref firstError, e.GetType().Name + ": " + e.Message, null);
+                            pending.TryRemove(message.OrderId, out _);
+                        }
+                        publishTimes[i] = Stopwatch.GetTimestamp() - started;
+                    }, ct));
+                }
+                if (next < total) await Task.Delay(1, ct);
+            }
+            var sendSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            await Task.WhenAll(inflight);
+            var sent = total;
+            // Every published order must arrive; give up 60 s after the last publish.
+            var deadline = Stopwatch.GetTimestamp() + 60 * Stopwatch.Frequency;
+            while (!pending.IsEmpty && Stopwatch.GetTimestamp() < deadline) await Task.Delay(20, ct);
+            stopPolling.Cancel();
+            await poller;
+            var usage = cpu.Snapshot() - before;
+            return new LagResult(rate, sent / sendSeconds, sent, lags.Count, errors, Latency.FromTicks(lags.ToList()),
+                Latency.FromTicks(publishTimes.Where(t => t > 0).ToList()), PollInterval.TotalMilliseconds, usage, firstError);
+        }
+        finally
+        {
+            await bus.StopAsync(CancellationToken.None);
+        }
+    }
+
+    private static OrderPaid Event(Guid customer, string externalId) =>
+        new(NewId.NextGuid(), customer, externalId, "S1", "store", [new OrderLineItem("SKU-0001", "Product 0001", 1, 1_000m)], 1_000m, DateTimeOffset.UtcNow);
+
+    /// <summary>Polls the read model for the pending orders; records each arrival's lag (when <paramref name="lags"/> is given).</summary>
+    private static async Task PollUntilAsync(NpgsqlDataSource dataSource, ConcurrentDictionary<Guid, long> pending, ConcurrentBag<long>? lags,
+        TimeSpan? timeout, CancellationToken ct, Func<bool>? stop = null)
+    {
+        var deadline = timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        while (true)
+        {
+            var ids = pending.Keys.ToArray();
+            if (ids.Length > 0)
+            {
+                await using var command = new NpgsqlCommand("SELECT order_id FROM orders WHERE order_id = ANY ($1)", connection)
+                {
+                    Parameters = { new() { Value = ids } },
+                };
+                await using var reader = await command.ExecuteReaderAsync(ct);
+                var seenAt = Stopwatch.GetTimestamp();
+                while (await reader.ReadAsync(ct))
+                    if (pending.TryRemove(reader.GetGuid(0), out var started)) lags?.Add(seenAt - started);
+            }
+            else if (timeout is not null) return;
+            if (stop?.Invoke() == true || Stopwatch.GetTimestamp() > deadline) return;
+            await Task.Delay(PollInterval, ct);
+        }
+    }
+}

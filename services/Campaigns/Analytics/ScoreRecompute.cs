@@ -1,0 +1,215 @@
+using Dapper;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Crm.Campaigns.Analytics;
+
+public sealed record RecomputeRun(long Id, DateTime AsOf, int HorizonDays, long? ModelFitId, int Customers, DateTime StartedAt, DateTime FinishedAt,
+    int? FitSample);
+
+/// <summary>
+/// The full recompute of the stored scores: one aggregate query streams every customer's facts (orders net of refunds,
+/// windows, tier) into compact records, the models are fitted on a random sample of buyers if asked (or if there is no
+/// fit yet), <see cref="Engine"/> scores the whole population as of now, and the rows replace the table in one
+/// transaction (TRUNCATE + binary COPY, so readers see the old run until the commit and then the new one).
+/// Memory: about 0.5 KB per customer while it runs (facts + scores), none after.
+/// </summary>
+public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries analytics, IOptions<CampaignsOptions> options, TimeProvider clock,
+    ILogger<ScoreRecompute> logger)
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    /// <summary>Runs a recompute, or returns null at once when one is already running in this instance.</summary>
+    public async Task<RecomputeRun?> TryRunAsync(bool refitModels, CancellationToken ct)
+    {
+        if (!await _gate.WaitAsync(0, ct)) return null;
+        try { return await RunAsync(refitModels, ct); }
+        finally { _gate.Release(); }
+    }
+
+    /// <summary>Runs a recompute after the one running, if any (the schedule).</summary>
+    public async Task<RecomputeRun> RunAfterOthersAsync(bool refitModels, CancellationToken ct)
+    {
+        await _gate.WaitAsync(ct);
+        try { return await RunAsync(refitModels, ct); }
+        finally { _gate.Release(); }
+    }
+
+    private async Task<RecomputeRun> RunAsync(bool refitModels, CancellationToken ct)
+    {
+        var started = AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime);
+        var asOf = started;
+        var engine = analytics.Engine;
+        var o = options.Value;
+        var population = await LoadAsync(engine, asOf, ct);
+
+        var fit = refitModels ? null : await analytics.FitByIdAsync(null, ct);
+        int? fitSample = null;
+        if (fit is null)
+        {
+            var sample = Sample(population, o.Recompute.FitSampleSize);
+            if (Engine.Fit(sample, asOf, AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime)) is { } fitted)
+            {
+                fit = (await analytics.SaveFitAsync(fitted, ct), fitted);
+                fitSample = sample.Count;
+            }
+        }
+
+        var horizon = o.DefaultHorizonDays;
+        var scores = engine.Score(population, asOf, fit?.Models, horizon);
+
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var runId = await connection.ExecuteScalarAsync<long>(new CommandDefinition("""
+            INSERT INTO recompute_runs (as_of, horizon_days, model_fit_id, customers, started_at, finished_at, fit_sample)
+            VALUES (@asOf, @horizon, @fitId, @customers, @started, @started, @fitSample) RETURNING id
+            """, new { asOf, horizon, fitId = fit?.Id, customers = scores.Count, started, fitSample }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition("TRUNCATE customer_scores", transaction: tx, cancellationToken: ct));
+        await WriteAsync(connection, runId, scores, ct);
+        var finished = AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime);
+        await connection.ExecuteAsync(new CommandDefinition("UPDATE recompute_runs SET finished_at = @finished WHERE id = @runId",
+            new { finished, runId }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+        logger.LogInformation("Recompute {Run}: {Customers} customers scored as of {AsOf:O} in {Seconds:0.0} s (model fit {Fit}{Sample})", runId,
+            scores.Count, asOf, (finished - started).TotalSeconds, fit?.Id, fitSample is { } n ? $", fitted now on {n} buyers" : "");
+        return new RecomputeRun(runId, asOf, horizon, fit?.Id, scores.Count, started, finished, fitSample);
+    }
+
+    /// <summary>
+    /// Every customer known to the read model with their orders aggregated as of <paramref name="asOf"/>, in one pass over
+    /// the orders (a hash aggregate, no sort): the first order's net value is the net of the smallest (paid_at, net) pair,
+    /// so of two first orders at the same microsecond the smaller counts as first (the on-request path takes the smaller id).
+    /// </summary>
+    private async Task<List<CustomerFacts>> LoadAsync(Engine engine, DateTime asOf, CancellationToken ct)
+    {
+        var o = options.Value;
+        var tiers = new Dictionary<string, string>();
+        var facts = new List<CustomerFacts>();
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        // A million customers' groups fit a hash table in memory instead of spilling to disk (Postgres' memory, for this query only).
+        await connection.ExecuteAsync(new CommandDefinition("SET LOCAL work_mem = '256MB'", transaction: tx, cancellationToken: ct));
+        await using var command = new NpgsqlCommand("""
+            WITH agg AS (
+                SELECT customer_id, count(*)::int AS orders, sum(amount_paid - amount_refunded) AS net_spend,
+                       min(paid_at) AS first_order_at, max(paid_at) AS last_order_at,
+                       (min(ARRAY[extract(epoch FROM paid_at)::numeric, amount_paid - amount_refunded]))[2] AS first_order_net,
+                       (count(*) FILTER (WHERE paid_at > $2))::int AS orders_current,
+                       coalesce(sum(amount_paid - amount_refunded) FILTER (WHERE paid_at > $2), 0) AS spend_current,
+                       (count(*) FILTER (WHERE paid_at > $3))::int AS orders_window,
+                       coalesce(sum(amount_paid - amount_refunded) FILTER (WHERE paid_at > $3), 0) AS spend_window
+                FROM orders
+                WHERE paid_at IS NOT NULL AND paid_at <= $1 AND amount_paid > amount_refunded
+                GROUP BY customer_id
+            )
+            SELECT coalesce(c.customer_id, a.customer_id), coalesce(a.orders, 0), coalesce(a.net_spend, 0), a.first_order_at, a.last_order_at,
+                   coalesce(a.first_order_net, 0), coalesce(a.orders_current, 0), coalesce(a.spend_current, 0), coalesce(a.orders_window, 0),
+                   coalesce(a.spend_window, 0), c.tier
+            FROM customers c FULL JOIN agg a ON a.customer_id = c.customer_id
+            """, connection, tx)
+        {
+            CommandTimeout = 1800,
+            Parameters =
+            {
+                new() { Value = asOf, NpgsqlDbType = NpgsqlDbType.TimestampTz },
+                new() { Value = engine.MonthsBefore(asOf, o.CurrentValueMonths), NpgsqlDbType = NpgsqlDbType.TimestampTz },
+                new() { Value = engine.MonthsBefore(asOf, o.RfmWindowMonths), NpgsqlDbType = NpgsqlDbType.TimestampTz },
+            },
+        };
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            string? tier = null;
+            if (!reader.IsDBNull(10))
+            {
+                var t = reader.GetString(10);
+                if (!tiers.TryGetValue(t, out tier)) tiers[t] = tier = t;
+            }
+            facts.Add(new CustomerFacts(reader.GetGuid(0), reader.GetInt32(1), reader.GetDecimal(2),
+                reader.IsDBNull(3) ? null : reader.GetDateTime(3), reader.IsDBNull(4) ? null : reader.GetDateTime(4), reader.GetDecimal(5),
+                reader.GetInt32(6), reader.GetDecimal(7), reader.GetInt32(8), reader.GetDecimal(9), tier));
+        }
+        return facts;
+    }
+
+    /// <summary>At most about <paramref name="size"/> buyers, drawn by a stable hash of the customer id (the same customers every run).</summary>
+    internal static List<CustomerFacts> Sample(List<CustomerFacts> population, int size)
+    {
+        var buyers = population.Where(c => c.Orders > 0).ToList();
+        if (buyers.Count <= size) return buyers;
+        var threshold = (ulong)(ulong.MaxValue * ((double)size / buyers.Count));
+        return buyers.Where(c => Hash(c.CustomerId) < threshold).ToList();
+    }
+
+    private static ulong Hash(Guid id)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        id.TryWriteBytes(bytes);
+        // The last eight bytes are random in v4 and v7 ids alike; splitmix64's finaliser spreads them evenly anyway.
+        var z = BitConverter.ToUInt64(bytes[8..]) + 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    private static async Task WriteAsync(NpgsqlConnection connection, long runId, IReadOnlyList<CustomerScore> scores, CancellationToken ct)
+    {
+        await using var copy = await connection.BeginBinaryImportAsync("""
+            COPY customer_scores (customer_id, run_id, orders, net_spend, first_order_at, last_order_at, days_since_last_order,
+                orders_12m, spend_12m, orders_24m, spend_24m, r, f, m, rfm_cell, rfm_group, p_active, expected_purchases,
+                expected_order_value, clv, quadrant, decile, ladder_stage, churn, churn_basis) FROM STDIN (FORMAT BINARY)
+            """, ct);
+        foreach (var s in scores)
+        {
+            var c = s.Facts;
+            var buyer = c.Orders > 0;
+            copy.StartRow();
+            copy.Write(c.CustomerId, NpgsqlDbType.Uuid);
+            copy.Write(runId, NpgsqlDbType.Bigint);
+            copy.Write(c.Orders, NpgsqlDbType.Integer);
+            copy.Write(c.NetSpend, NpgsqlDbType.Numeric);
+            WriteNullable(copy, c.FirstOrderAt, NpgsqlDbType.TimestampTz);
+            WriteNullable(copy, c.LastOrderAt, NpgsqlDbType.TimestampTz);
+            WriteNullable<int>(copy, buyer ? s.DaysSinceLastOrder : null, NpgsqlDbType.Integer);
+            copy.Write(c.OrdersCurrent, NpgsqlDbType.Integer);
+            copy.Write(c.SpendCurrent, NpgsqlDbType.Numeric);
+            copy.Write(c.OrdersWindow, NpgsqlDbType.Integer);
+            copy.Write(c.SpendWindow, NpgsqlDbType.Numeric);
+            copy.Write((short)s.R, NpgsqlDbType.Smallint);
+            copy.Write((short)s.F, NpgsqlDbType.Smallint);
+            copy.Write((short)s.M, NpgsqlDbType.Smallint);
+            copy.Write(s.Cell, NpgsqlDbType.Text);
+            copy.Write(s.Group, NpgsqlDbType.Text);
+            WriteNullable<double>(copy, s.ModelUsed ? s.PActive : null, NpgsqlDbType.Double);
+            WriteNullable<double>(copy, s.ModelUsed ? s.ExpectedPurchases : null, NpgsqlDbType.Double);
+            WriteNullable<decimal>(copy, s.ModelUsed ? s.ExpectedOrderValue : null, NpgsqlDbType.Numeric);
+            WriteNullable<decimal>(copy, s.ModelUsed ? s.Clv : null, NpgsqlDbType.Numeric);
+            WriteText(copy, Key(s.Quadrant));
+            WriteNullable<short>(copy, s.Decile > 0 ? (short)s.Decile : null, NpgsqlDbType.Smallint);
+            copy.Write(s.LadderStage, NpgsqlDbType.Text);
+            WriteText(copy, Key(s.Churn));
+            copy.Write(s.ChurnBasis, NpgsqlDbType.Text);
+        }
+        await copy.CompleteAsync(ct);
+    }
+
+    private static void WriteNullable<T>(NpgsqlBinaryImporter copy, T? value, NpgsqlDbType type) where T : struct
+    {
+        if (value is { } v) copy.Write(v, type);
+        else copy.WriteNull();
+    }
+
+    private static void WriteText(NpgsqlBinaryImporter copy, string? value)
+    {
+        if (value is null) copy.WriteNull();
+        else copy.Write(value, NpgsqlDbType.Text);
+    }
+
+    public static string? Key(QuadrantKind q) => q switch
+    {
+        QuadrantKind.Vip => "vip", QuadrantKind.Growable => "growable", QuadrantKind.Maintain => "maintain", QuadrantKind.Abandon => "abandon", _ => null,
+    };
+
+    public static string? Key(ChurnLevel c) => c switch { ChurnLevel.Low => "low", ChurnLevel.Medium => "medium", ChurnLevel.High => "high", _ => null };
+}
