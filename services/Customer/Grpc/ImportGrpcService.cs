@@ -17,7 +17,8 @@ namespace Crm.Customer.Grpc;
 /// idempotency); the next item is read only when the window has room (back-pressure). Orders go in batches
 /// (ImportOrdersInBatches.cs).
 /// </summary>
-public sealed partial class ImportGrpcService(PartnerRequests partner, OrderRepository orders, TimeProvider clock, ILoggerFactory loggers)
+public sealed partial class ImportGrpcService(PartnerRequests partner, PartnerScope scope, OrderRepository orders, TimeProvider clock,
+    ILoggerFactory loggers)
     : CustomerImport.CustomerImportBase
 {
     private readonly ILogger _logger = loggers.CreateLogger<ImportGrpcService>();
@@ -29,6 +30,7 @@ public sealed partial class ImportGrpcService(PartnerRequests partner, OrderRepo
         RunAsync(requestStream, responseStream, context, "customers", i => (i.BatchId, i.Line, i.Customer ?? new UpsertCustomerRequest()),
             async (request, ct) =>
             {
+                if (request.Ref is { } target) context.RequireSystem(target.System.Trim().ToLowerInvariant());
                 var (customer, outcome) = await partner.UpsertAsync(request, ct);
                 return (customer.Id.ToString(), outcome switch
                 {
@@ -47,7 +49,9 @@ public sealed partial class ImportGrpcService(PartnerRequests partner, OrderRepo
     private Task<ImportItemStatus> ImportOneOrderAsync(ServerCallContext context, long line, RecordOrderRequest request) =>
         ImportOneAsync(context, line, request, async (r, ct) =>
         {
+            if (r.CustomerRef is { } customerRef) context.RequireSystem(customerRef.System.Trim().ToLowerInvariant());
             var order = OrderRules.Validate(await partner.ResolveAsync(r, ct), clock);
+            await scope.RequireLinkedAsync(context, order.CustomerId);
             var (recorded, created) = await orders.RecordAsync(order, ct);
             return (recorded.Id.ToString(), created ? ImportOutcome.Created : ImportOutcome.Unchanged);
         });
@@ -59,6 +63,7 @@ public sealed partial class ImportGrpcService(PartnerRequests partner, OrderRepo
             async (request, ct) =>
             {
                 var refund = OrderRules.Validate(await partner.ResolveAsync(request, ct), clock);
+                await scope.RequireOrderLinkedAsync(context, refund.OrderId);
                 var (recorded, _, created) = await orders.RefundAsync(refund, ct);
                 return (recorded.RefundId, created ? ImportOutcome.Created : ImportOutcome.Unchanged);
             });

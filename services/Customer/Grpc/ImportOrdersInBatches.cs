@@ -97,6 +97,7 @@ public sealed partial class ImportGrpcService
                 try
                 {
                     RequestChecks.ThrowIfInvalid(requests[i]);
+                    if (requests[i].CustomerRef is { } customerRef) context.RequireSystem(customerRef.System.Trim().ToLowerInvariant());
                     guarded.Add(i);
                 }
                 catch (Exception e) { Reject(statuses[i], e, context); }
@@ -121,6 +122,16 @@ public sealed partial class ImportGrpcService
                     else oneByOne.Add(i); // after the batch: it then meets the first one's idempotency
                 }
                 catch (Exception e) when (e is not OperationCanceledException) { Reject(statuses[i], e, context); }
+            }
+
+            // A partner's orders only for customers of its own systems (one lookup for the batch).
+            var outside = await scope.OutsideAsync(context, batch.Select(o => o.CustomerId));
+            for (var k = batch.Count - 1; k >= 0 && outside.Count > 0; k--)
+            {
+                if (!outside.Contains(batch[k].CustomerId)) continue;
+                Reject(statuses[itemOf[k]], PartnerScope.Denied(), context);
+                batch.RemoveAt(k);
+                itemOf.RemoveAt(k);
             }
 
             try

@@ -24,6 +24,24 @@ public sealed class PartnerScope(NpgsqlDataSource dataSource)
 
     public Task RequireOrderLinkedAsync(ServerCallContext context, Guid orderId) => RequireAsync(context, OrderLinked, orderId);
 
+    /// <summary>Of <paramref name="customerIds"/>, those a partner caller may not reach (none for anyone else): one query for a batch.</summary>
+    public async Task<IReadOnlySet<Guid>> OutsideAsync(ServerCallContext context, IEnumerable<Guid> customerIds)
+    {
+        var caller = context.Caller();
+        if (!caller.IsPartnerOnly) return new HashSet<Guid>();
+        var ids = customerIds.Distinct().ToArray();
+        var systems = caller.Systems?.ToArray() ?? [];
+        if (ids.Length == 0 || systems.Length == 0) return ids.ToHashSet();
+        await using var connection = await dataSource.OpenConnectionAsync(context.CancellationToken);
+        var linked = await connection.QueryAsync<Guid>(new CommandDefinition(
+            "SELECT DISTINCT customer_id FROM customer_external_ids WHERE customer_id = ANY(@ids) AND system = ANY(@systems)",
+            new { ids, systems }, cancellationToken: context.CancellationToken));
+        return ids.Except(linked).ToHashSet();
+    }
+
+    public static RpcException Denied() => new(new Status(StatusCode.PermissionDenied,
+        "A partner may only reach customers that carry an external id of its own systems, and their orders."));
+
     private async Task RequireAsync(ServerCallContext context, string sql, Guid id)
     {
         var caller = context.Caller();
@@ -32,8 +50,6 @@ public sealed class PartnerScope(NpgsqlDataSource dataSource)
         await using var connection = await dataSource.OpenConnectionAsync(context.CancellationToken);
         var linked = systems.Length > 0 && await connection.ExecuteScalarAsync<bool>(
             new CommandDefinition(sql, new { id, systems }, cancellationToken: context.CancellationToken));
-        if (!linked)
-            throw new RpcException(new Status(StatusCode.PermissionDenied,
-                "A partner may only reach customers that carry an external id of its own systems, and their orders."));
+        if (!linked) throw Denied();
     }
 }

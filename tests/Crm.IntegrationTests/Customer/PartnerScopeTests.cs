@@ -66,6 +66,22 @@ public sealed class PartnerScopeTests(SuiteFixture suite)
         var foreignId = Order("TM-" + Guid.NewGuid().ToString("N"));
         foreignId.CustomerId = pushed.Id;
         await Rpc.FailsWith(StatusCode.PermissionDenied, () => tmall.RecordOrderAsync(foreignId).ResponseAsync);
+        // The bulk import keeps to the same rule, item by item: both orders rejected PERMISSION_DENIED, nothing recorded.
+        var import = new CustomerImport.CustomerImportClient(suite.Customer.ChannelWithToken(TestAuth.Token(Roles.Partner, "partner-tmall", systems: ["tmall"])));
+        var byErpRef = Order("TM-IMP-" + Guid.NewGuid().ToString("N"));
+        byErpRef.CustomerRef = new ExternalRef { System = "erp", Id = erpId };
+        var byErpId = Order("TM-IMP-" + Guid.NewGuid().ToString("N"));
+        byErpId.CustomerId = pushed.Id;
+        var statuses = await ImportTests.StreamAsync(import.ImportOrders(),
+            [new ImportOrderItem { Line = 1, Order = byErpRef }, new ImportOrderItem { Line = 2, Order = byErpId }]);
+        Assert.Equal([(1L, (int)StatusCode.PermissionDenied), (2L, (int)StatusCode.PermissionDenied)],
+            statuses.Select(x => (x.Line, x.Outcome == ImportOutcome.Rejected ? x.Error.Code : -1)));
+        var customers = await ImportTests.StreamAsync(import.ImportCustomers(), [new ImportCustomerItem
+        {
+            Line = 1, Customer = new UpsertCustomerRequest { Ref = new ExternalRef { System = "erp", Id = erpId }, Profile = new CustomerProfile { Name = "杨康", Phone = CustomerProfileTests.UniquePhone() } },
+        }]);
+        Assert.Equal((int)StatusCode.PermissionDenied, customers.Single().Error.Code);
+
         // An id that does not exist gets the same answer: a partner cannot probe for customers.
         await Rpc.FailsWith(StatusCode.PermissionDenied, () => tmall.GetCustomerAsync(new GetCustomerRequest { Id = Guid.NewGuid().ToString() }).ResponseAsync);
 
