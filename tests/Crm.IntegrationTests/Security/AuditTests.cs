@@ -46,14 +46,14 @@ public sealed class AuditTests(SuiteFixture suite)
 
         // By actor: the customer, the order and the refund, nothing else.
         var byActor = (await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = subject })).Events;
-        Assert.Equal(["CreateCustomer", "RecordOrder", "RefundOrder"], byActor.Select(e => e.Rpc.Split('/')[^1]).Order());
-        Assert.Equal(customer.Id, byActor.Single(e => e.Rpc.EndsWith("/CreateCustomer", StringComparison.Ordinal)).TargetId);
+        Assert.Equal(["RecordOrder", "RefundOrder", "UpsertCustomer"], byActor.Select(e => e.Rpc.Split('/')[^1]).Order());
+        Assert.Equal(customer.Id, byActor.Single(e => e.Rpc.EndsWith("/UpsertCustomer", StringComparison.Ordinal)).TargetId);
         // By time, paged.
         var since = byActor.Min(e => e.At);
         var page = await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = subject, Since = since, PageSize = 2 });
         Assert.Equal(2, page.Events.Count);
         var next = await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = subject, Since = since, PageSize = 2, PageToken = page.NextPageToken });
-        Assert.Equal("CreateCustomer", Assert.Single(next.Events).Rpc.Split('/')[^1]);
+        Assert.Equal("UpsertCustomer", Assert.Single(next.Events).Rpc.Split('/')[^1]);
         Assert.Empty((await audit.ListAuditEventsAsync(new ListAuditEventsRequest { Actor = subject, Until = since })).Events);
 
         // Only admin reads it.
