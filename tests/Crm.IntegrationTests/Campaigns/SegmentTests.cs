@@ -58,22 +58,22 @@ public class SegmentTests(SuiteFixture suite)
     }
 
     /// <summary>
-    /// In production the analytics recompute (not part of this service's event path) fills customer_scores; here each
-    /// customer's row is written directly with the scores the test needs.
+    /// The scores come from the production recompute (RecomputeScores stores every customer's row); the test then pins
+    /// the RFM scores, group, quadrant and churn its rules select on, which real order histories cannot set exactly.
     /// </summary>
     private async Task SetScoresAsync(params (string CustomerId, int R, int F, int M, string Group, string? Quadrant, string Churn)[] rows)
     {
+        var analytics = new Crm.Campaigns.V1.AnalyticsService.AnalyticsServiceClient(suite.Campaigns.ChannelFor(Crm.ServiceDefaults.Security.Roles.Marketing));
+        await analytics.RecomputeScoresAsync(new Crm.Campaigns.V1.RecomputeScoresRequest());
         await using var db = await suite.CampaignsDb.OpenConnectionAsync();
-        var run = await db.ExecuteScalarAsync<long>("""
-            INSERT INTO recompute_runs (as_of, horizon_days, customers, started_at, finished_at) VALUES (now(), 365, @n, now(), now()) RETURNING id
-            """, new { n = rows.Length });
         foreach (var r in rows)
-            await db.ExecuteAsync("""
-                INSERT INTO customer_scores (customer_id, run_id, orders, net_spend, r, f, m, rfm_cell, rfm_group, quadrant, ladder_stage, churn)
-                VALUES (@id, @run, 1, 0, @R, @F, @M, @cell, @Group, @Quadrant, 'customer', @Churn)
-                ON CONFLICT (customer_id) DO UPDATE SET run_id = EXCLUDED.run_id, r = EXCLUDED.r, f = EXCLUDED.f, m = EXCLUDED.m,
-                    rfm_cell = EXCLUDED.rfm_cell, rfm_group = EXCLUDED.rfm_group, quadrant = EXCLUDED.quadrant, churn = EXCLUDED.churn
-                """, new { id = Guid.Parse(r.CustomerId), run, r.R, r.F, r.M, cell = $"{r.R}{r.F}{r.M}", r.Group, r.Quadrant, r.Churn });
+        {
+            var pinned = await db.ExecuteAsync("""
+                UPDATE customer_scores SET r = @R, f = @F, m = @M, rfm_cell = @cell, rfm_group = @Group, quadrant = @Quadrant, churn = @Churn
+                WHERE customer_id = @id
+                """, new { id = Guid.Parse(r.CustomerId), r.R, r.F, r.M, cell = $"{r.R}{r.F}{r.M}", r.Group, r.Quadrant, r.Churn });
+            Assert.Equal(1, pinned); // the recompute stored a row for every customer of the read model
+        }
     }
 
     private static SegmentRule Leaf(SegmentField field, SegmentOperator op, params string[] values)

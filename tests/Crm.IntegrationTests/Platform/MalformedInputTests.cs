@@ -65,7 +65,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                     continue;
                 }
                 // One unmeasured call first: the first call of an RPC pays for JIT compilation of its whole path.
-                var (warmCode, warmDetail) = await CallAsync(invoker, method, Encode(method.InputType, [], _ => { }, 0));
+                var (warmCode, warmDetail, _) = await CallAsync(invoker, method, Encode(method.InputType, [], _ => { }, 0));
                 if (!Acceptable.Contains(warmCode))
                     failures.Add($"{rpc} [warm-up, every field plausible]: {warmCode}: {Cut(warmDetail)}");
                 var calls = 0;
@@ -76,12 +76,14 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                 {
                     calls++;
                     var watch = Stopwatch.StartNew();
-                    var (code, detail) = await CallAsync(invoker, method, c.Payload);
+                    var (code, detail, stillOpen) = await CallAsync(invoker, method, c.Payload);
                     watch.Stop();
+                    // A subscription still open at the mark has answered then; tearing the call down is the client's time.
+                    var answered = stillOpen ? SubscriptionMark : watch.Elapsed;
                     codes[code] = codes.GetValueOrDefault(code) + 1;
-                    if (watch.Elapsed > slowest) (slowest, slowestCase) = (watch.Elapsed, c.Name);
-                    if (!Acceptable.Contains(code) || watch.Elapsed > MaxReply)
-                        failures.Add($"{rpc} [{c.Name}] ({c.Payload.Length} bytes): {code} after {watch.Elapsed.TotalMilliseconds:0} ms: {Cut(detail)}");
+                    if (answered > slowest) (slowest, slowestCase) = (answered, c.Name);
+                    if (!Acceptable.Contains(code) || answered > MaxReply)
+                        failures.Add($"{rpc} [{c.Name}] ({c.Payload.Length} bytes): {code} after {answered.TotalMilliseconds:0} ms: {Cut(detail)}");
                 }
                 counts.Add((rpc, calls, slowest, slowestCase, string.Join(", ", codes.Select(c => $"{c.Key} {c.Value}"))));
             }
@@ -109,7 +111,9 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
     /// status is the call's, or — for a stream answering each item on its own (an import) — the worst google.rpc.Status
     /// found inside a reply: an item answered INTERNAL is as bad as a call that is.
     /// </summary>
-    private static async Task<(StatusCode Code, string Detail)> CallAsync(CallInvoker invoker, MethodDescriptor method, byte[] payload)
+    private static readonly TimeSpan SubscriptionMark = TimeSpan.FromMilliseconds(900);
+
+    private static async Task<(StatusCode Code, string Detail, bool StillOpen)> CallAsync(CallInvoker invoker, MethodDescriptor method, byte[] payload)
     {
         var type = method.IsClientStreaming
             ? (method.IsServerStreaming ? MethodType.DuplexStreaming : MethodType.ClientStreaming)
@@ -117,6 +121,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         var grpcMethod = new Method<byte[], byte[]>(type, method.Service.FullName, method.Name, Bytes, Bytes);
         var options = new CallOptions(deadline: DateTime.UtcNow.AddSeconds(5));
         var replies = new List<byte[]>();
+        var stillOpen = false;
         try
         {
             switch (type)
@@ -127,15 +132,15 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                 case MethodType.ServerStreaming:
                     // A subscription (a change feed) may rightly stay open and silent: its answer is the first reply,
                     // an error status, or still being open and well after 0.9 s.
-                    using (var open = new CancellationTokenSource(TimeSpan.FromMilliseconds(900)))
+                    using (var open = new CancellationTokenSource(SubscriptionMark))
                     using (var call = invoker.AsyncServerStreamingCall(grpcMethod, null, options.WithCancellationToken(open.Token), payload))
                     {
                         try
                         {
                             if (await call.ResponseStream.MoveNext(open.Token)) replies.Add(call.ResponseStream.Current);
                         }
-                        catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && open.IsCancellationRequested) { }
-                        catch (OperationCanceledException) when (open.IsCancellationRequested) { }
+                        catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && open.IsCancellationRequested) { stillOpen = true; }
+                        catch (OperationCanceledException) when (open.IsCancellationRequested) { stillOpen = true; }
                     }
                     break;
                 case MethodType.ClientStreaming:
@@ -158,12 +163,12 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         }
         catch (RpcException ex)
         {
-            return (ex.StatusCode, ex.Status.Detail);
+            return (ex.StatusCode, ex.Status.Detail, false);
         }
         foreach (var reply in replies)
             if (ItemStatuses(method.OutputType, reply).FirstOrDefault(s => s.Code is (int)StatusCode.Internal or (int)StatusCode.Unknown) is { } bad)
-                return ((StatusCode)bad.Code, "in a reply: " + bad.Message);
-        return (StatusCode.OK, "");
+                return ((StatusCode)bad.Code, "in a reply: " + bad.Message, false);
+        return (StatusCode.OK, "", stillOpen);
     }
 
     /// <summary>The google.rpc.Status values a reply carries (e.g. ImportItemStatus.error), read through its generated type.</summary>
