@@ -83,10 +83,7 @@ public static class Report
         await File.WriteAllTextAsync(markdownPath, s.ToString());
         Directory.CreateDirectory(outDirectory);
         var json = Path.Combine(outDirectory, $"campaigns-{r.RunId}.json");
-        await File.WriteAllTextAsync(json, JsonSerializer.Serialize(r, new JsonSerializerOptions
-        {
-            WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        }));
+        await File.WriteAllTextAsync(json, ResultsText.Json(r));
         BenchHost.Log($"Wrote {markdownPath} and {json}");
     }
 

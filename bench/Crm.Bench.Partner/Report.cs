@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace Crm.Bench.Partner;
 
@@ -28,14 +26,7 @@ public static class Report
     public const double ImportTarget = 0.25;
     public const double LagTargetMs = 100;
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
-    public static string Json(PartnerReport report) => JsonSerializer.Serialize(report, JsonOptions);
+    public static string Json(PartnerReport report) => ResultsText.Json(report);
 
     public static string Markdown(PartnerReport r)
     {
@@ -49,13 +40,9 @@ public static class Report
         s.AppendLine();
         s.AppendLine("## Run");
         s.AppendLine();
-        s.AppendLine($"- date: {m.Date}; commit: {m.Commit}; whole run {r.TotalSeconds:0} s");
-        s.AppendLine($"- machine: {m.Cores} cores ({m.CpuModel}), {m.Memory} memory, {m.Os}, kernel {m.Kernel}");
+        ResultsText.AppendMachine(s, m, r.TotalSeconds);
         s.AppendLine($"- {m.Runtime}, {m.Gc} GC; load generator and customer service in one process (Release build); the outbox relay publishes to RabbitMQ meanwhile (no consumer bound)");
-        if (m.Postgres.Count > 0)
-            s.AppendLine($"- Postgres {Get(m.Postgres, "server_version")} started by Crm.Launcher with Durable=true: fsync={Get(m.Postgres, "fsync")}, " +
-                         $"synchronous_commit={Get(m.Postgres, "synchronous_commit")}, full_page_writes={Get(m.Postgres, "full_page_writes")}, " +
-                         $"shared_buffers={Get(m.Postgres, "shared_buffers")}; all clients over TCP on 127.0.0.1");
+        ResultsText.AppendPostgres(s, m);
         s.AppendLine($"- data: {o.Customers:N0} customers (and their ERP ids) seeded with COPY in {r.SeedSeconds:0.0} s; {o.Orders:N0} orders generated with seed {o.Seed} " +
                      $"(1-3 lines, {o.RefShare:P0} naming the customer by ERP id, the rest by the suite's id), one ImportOrders stream; " +
                      $"change-feed lag: orders recorded by {o.LagSource} at {o.LagRate:N0}/s for {o.LagSeconds:0} s after {o.LagWarmupSeconds:0} s of warm-up, one WatchChanges subscriber");
@@ -151,5 +138,4 @@ public static class Report
     private static string Mb(long bytes) => $"{bytes / 1024.0 / 1024.0:0} MiB";
     private static string Ms(double v) => double.IsNaN(v) ? "—" : v < 10 ? $"{F(v, "0.00")} ms" : $"{F(v, "0.0")} ms";
     private static string F(double v, string format) => double.IsNaN(v) || double.IsInfinity(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
-    private static string Get(Dictionary<string, string> d, string key) => d.TryGetValue(key, out var v) ? v : "?";
 }

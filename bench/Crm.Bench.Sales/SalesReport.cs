@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace Crm.Bench.Sales;
 
@@ -11,14 +9,7 @@ public static class SalesReport
     public const double ReportTarget = 3.0;
     public const double MoveTarget = 0.5;
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
-    public static string Json(SalesBenchReport report) => JsonSerializer.Serialize(report, JsonOptions);
+    public static string Json(SalesBenchReport report) => ResultsText.Json(report);
 
     public static string Markdown(SalesBenchReport r)
     {
@@ -32,14 +23,9 @@ public static class SalesReport
         s.AppendLine();
         s.AppendLine("## Run");
         s.AppendLine();
-        s.AppendLine($"- date: {m.Date}; commit: {m.Commit}; whole run {r.TotalSeconds:0} s");
-        s.AppendLine($"- machine: {m.Cores} cores ({m.CpuModel}), {m.Memory} memory, {m.Os}, kernel {m.Kernel}");
+        ResultsText.AppendMachine(s, m, r.TotalSeconds);
         s.AppendLine($"- {m.Runtime}, {m.Gc} GC; load generator and sales service in one process (Release build), every call with a bench admin token");
-        if (m.Postgres.Count > 0)
-            s.AppendLine($"- Postgres {Get(m.Postgres, "server_version")} started by Crm.Launcher with Durable=true: fsync={Get(m.Postgres, "fsync")}, " +
-                         $"synchronous_commit={Get(m.Postgres, "synchronous_commit")}, full_page_writes={Get(m.Postgres, "full_page_writes")}, " +
-                         $"wal_sync_method={Get(m.Postgres, "wal_sync_method")}, shared_buffers={Get(m.Postgres, "shared_buffers")}, " +
-                         $"max_connections={Get(m.Postgres, "max_connections")}; all clients over TCP on 127.0.0.1");
+        ResultsText.AppendPostgres(s, m);
         if (r.Seed is { } seed)
             s.AppendLine($"- data: {seed.Opportunities:N0} opportunities over {seed.Owners} owners in {seed.Teams} teams, created over {o.HistoryDays} days, " +
                          $"{seed.HistoryRows:N0} stage-history rows, loaded with COPY in {seed.Seconds:0.0} s then VACUUM ANALYZE; by stage: " +
@@ -135,7 +121,6 @@ public static class SalesReport
                      $"{F(u.BenchChildrenSeconds, "0.0")} | {F(u.OtherCores, "0.00")} |");
 
     private static string Verdict(bool met) => met ? "met" : "**not met**";
-    private static string Get(Dictionary<string, string> d, string key) => d.TryGetValue(key, out var v) ? v : "?";
     private static string F(double v, string format) => double.IsFinite(v) ? v.ToString(format, CultureInfo.InvariantCulture) : "—";
     private static string X(double v) => double.IsFinite(v) ? v.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "—";
     private static string Ms(double v) => double.IsFinite(v) ? (v < 10 ? v.ToString("0.00", CultureInfo.InvariantCulture) : v.ToString("0.0", CultureInfo.InvariantCulture)) + " ms" : "—";

@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace Crm.Bench.Tickets;
 
@@ -13,14 +11,7 @@ public static class Report
     public const double BreachLatencyTargetMs = 1000;
     public const double OpenTarget = 0.5;
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
-    public static string Json(TicketsReport report) => JsonSerializer.Serialize(report, JsonOptions);
+    public static string Json(TicketsReport report) => ResultsText.Json(report);
 
     public static string Markdown(TicketsReport r)
     {
@@ -34,14 +25,9 @@ public static class Report
         s.AppendLine();
         s.AppendLine("## Run");
         s.AppendLine();
-        s.AppendLine($"- date: {m.Date}; commit: {m.Commit}; whole run {r.TotalSeconds:0} s");
-        s.AppendLine($"- machine: {m.Cores} cores ({m.CpuModel}), {m.Memory} memory, {m.Os}, kernel {m.Kernel}");
+        ResultsText.AppendMachine(s, m, r.TotalSeconds);
         s.AppendLine($"- {m.Runtime}, {m.Gc} GC; load generator and tickets service in one process (Release build), every call with the bench's admin token");
-        if (m.Postgres.Count > 0)
-            s.AppendLine($"- Postgres {Get(m.Postgres, "server_version")} started by Crm.Launcher with Durable=true: fsync={Get(m.Postgres, "fsync")}, " +
-                         $"synchronous_commit={Get(m.Postgres, "synchronous_commit")}, full_page_writes={Get(m.Postgres, "full_page_writes")}, " +
-                         $"wal_sync_method={Get(m.Postgres, "wal_sync_method")}, shared_buffers={Get(m.Postgres, "shared_buffers")}, " +
-                         $"max_connections={Get(m.Postgres, "max_connections")}; all clients over TCP on 127.0.0.1");
+        ResultsText.AppendPostgres(s, m);
         s.AppendLine("- SLA configuration: a 24×7 calendar (`Tickets:Calendar` TimeZone UTC, WorkStart 00:00, WorkEnd 24:00, all seven days), " +
                      "so due times are wall-clock instants; the default SLA policies (urgent 30 min / 8 h, S5–S6 15 min / 4 h, … low 8 h / 45 h)");
         if (r.Seeding is { } seed)
@@ -168,5 +154,4 @@ public static class Report
     private static string Rate(double value, string unit) => $"{value.ToString("N0", CultureInfo.InvariantCulture)} {unit}";
     private static string F(double value, string format) => double.IsNaN(value) ? "—" : value.ToString(format, CultureInfo.InvariantCulture);
     private static string Mb(long bytes) => $"{bytes / 1024.0 / 1024.0:0.0} MB";
-    private static string Get(Dictionary<string, string> d, string key) => d.TryGetValue(key, out var v) ? v : "?";
 }

@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace Crm.Bench;
 
@@ -13,14 +11,7 @@ public static class Report
     public const double LagTargetMs = 200;
     public const double EarnTarget = 0.5;
 
-    private static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
-    public static string Json(BenchReport report) => JsonSerializer.Serialize(report, JsonOptions);
+    public static string Json(BenchReport report) => ResultsText.Json(report);
 
     public static string Markdown(BenchReport r)
     {
@@ -34,14 +25,9 @@ public static class Report
         s.AppendLine();
         s.AppendLine("## Run");
         s.AppendLine();
-        s.AppendLine($"- date: {m.Date}; commit: {m.Commit}; whole run {r.TotalSeconds:0} s");
-        s.AppendLine($"- machine: {m.Cores} cores ({m.CpuModel}), {m.Memory} memory, {m.Os}, kernel {m.Kernel}");
+        ResultsText.AppendMachine(s, m, r.TotalSeconds);
         s.AppendLine($"- {m.Runtime}, {m.Gc} GC; load generator, customer service, loyalty service (started for the earn and redeem phases only) and echo service in one process (Release build)");
-        if (m.Postgres.Count > 0)
-            s.AppendLine($"- Postgres {Get(m.Postgres, "server_version")} started by Crm.Launcher with Durable=true: fsync={Get(m.Postgres, "fsync")}, " +
-                         $"synchronous_commit={Get(m.Postgres, "synchronous_commit")}, full_page_writes={Get(m.Postgres, "full_page_writes")}, " +
-                         $"wal_sync_method={Get(m.Postgres, "wal_sync_method")}, shared_buffers={Get(m.Postgres, "shared_buffers")}, " +
-                         $"max_connections={Get(m.Postgres, "max_connections")}; all clients over TCP on 127.0.0.1");
+        ResultsText.AppendPostgres(s, m);
         s.AppendLine($"- concurrency: {o.Clients} clients everywhere (gRPC: {o.Clients} async callers on {o.Connections} HTTP/2 connection(s); " +
                      $"pgbench: -c {o.Clients} -j {Math.Min(o.PgbenchThreads, o.Clients)}); closed loops {o.WarmupSeconds:0.#} s warm-up + {o.DurationSeconds:0.#} s measured; " +
                      $"pgbench a {Math.Max(1, (int)Math.Round(o.WarmupSeconds))} s warm-up run, then -T {(int)Math.Round(o.DurationSeconds)}, scale {o.PgbenchScale}");
@@ -318,5 +304,4 @@ public static class Report
     private static string Ms(double v) => double.IsNaN(v) ? "—" : v < 10 ? $"{F(v, "0.00")} ms" : $"{F(v, "0.0")} ms";
     private static string X(double v) => double.IsNaN(v) || double.IsInfinity(v) ? "—" : $"{F(v, "0.0")}×";
     private static string F(double v, string format) => double.IsNaN(v) ? "—" : v.ToString(format, CultureInfo.InvariantCulture);
-    private static string Get(Dictionary<string, string> d, string key) => d.TryGetValue(key, out var v) ? v : "?";
 }
