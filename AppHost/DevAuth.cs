@@ -85,11 +85,11 @@ public static class DevAuth
         if (team is { Length: > 64 }) return Fail("--team is at most 64 characters.");
         // A partner speaks for its source systems (the external ids it may push and read), e.g. --system erp,tmall.
         var systems = (config["system"] ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(x => x.ToLowerInvariant()).Distinct().ToList();
+            .Select(SourceSystem.Normalize).Distinct().ToList();
         if (role == Roles.Partner && systems.Count == 0)
             return Fail("--system <name>[,<name>] is required for a partner token: the source systems it speaks for, e.g. erp.");
         if (systems.Count > 0 && role != Roles.Partner) return Fail("--system is for partner tokens.");
-        if (systems.Any(x => x.Length > 32 || !x.All(c => c is >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_')))
+        if (!systems.All(SourceSystem.IsValid))
             return Fail("--system names are at most 32 characters of a-z, 0-9, '-' and '_'.");
         if (!TryParseTtl(config["ttl"] ?? "1h", out var ttl) || ttl <= TimeSpan.Zero || ttl > TimeSpan.FromDays(30))
             return Fail("--ttl must be like 90s, 30m, 1h or 7d (at most 30d).");

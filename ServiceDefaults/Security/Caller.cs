@@ -29,7 +29,7 @@ public sealed record Caller(string Subject, IReadOnlyList<string> Roles, string?
             user.FindFirst("client_id")?.Value ?? user.FindFirst("azp")?.Value,
             user.FindFirst("team")?.Value,
             (user.FindFirst("systems")?.Value ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)
-                .Select(x => x.ToLowerInvariant()).ToHashSet(StringComparer.Ordinal));
+                .Select(SourceSystem.Normalize).ToHashSet(StringComparer.Ordinal));
     }
 }
 
@@ -58,7 +58,7 @@ public static class CallerExtensions
         var caller = context.Caller();
         if (!caller.IsPartnerOnly || caller.Systems?.Contains(system) == true) return;
         // A malformed system name is the validator's to answer (INVALID_ARGUMENT naming the field), not a refusal.
-        if (system.Length is 0 or > 32 || !system.All(c => c is >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_')) return;
+        if (!SourceSystem.IsValid(system)) return;
         throw new RpcException(new Status(StatusCode.PermissionDenied, caller.Systems is { Count: > 0 }
             ? $"This partner token speaks for {string.Join(", ", caller.Systems.Order())}, not for '{Errors.Echo.Cut(system)}'."
             : "This partner token names no source system (claim 'systems'): it may not use external ids."));

@@ -26,10 +26,10 @@ public sealed record ExternalId(string System, string Id)
             v.Add(field, "is required: the partner system's name and its id for the customer.");
             return null;
         }
-        var system = r.System.Trim().ToLowerInvariant();
+        var system = Crm.ServiceDefaults.Security.SourceSystem.Normalize(r.System);
         var id = r.Id.Trim();
         var ok = true;
-        if (system.Length is 0 or > 32 || !system.All(c => c is >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_'))
+        if (!Crm.ServiceDefaults.Security.SourceSystem.IsValid(system))
         {
             v.Add(field + ".system", "is required: 1-32 letters, digits, '-' or '_' (e.g. erp, tmall, pos-sz).");
             ok = false;

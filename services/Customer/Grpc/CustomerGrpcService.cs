@@ -92,18 +92,18 @@ public sealed class CustomerGrpcService(
     [Allow(Roles.Partner, Roles.System)]
     public override async Task<UpsertCustomerResponse> UpsertCustomer(UpsertCustomerRequest request, ServerCallContext context)
     {
-        if (request.Ref is { } target) context.RequireSystem(target.System.Trim().ToLowerInvariant());
+        if (request.Ref is { } target) context.RequireSystem(SourceSystem.Normalize(target.System));
         var (customer, outcome) = await partner.UpsertAsync(request, context.CancellationToken);
         if (outcome != Customers.UpsertOutcome.Unchanged)
             logger.LogInformation("Upsert of {System}/{ExternalId}: customer {CustomerId} {Outcome}",
-                request.Ref.System.Trim().ToLowerInvariant(), request.Ref.Id.Trim(), customer.Id, outcome);
+                SourceSystem.Normalize(request.Ref.System), request.Ref.Id.Trim(), customer.Id, outcome);
         return new UpsertCustomerResponse { Customer = Wire.ToProto(customer), Outcome = Wire.ToProto(outcome) };
     }
 
     [Allow(Roles.Store, Roles.Partner, Roles.System)]
     public override async Task<Order> RecordOrder(RecordOrderRequest request, ServerCallContext context)
     {
-        if (request.CustomerRef is { } customerRef) context.RequireSystem(customerRef.System.Trim().ToLowerInvariant());
+        if (request.CustomerRef is { } customerRef) context.RequireSystem(SourceSystem.Normalize(customerRef.System));
         request = await partner.ResolveAsync(request, context.CancellationToken); // a partner may name the customer by its own id
         var order = OrderRules.Validate(request, clock);
         await scope.RequireLinkedAsync(context, order.CustomerId);

@@ -30,7 +30,7 @@ public sealed partial class ImportGrpcService(PartnerRequests partner, PartnerSc
         RunAsync(requestStream, responseStream, context, "customers", i => (i.BatchId, i.Line, i.Customer ?? new UpsertCustomerRequest()),
             async (request, ct) =>
             {
-                if (request.Ref is { } target) context.RequireSystem(target.System.Trim().ToLowerInvariant());
+                if (request.Ref is { } target) context.RequireSystem(SourceSystem.Normalize(target.System));
                 var (customer, outcome) = await partner.UpsertAsync(request, ct);
                 return (customer.Id.ToString(), outcome switch
                 {
@@ -49,7 +49,7 @@ public sealed partial class ImportGrpcService(PartnerRequests partner, PartnerSc
     private Task<ImportItemStatus> ImportOneOrderAsync(ServerCallContext context, long line, RecordOrderRequest request) =>
         ImportOneAsync(context, line, request, async (r, ct) =>
         {
-            if (r.CustomerRef is { } customerRef) context.RequireSystem(customerRef.System.Trim().ToLowerInvariant());
+            if (r.CustomerRef is { } customerRef) context.RequireSystem(SourceSystem.Normalize(customerRef.System));
             var order = OrderRules.Validate(await partner.ResolveAsync(r, ct), clock);
             await scope.RequireLinkedAsync(context, order.CustomerId);
             var (recorded, created) = await orders.RecordAsync(order, ct);

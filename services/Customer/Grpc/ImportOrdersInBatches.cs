@@ -97,7 +97,7 @@ public sealed partial class ImportGrpcService
                 try
                 {
                     RequestChecks.ThrowIfInvalid(requests[i]);
-                    if (requests[i].CustomerRef is { } customerRef) context.RequireSystem(customerRef.System.Trim().ToLowerInvariant());
+                    if (requests[i].CustomerRef is { } customerRef) context.RequireSystem(SourceSystem.Normalize(customerRef.System));
                     guarded.Add(i);
                 }
                 catch (Exception e) { Reject(statuses[i], e, context); }
