@@ -24,6 +24,8 @@ public sealed class OutboxOptions
     /// </summary>
     public int MaxInFlight { get; set; } = 400;
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
+    /// <summary>The health check turns Degraded when an event has waited this long to be published.</summary>
+    public TimeSpan WaitingAlarm { get; set; } = TimeSpan.FromSeconds(60);
     public TimeSpan KeepSentFor { get; set; } = TimeSpan.FromDays(7);
     /// <summary>
     /// Attempts at a row whose type cannot be resolved or whose payload cannot be read (a poison row) before it is

@@ -85,7 +85,9 @@ public class OutboxRelayTests(SuiteFixture suite, ITestOutputHelper output)
         });
         var rabbit = infra.RabbitMq!;
         await using var service = await ServiceHost.StartAsync(Crm.Customer.CustomerApp.Build, suite.Infrastructure, "customerfreeze",
-            "customerfreezedb", connectionName: "customerdb", extraArgs: [$"--ConnectionStrings:messaging={rabbit.AmqpUri}"]);
+            "customerfreezedb", connectionName: "customerdb", extraArgs: [$"--ConnectionStrings:messaging={rabbit.AmqpUri}", "--Outbox:WaitingAlarm=00:00:05"]);
+        var healthChecks = service.Services.GetRequiredService<HealthCheckService>();
+        Task<HealthReportEntry> MessagingHealthAsync() => healthChecks.CheckHealthAsync(r => r.Name == "messaging").ContinueWith(t => t.Result.Entries["messaging"]);
         var client = new Crm.Customer.V1.CustomerService.CustomerServiceClient(service.Channel);
         await using var probe = await EventProbe.StartAsync(rabbit.AmqpUri, "Crm.Contracts:OrderPaid");
         var customers = new List<string>();
@@ -112,6 +114,7 @@ public class OutboxRelayTests(SuiteFixture suite, ITestOutputHelper output)
 
         TimeSpan frozenAt, thawedAt;
         await Task.Delay(TimeSpan.FromSeconds(6));
+        Assert.Equal(HealthStatus.Healthy, (await MessagingHealthAsync()).Status);
         var frozen = Freeze(rabbit.ProcessId ?? throw new InvalidOperationException("RabbitMQ is not running."));
         frozenAt = clock.Elapsed;
         try
@@ -125,6 +128,12 @@ public class OutboxRelayTests(SuiteFixture suite, ITestOutputHelper output)
                 output.WriteLine($"Relay connections to customerfreezedb while frozen: {relayConnections}");
                 Assert.InRange(relayConnections, 1, 3);
             }
+            // Writes go on, so the service looks fine from its RPCs; its health says the events are stuck.
+            var stuck = await MessagingHealthAsync();
+            output.WriteLine($"Messaging health while frozen: {stuck.Status}: {stuck.Description}");
+            Assert.Equal(HealthStatus.Degraded, stuck.Status);
+            Assert.Contains("Events are not being published", stuck.Description);
+            Assert.True((double)stuck.Data["oldest_waiting_seconds"] >= 5, $"oldest waiting {stuck.Data["oldest_waiting_seconds"]} s");
             await Task.Delay(TimeSpan.FromSeconds(15));
         }
         finally
@@ -154,6 +163,8 @@ public class OutboxRelayTests(SuiteFixture suite, ITestOutputHelper output)
             TimeSpan.FromSeconds(90), $"OrderPaid of all {ids.Count} orders");
         output.WriteLine($"All {ids.Count} OrderPaid events were on the probe {thawWatch.Elapsed.TotalSeconds:0.0} s after the load stopped " +
                          $"({(clock.Elapsed - thawedAt).TotalSeconds:0.0} s after SIGCONT).");
+        await Scenario.WaitUntilAsync(async () => (await MessagingHealthAsync()).Status == HealthStatus.Healthy, TimeSpan.FromSeconds(30),
+            "messaging health to be Healthy again once every event is published");
     }
 
     private async Task<long> DeadAsync(params Guid[] ids)

@@ -25,7 +25,7 @@ public sealed class SuiteFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb",
-            "loyaltyoutagedb", "customerfreezedb", "campaignsdb",
+            "loyaltyoutagedb", "customerfreezedb", "customerrestartdb", "campaignsdb",
             "salesdb", "salesclockdb", "salesoutagedb",
             "ticketsdb", "ticketsclockdb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
