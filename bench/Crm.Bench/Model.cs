@@ -16,6 +16,8 @@ public sealed class BenchReport
     public PgbenchResult? PgbenchSelect { get; set; }
     public PgbenchResult? PgbenchTpcb { get; set; }
     public LoadResult? Echo { get; set; }
+    /// <summary>The echo behind the services' authentication, rate limiter and role check.</summary>
+    public LoadResult? EchoAuth { get; set; }
     public LoadResult? GetCustomer { get; set; }
     public LoadResult? RecordOrder { get; set; }
     public OutboxDrain? OutboxDrain { get; set; }

@@ -35,14 +35,14 @@ public sealed class Options
     /// <c>Crm.AppHost otlp-sink</c> in its own process, with the settings the AppHost gives the services.</summary>
     public bool Telemetry { get; private set; }
 
-    public static readonly string[] AllPhases = ["pgbench-select", "echo", "get", "pgbench-tpcb", "record", "lag", "earn", "redeem"];
+    public static readonly string[] AllPhases = ["pgbench-select", "echo", "echo-auth", "get", "pgbench-tpcb", "record", "lag", "earn", "redeem"];
 
     public const string Usage = """
         Crm.Bench [--clients 16] [--connections 1] [--warmup 3] [--duration 15] [--customers 10000]
                   [--pgbench-scale 16] [--pgbench-threads 2] [--lag-rate 500] [--lag-seconds 10] [--lag-wait 30]
                   [--service-log-level Warning] [--quiet-wait 15] [--earn-wait 60] [--redeem-members 1000] [--redeem-rewards 4]
                   [--service-arg --Key=value ...] [--db-extra "No Reset On Close=true"]
-                  [--phases pgbench-select,echo,get,pgbench-tpcb,record,lag,earn,redeem]
+                  [--phases pgbench-select,echo,echo-auth,get,pgbench-tpcb,record,lag,earn,redeem]
                   [--results bench/RESULTS.md] [--out bench/out] [--no-results] [--telemetry]
         Crm.Bench compare-telemetry OFF.json ON.json --results bench/RESULTS-telemetry.md
         """;

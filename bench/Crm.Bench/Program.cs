@@ -122,6 +122,23 @@ try
         echo = null;
     }
 
+    if (options.Phases.Contains("echo-auth"))
+    {
+        await QuietAsync("echo-auth");
+        echo = await EchoServer.StartAsync(BenchHost.FreePort(), secured: true);
+        var echoClients = Channels(echo.Address).Select(c => new EchoService.EchoServiceClient(c)).ToArray();
+        Log($"The same echo behind the services' authentication, rate limiter and role check, {clients} clients");
+        report.EchoAuth = await ClosedLoop.RunAsync("Echo with auth", clients, options.Connections, warmup, duration, i =>
+        {
+            var client = echoClients[i % echoClients.Length];
+            var request = new EchoMessage { Text = idStrings[i % idStrings.Length] };
+            return async () => await client.EchoAsync(request, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+        }, cpu, ct);
+        Log(Summary(report.EchoAuth));
+        await echo.DisposeAsync();
+        echo = null;
+    }
+
     if (options.Phases.Contains("pgbench-select"))
     {
         Log($"Ceiling for reads: pgbench -S -c {clients} -j {threads} -T {pgSeconds} (after a {pgWarmup} s warm-up run)");

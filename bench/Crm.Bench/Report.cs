@@ -75,6 +75,21 @@ public static class Report
                     $"{X(get.Latency.P50 / echo.Latency.P50)} / {X(get.Latency.P99 / echo.Latency.P99)}", "", "info");
             }
         }
+        if (r.EchoAuth is { } secured && echo is not null)
+        {
+            // Per-call CPU the security pipeline adds (both echo phases send the same token; only its checking differs).
+            var extra = CpuUsage.PerOp(secured.Cpu.BenchSeconds, secured.Calls) - CpuUsage.PerOp(echo.Cpu.BenchSeconds, echo.Calls);
+            Row(s, "Authentication + rate limiter + role check (echo behind them vs bare echo)", Rate(secured.Throughput, "calls/s"),
+                $"gRPC echo {Rate(echo.Throughput, "calls/s")}", F(secured.Throughput / echo.Throughput, "0.00"), "", "info");
+            // On a CPU-bound machine a call's throughput falls by the share of its CPU the pipeline takes.
+            foreach (var (name, phase) in new[] { ("GetCustomer", r.GetCustomer), ("RecordOrder", r.RecordOrder) })
+            {
+                if (phase is null) continue;
+                var total = CpuUsage.PerOp(phase.Cpu.BenchSeconds + phase.Cpu.PostgresSeconds + phase.Cpu.RabbitMqSeconds + phase.Cpu.RedisSeconds, phase.Calls);
+                Row(s, $"{name}: share of its CPU spent on authentication and authorization (≈ its throughput cost)",
+                    $"{extra:0} µs of {total:0} µs per call", "—", F(extra / total, "P1"), "< 10 %", Verdict(extra / total < 0.10));
+            }
+        }
         if (r.RecordOrder is { } rec)
         {
             if (tpcb is not null)
@@ -137,6 +152,7 @@ public static class Report
         s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         if (sel is not null) Detail(s, $"`{sel.CommandLine}`", sel.Tps, sel.Transactions, sel.Failed, sel.Latency);
         if (echo is not null) Detail(s, "gRPC echo (bare Kestrel + Grpc.AspNetCore)", echo.Throughput, echo.Calls, echo.Errors, echo.Latency);
+        if (r.EchoAuth is { } sec) Detail(s, "gRPC echo behind authentication, rate limiter and role check", sec.Throughput, sec.Calls, sec.Errors, sec.Latency);
         if (r.GetCustomer is { } g) Detail(s, "GetCustomer", g.Throughput, g.Calls, g.Errors, g.Latency);
         if (tpcb is not null) Detail(s, $"`{tpcb.CommandLine}`", tpcb.Tps, tpcb.Transactions, tpcb.Failed, tpcb.Latency);
         if (r.RecordOrder is { } ro) Detail(s, "RecordOrder", ro.Throughput, ro.Calls, ro.Errors, ro.Latency);
@@ -268,6 +284,7 @@ public static class Report
     {
         if (r.PgbenchSelect is { } a) yield return ("pgbench -S", a.Tps * a.Seconds, a.Cpu);
         if (r.Echo is { } b) yield return ("gRPC echo", b.Calls, b.Cpu);
+        if (r.EchoAuth is { } ba) yield return ("gRPC echo with auth", ba.Calls, ba.Cpu);
         if (r.GetCustomer is { } c) yield return ("GetCustomer", c.Calls, c.Cpu);
         if (r.PgbenchTpcb is { } d) yield return ("pgbench TPC-B", d.Tps * d.Seconds, d.Cpu);
         if (r.RecordOrder is { } e) yield return ("RecordOrder", e.Calls, e.Cpu);
