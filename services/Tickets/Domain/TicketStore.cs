@@ -128,6 +128,12 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
 
     // ---- changes ----
 
+    /// <summary>
+    /// A move to the state the ticket is in already changes nothing (no event, no complaint step, updated_at kept; the
+    /// audit row says REPLAYED, as for any repeat that writes nothing):
+    /// the request names a target state, so a retry after a lost answer, or a second agent making the same move, gets the
+    /// ticket as it is instead of an error.
+    /// </summary>
     public Task ChangeStateAsync(Guid id, int target, Caller caller, CancellationToken ct) =>
         MutateAsync(id, caller, async (tx, row, now) =>
         {
@@ -136,7 +142,7 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
                     $"A ticket cannot move from {StateNames[row.State]} to {StateNames[target]}." +
                     (row.State is States.Resolved or States.Closed && target == States.InProgress ? " Use ReopenTicket." : ""));
             await EnterAsync(tx, row, target, caller.Subject, now, ct);
-        }, ct);
+        }, ct, unchanged: row => row.State == target);
 
     private async Task EnterAsync(NpgsqlTransaction tx, TicketRow row, int target, string by, DateTime now, CancellationToken ct)
     {
@@ -252,9 +258,13 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             await outbox.AddAsync(tx, new SurveyAnswered(row.Id, row.CustomerId, row.Assignee, score, comment, Utc(now)), ct);
         }, ct, memberMayAct: true);
 
-    /// <summary>Loads and locks the ticket, checks the caller may work it, applies the change, writes it back and commits.</summary>
+    /// <summary>
+    /// Loads and locks the ticket, checks the caller may work it, applies the change, writes it back and commits; when
+    /// <paramref name="unchanged"/> says the request is already satisfied, it stops after the checks and writes only the
+    /// audit row (REPLAYED).
+    /// </summary>
     private async Task MutateAsync(Guid id, Caller caller, Func<NpgsqlTransaction, TicketRow, DateTime, Task> change, CancellationToken ct,
-        bool memberMayAct = true)
+        bool memberMayAct = true, Func<TicketRow, bool>? unchanged = null)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
@@ -265,6 +275,13 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             RequireOwnTicket(caller, row);
         }
         else await RequireCanWorkAsync(tx, caller, row, ct);
+        if (unchanged?.Invoke(row) == true)
+        {
+            Crm.ServiceDefaults.Security.Audit.Audit.MarkReplayed();
+            await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, id.ToString(), ct);
+            await tx.CommitAsync(ct);
+            return;
+        }
         var now = clock.UtcNowForDb();
         await change(tx, row, now);
         row.UpdatedAt = now;
