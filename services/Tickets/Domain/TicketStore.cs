@@ -87,12 +87,16 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             FrTargetMinutes = targets.FirstResponseMinutes, FrDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.FirstResponseMinutes)),
             ResTargetMinutes = targets.ResolutionMinutes, ResDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.ResolutionMinutes)),
         };
+        // The ticket and its search text in one statement: ticket_search gets a row only when the ticket went in.
         var inserted = await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            WITH ticket AS (
             INSERT INTO tickets (id, customer_id, type, channel, priority, state, order_ref, subject, description, tags, attachments,
                 queue, customer_tier, opened_by, opened_at, updated_at, idempotency_key, fr_target_minutes, fr_due_at, res_target_minutes, res_due_at)
             VALUES (@Id, @CustomerId, @Type, @Channel, @Priority, @State, @OrderRef, @Subject, @Description, @Tags, @Attachments::jsonb,
                 @Queue, @CustomerTier, @OpenedBy, @OpenedAt, @UpdatedAt, @IdempotencyKey, @FrTargetMinutes, @FrDueAt, @ResTargetMinutes, @ResDueAt)
             ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id)
+            INSERT INTO ticket_search (ticket_id, search_text) SELECT id, @Subject || ' ' || @Description FROM ticket
             """, row, tx, cancellationToken: ct));
         if (inserted == 0) return null;
         if (row.Type == TicketTypes.Complaint) await StepAsync(tx, row, "receive", openedBy, now, ct);
