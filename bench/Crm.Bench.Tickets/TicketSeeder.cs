@@ -199,6 +199,12 @@ public sealed class TicketSeeder(NpgsqlDataSource db, TicketsOptions options)
             }
             await writer.CompleteAsync(ct);
         }
+        await using (var search = await connection.BeginBinaryImportAsync(
+            "COPY ticket_search (ticket_id, search_text) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            foreach (var r in rows) await search.WriteRowAsync(ct, r.Id, r.Subject + " " + r.Description);
+            await search.CompleteAsync(ct);
+        }
         await using (var steps = await connection.BeginBinaryImportAsync(
             "COPY complaint_steps (ticket_id, step, done_by, done_at) FROM STDIN (FORMAT BINARY)", ct))
         {

@@ -31,6 +31,12 @@ public sealed class SalesOptions
     /// <summary>Longest wait between two attempts to record one opportunity's order.</summary>
     public TimeSpan OrderMaxBackoff { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Failed attempts after which an order is parked (order_status 'parked') for an operator instead of retried:
+    /// 30 attempts with the default backoff is about two hours of trying.
+    /// </summary>
+    public int OrderMaxAttempts { get; set; } = 30;
+
     public static readonly IReadOnlyList<StageOptions> DefaultStages =
     [
         new() { Code = "qualification", Probability = 10 },

@@ -413,7 +413,7 @@ public sealed class SalesGrpcService(
         var to = Rules.Date(request.To, "to", v, required: false);
         if (from is not null && to is not null && to < from) v.Add("to", "must not be before from.");
         v.ThrowIfInvalid();
-        var result = await reports.ForecastAsync(Scope.ForReports(context), ownerId, from, to, context.CancellationToken);
+        var result = await reports.ForecastAsync(Scope.ForReports(context), ownerId, from, to, request.TotalsOnly, context.CancellationToken);
         var response = new Forecast { TotalWeighted = Common.V1.Money.FromDecimal(result.TotalWeighted) };
         response.Months.AddRange(result.Months.Select(Wire.ToProto));
         response.Quarters.AddRange(result.Quarters.Select(Wire.ToProto));

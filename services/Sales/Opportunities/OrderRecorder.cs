@@ -29,6 +29,9 @@ public sealed class OrderRecorderSignal
 /// until RecordOrder succeeds. RecordOrder is idempotent by external order id SALES-&lt;opportunity id&gt;, so a call
 /// that succeeded but whose answer was lost, a second instance, or a crash between call and update never records twice.
 /// Each row is leased (its next attempt pushed a minute ahead) before the call, so two instances rarely call together.
+/// After Sales:OrderMaxAttempts failures the row is parked (order_status 'parked', the last error kept) and logged as an
+/// error saying how to retry it; the loop no longer calls for it, so a deal the customer service refuses for good (an
+/// unknown customer, a rejected amount) does not hammer it forever. Setting the row back to 'pending' retries it.
 /// </summary>
 public sealed class OrderRecorder(
     NpgsqlDataSource dataSource, CustomerService.CustomerServiceClient customers, OrderRecorderSignal signal,
@@ -96,15 +99,32 @@ public sealed class OrderRecorder(
             }
             catch (RpcException ex) when (!ct.IsCancellationRequested)
             {
+                var attempt = d.OrderAttempts + 1;
+                var error = $"{ex.StatusCode}: {Cut(ex.Status.Detail, 500)}";
+                if (attempt >= options.Value.OrderMaxAttempts)
+                {
+                    await connection.ExecuteAsync(new CommandDefinition("""
+                        UPDATE opportunities SET order_status = 'parked', order_attempts = order_attempts + 1, order_last_error = @error,
+                            order_next_attempt = NULL
+                        WHERE id = @id AND order_status = 'pending'
+                        """, new { id = d.Id, error }, cancellationToken: ct));
+                    logger.LogError(
+                        "Order for opportunity {OpportunityId} (customer {CustomerId}, {Amount} yuan, external order id {ExternalOrderId}) parked after " +
+                        "{Attempts} failed RecordOrder calls (last: {Error}); the customer is paid up but has no order (no loyalty points) until " +
+                        "it is recorded. Fix the cause, then retry it in salesdb: {Retry} (a retry never records it twice)",
+                        d.Id, d.CustomerId, d.Amount, ExternalOrderId(d.Id), attempt, error,
+                        $"UPDATE opportunities SET order_status = 'pending', order_attempts = 0, order_next_attempt = now() WHERE id = '{d.Id}'");
+                    continue;
+                }
                 var delay = TimeSpan.FromSeconds(Math.Min(options.Value.OrderMaxBackoff.TotalSeconds, Math.Pow(2, Math.Min(d.OrderAttempts, 20))));
                 await connection.ExecuteAsync(new CommandDefinition("""
                     UPDATE opportunities SET order_attempts = order_attempts + 1, order_last_error = @error, order_next_attempt = @next
                     WHERE id = @id AND order_status = 'pending'
-                    """, new { id = d.Id, error = $"{ex.StatusCode}: {Cut(ex.Status.Detail, 500)}", next = clock.UtcNowForDb() + delay },
+                    """, new { id = d.Id, error, next = clock.UtcNowForDb() + delay },
                     cancellationToken: ct));
                 var level = ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded ? LogLevel.Warning : LogLevel.Error;
-                logger.Log(level, "Recording opportunity {OpportunityId} as an order failed ({Status}); attempt {Attempt}, next in {Delay}",
-                    d.Id, ex.StatusCode, d.OrderAttempts + 1, delay);
+                logger.Log(level, "Recording opportunity {OpportunityId} as an order failed ({Status}); attempt {Attempt} of {MaxAttempts}, next in {Delay}",
+                    d.Id, ex.StatusCode, attempt, options.Value.OrderMaxAttempts, delay);
             }
         }
         return recorded;

@@ -82,11 +82,11 @@ public sealed class TicketQueries(NpgsqlDataSource db, TimeProvider clock)
             var bigrams = f.Query.Length >= 2 && !f.Query.All(char.IsAscii);
             where.Add(bigrams
                 ? """
-                  t.id IN (SELECT id FROM tickets WHERE text_bigrams(search_text) @> text_bigrams(@query) AND search_text ILIKE @pattern
+                  t.id IN (SELECT ticket_id FROM ticket_search WHERE text_bigrams(search_text) @> text_bigrams(@query) AND search_text ILIKE @pattern
                            UNION SELECT ticket_id FROM comments WHERE text_bigrams(body) @> text_bigrams(@query) AND body ILIKE @pattern)
                   """
                 : """
-                  t.id IN (SELECT id FROM tickets WHERE search_text ILIKE @pattern
+                  t.id IN (SELECT ticket_id FROM ticket_search WHERE search_text ILIKE @pattern
                            UNION SELECT ticket_id FROM comments WHERE body ILIKE @pattern)
                   """);
         }

@@ -87,12 +87,16 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             FrTargetMinutes = targets.FirstResponseMinutes, FrDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.FirstResponseMinutes)),
             ResTargetMinutes = targets.ResolutionMinutes, ResDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.ResolutionMinutes)),
         };
+        // The ticket and its search text in one statement: ticket_search gets a row only when the ticket went in.
         var inserted = await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            WITH ticket AS (
             INSERT INTO tickets (id, customer_id, type, channel, priority, state, order_ref, subject, description, tags, attachments,
                 queue, customer_tier, opened_by, opened_at, updated_at, idempotency_key, fr_target_minutes, fr_due_at, res_target_minutes, res_due_at)
             VALUES (@Id, @CustomerId, @Type, @Channel, @Priority, @State, @OrderRef, @Subject, @Description, @Tags, @Attachments::jsonb,
                 @Queue, @CustomerTier, @OpenedBy, @OpenedAt, @UpdatedAt, @IdempotencyKey, @FrTargetMinutes, @FrDueAt, @ResTargetMinutes, @ResDueAt)
             ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id)
+            INSERT INTO ticket_search (ticket_id, search_text) SELECT id, @Subject || ' ' || @Description FROM ticket
             """, row, tx, cancellationToken: ct));
         if (inserted == 0) return null;
         if (row.Type == TicketTypes.Complaint) await StepAsync(tx, row, "receive", openedBy, now, ct);
@@ -128,6 +132,12 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
 
     // ---- changes ----
 
+    /// <summary>
+    /// A move to the state the ticket is in already changes nothing (no event, no complaint step, updated_at kept; the
+    /// audit row says REPLAYED, as for any repeat that writes nothing):
+    /// the request names a target state, so a retry after a lost answer, or a second agent making the same move, gets the
+    /// ticket as it is instead of an error.
+    /// </summary>
     public Task ChangeStateAsync(Guid id, int target, Caller caller, CancellationToken ct) =>
         MutateAsync(id, caller, async (tx, row, now) =>
         {
@@ -136,7 +146,7 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
                     $"A ticket cannot move from {StateNames[row.State]} to {StateNames[target]}." +
                     (row.State is States.Resolved or States.Closed && target == States.InProgress ? " Use ReopenTicket." : ""));
             await EnterAsync(tx, row, target, caller.Subject, now, ct);
-        }, ct);
+        }, ct, unchanged: row => row.State == target);
 
     private async Task EnterAsync(NpgsqlTransaction tx, TicketRow row, int target, string by, DateTime now, CancellationToken ct)
     {
@@ -252,9 +262,13 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             await outbox.AddAsync(tx, new SurveyAnswered(row.Id, row.CustomerId, row.Assignee, score, comment, Utc(now)), ct);
         }, ct, memberMayAct: true);
 
-    /// <summary>Loads and locks the ticket, checks the caller may work it, applies the change, writes it back and commits.</summary>
+    /// <summary>
+    /// Loads and locks the ticket, checks the caller may work it, applies the change, writes it back and commits; when
+    /// <paramref name="unchanged"/> says the request is already satisfied, it stops after the checks and writes only the
+    /// audit row (REPLAYED).
+    /// </summary>
     private async Task MutateAsync(Guid id, Caller caller, Func<NpgsqlTransaction, TicketRow, DateTime, Task> change, CancellationToken ct,
-        bool memberMayAct = true)
+        bool memberMayAct = true, Func<TicketRow, bool>? unchanged = null)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
@@ -265,6 +279,13 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             RequireOwnTicket(caller, row);
         }
         else await RequireCanWorkAsync(tx, caller, row, ct);
+        if (unchanged?.Invoke(row) == true)
+        {
+            Crm.ServiceDefaults.Security.Audit.Audit.MarkReplayed();
+            await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, id.ToString(), ct);
+            await tx.CommitAsync(ct);
+            return;
+        }
         var now = clock.UtcNowForDb();
         await change(tx, row, now);
         row.UpdatedAt = now;

@@ -1,5 +1,6 @@
 using Crm.IntegrationTests.Support;
 using Crm.Sales.V1;
+using Crm.ServiceDefaults.Security;
 using Dapper;
 using Grpc.Core;
 
@@ -30,6 +31,38 @@ public class PipelineTests(SuiteFixture suite)
         var report = await rep.Client.GetPipelineReportAsync(new GetPipelineReportRequest());
         Assert.Equal([("qualification", 1, "2000.00"), ("needs_analysis", 0, "0.00"), ("design_proposal", 1, "50000.00"), ("negotiation", 1, "37500.00")],
             report.OpenPipeline.Select(s => (s.Stage, s.Opportunities, s.Weighted.Amount)));
+    }
+
+    [Fact]
+    public async Task Forecast_totals_only_gives_a_manager_the_teams_89500_without_a_row_per_owner()
+    {
+        var team = "totals-" + Guid.NewGuid().ToString("N")[..6];
+        var alice = new SalesDriver(suite.Sales, suite.Customer, team: team);
+        var bob = new SalesDriver(suite.Sales, suite.Customer, team: team);
+        var manager = new SalesDriver(suite.Sales, suite.Customer, team: team, role: Roles.SalesManager);
+        var customer = await alice.NewCustomerAsync();
+        var close = SalesDriver.InTwoMonths(day: 10);
+        await alice.OpportunityAsync(customer, 100_000, "design_proposal", close);
+        await alice.OpportunityAsync(customer, 20_000, "qualification", close);
+        await bob.OpportunityAsync(customer, 50_000, "negotiation", close);
+        var month = $"{close.Year:0000}-{close.Month:00}";
+        var quarter = $"{close.Year}-Q{(close.Month - 1) / 3 + 1}";
+
+        var full = await manager.Client.GetForecastAsync(new GetForecastRequest());
+        Assert.Equal("89500.00", full.TotalWeighted.Amount);
+        Assert.Equal([("", "89500.00"), (alice.Subject, "52000.00"), (bob.Subject, "37500.00")],
+            full.Owners.Select(b => (b.OwnerId, b.Weighted.Amount)).OrderBy(x => x.OwnerId, StringComparer.Ordinal));
+
+        var totals = await manager.Client.GetForecastAsync(new GetForecastRequest { TotalsOnly = true });
+        Assert.Equal("89500.00", totals.TotalWeighted.Amount);
+        Assert.Equal([(month, "", 3, "170000.00", "89500.00")], totals.Months.Select(b => (b.Period, b.OwnerId, b.Opportunities, b.Amount.Amount, b.Weighted.Amount)));
+        Assert.Equal([(quarter, "", 3, "170000.00", "89500.00")], totals.Quarters.Select(b => (b.Period, b.OwnerId, b.Opportunities, b.Amount.Amount, b.Weighted.Amount)));
+        Assert.Equal([("", "", 3, "89500.00")], totals.Owners.Select(b => (b.Period, b.OwnerId, b.Opportunities, b.Weighted.Amount)));
+
+        // With an owner it is that owner's total, still without per-owner rows.
+        var bobs = await manager.Client.GetForecastAsync(new GetForecastRequest { OwnerId = bob.Subject, TotalsOnly = true });
+        Assert.Equal(("37500.00", 1), (bobs.TotalWeighted.Amount, bobs.Months.Count));
+        Assert.Equal(("", "50000.00"), (bobs.Months[0].OwnerId, bobs.Months[0].Amount.Amount));
     }
 
     [Fact]

@@ -54,6 +54,61 @@ public class ReceiptTests(SuiteFixture suite)
             { OpportunityId = deal.Id, Stage = "negotiation" }).ResponseAsync);
     }
 
+    [Fact]
+    public async Task An_order_the_customer_service_refuses_30_times_is_parked_with_an_error_log_and_not_retried()
+    {
+        var rep = new SalesDriver(suite.Sales, suite.Customer);
+        var customer = await rep.NewCustomerAsync();
+        var deal = await rep.OpportunityAsync(customer, 12_000, "negotiation");
+        await rep.Client.MoveStageAsync(new MoveStageRequest { OpportunityId = deal.Id, Stage = "won", Reason = "ring delivered" });
+        var id = Guid.Parse(deal.Id);
+        var unknownCustomer = Guid.NewGuid(); // the customer service answers NOT_FOUND for it, however often it is asked
+        await using var connection = await suite.SalesDb.OpenConnectionAsync();
+        await connection.ExecuteAsync("UPDATE opportunities SET customer_id = @unknownCustomer WHERE id = @id", new { id, unknownCustomer });
+        Assert.Equal("pending", (await Pay(rep, deal.Id, "R1-" + deal.Id, 12_000, "card")).Opportunity.OrderStatus);
+
+        // The background recorder tries at once and fails; wait until that attempt is written back (not merely leased),
+        // so no call is in flight, then put the row one failure short of the limit.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (await connection.QuerySingleAsync<bool>("""
+                   SELECT order_last_error IS NULL OR order_next_attempt > now() + interval '30 seconds' FROM opportunities WHERE id = @id
+                   """, new { id }))
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("The recorder never tried the order.");
+            await Task.Delay(50);
+        }
+        Assert.StartsWith("NotFound:", await connection.QuerySingleAsync<string>("SELECT order_last_error FROM opportunities WHERE id = @id", new { id }));
+        await connection.ExecuteAsync("UPDATE opportunities SET order_attempts = 29, order_next_attempt = now() WHERE id = @id AND order_status = 'pending'", new { id });
+
+        var recorder = suite.Sales.Services.GetRequiredService<OrderRecorder>();
+        await recorder.RunOnceAsync(CancellationToken.None); // the 30th attempt (here or in the background loop, whichever claims it)
+        var parked = await WaitForOrderStatusAsync(rep, deal.Id, "parked");
+        Assert.Equal(("parked", ""), (parked.OrderStatus, parked.OrderId));
+        var row = await connection.QuerySingleAsync<(int Attempts, string Error, DateTime? Next)>(
+            "SELECT order_attempts, order_last_error, order_next_attempt FROM opportunities WHERE id = @id", new { id });
+        Assert.Equal((30, (DateTime?)null), (row.Attempts, row.Next));
+        Assert.StartsWith("NotFound:", row.Error);
+
+        var log = Assert.Single(LogCapture.Instance.Lines, l => l.Contains($"Order for opportunity {id}") && l.Contains("parked"));
+        Assert.StartsWith("Error", log);
+        Assert.Contains($"customer {unknownCustomer}", log);
+        Assert.Contains($"external order id SALES-{id}", log);
+        Assert.Contains("after 30 failed RecordOrder calls", log);
+        Assert.Contains($"UPDATE opportunities SET order_status = 'pending', order_attempts = 0, order_next_attempt = now() WHERE id = '{id}'", log);
+
+        // A parked order is not claimed again: a full recorder round later it still has 30 attempts.
+        await recorder.RunOnceAsync(CancellationToken.None);
+        Assert.Equal((30, "parked"), await connection.QuerySingleAsync<(int, string)>(
+            "SELECT order_attempts, order_status FROM opportunities WHERE id = @id", new { id }));
+
+        // The operator's retry from the log, once the customer is right again, records the order exactly once.
+        await connection.ExecuteAsync("UPDATE opportunities SET customer_id = @customer WHERE id = @id", new { id, customer = Guid.Parse(customer) });
+        await connection.ExecuteAsync("UPDATE opportunities SET order_status = 'pending', order_attempts = 0, order_next_attempt = now() WHERE id = @id", new { id });
+        var recorded = await WaitForOrderStatusAsync(rep, deal.Id, "recorded");
+        var order = Assert.Single((await rep.Customers.ListOrdersAsync(new ListOrdersRequest { CustomerId = customer })).Orders);
+        Assert.Equal((recorded.OrderId, $"SALES-{id}", "12000.00"), (order.Id, order.ExternalOrderId, order.AmountPaid.Amount));
+    }
+
     private static Task<RecordReceiptResponse> Pay(SalesDriver rep, string opportunityId, string receiptId, decimal amount, string method = "cash") =>
         rep.Client.RecordReceiptAsync(new RecordReceiptRequest
         {
@@ -61,13 +116,15 @@ public class ReceiptTests(SuiteFixture suite)
             PaidAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow.AddMinutes(-1)),
         }).ResponseAsync;
 
-    private static async Task<Opportunity> WaitForOrderAsync(SalesDriver rep, string opportunityId)
+    private static Task<Opportunity> WaitForOrderAsync(SalesDriver rep, string opportunityId) => WaitForOrderStatusAsync(rep, opportunityId, "recorded");
+
+    private static async Task<Opportunity> WaitForOrderStatusAsync(SalesDriver rep, string opportunityId, string status)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (true)
         {
             var o = await rep.Client.GetOpportunityAsync(new GetOpportunityRequest { OpportunityId = opportunityId });
-            if (o.OrderStatus == "recorded") return o;
+            if (o.OrderStatus == status) return o;
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"Order of {opportunityId} still {o.OrderStatus}.");
             await Task.Delay(50);
         }

@@ -140,9 +140,9 @@ public class AccessAndSearchTests(SuiteFixture suite, Xunit.Abstractions.ITestOu
             await using var tx = await connection.BeginTransactionAsync();
             await Dapper.SqlMapper.ExecuteAsync(connection, "SET LOCAL enable_seqscan = off", transaction: tx);
             var plan = string.Join("\n", await Dapper.SqlMapper.QueryAsync<string>(connection,
-                "EXPLAIN SELECT id FROM tickets WHERE text_bigrams(search_text) @> text_bigrams('尺寸') AND search_text ILIKE '%尺寸%'", transaction: tx));
+                "EXPLAIN SELECT ticket_id FROM ticket_search WHERE text_bigrams(search_text) @> text_bigrams('尺寸') AND search_text ILIKE '%尺寸%'", transaction: tx));
             output.WriteLine($"ticketsdb LC_CTYPE {ctype}: show_trgm('尺寸') has {trigrams ?? 0} trigrams; plan:\n{plan}");
-            Assert.Contains("tickets_search_bigrams", plan);
+            Assert.Contains("ticket_search_bigrams", plan);
         }
         // Members do not search the desk.
         await Rpc.FailsWith(StatusCode.PermissionDenied, () => As(Roles.Member, customer).SearchTicketsAsync(new SearchTicketsRequest { Query = "x" }).ResponseAsync);

@@ -1,6 +1,7 @@
 using Crm.IntegrationTests.Support;
 using Crm.ServiceDefaults.Security;
 using Crm.Tickets.V1;
+using Dapper;
 using Grpc.Core;
 
 namespace Crm.IntegrationTests.Tickets;
@@ -39,7 +40,6 @@ public class LifecycleTests(SuiteFixture suite) : ClockedTickets(suite)
         await Illegal(TicketState.Resolved);
         await Illegal(TicketState.InProgress);
         await Illegal(TicketState.Closed);
-        await Illegal(TicketState.New);
         // No survey before resolution.
         var early = await Rpc.FailsWith(StatusCode.FailedPrecondition,
             () => member.AnswerSurveyAsync(new AnswerSurveyRequest { TicketId = ticket.Id, Score = 5 }).ResponseAsync);
@@ -50,7 +50,7 @@ public class LifecycleTests(SuiteFixture suite) : ClockedTickets(suite)
 
         await agent.ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.Acknowledged });
         await Illegal(TicketState.WaitingOnCustomer);
-        await Illegal(TicketState.Acknowledged);
+        await Illegal(TicketState.New);
         await agent.ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.InProgress });
         SetLocal(2027, 12, 7, 10, 0);
         ticket = await agent.ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.Resolved });
@@ -95,5 +95,51 @@ public class LifecycleTests(SuiteFixture suite) : ClockedTickets(suite)
         var notResolved = await Rpc.FailsWith(StatusCode.FailedPrecondition,
             () => agent.ReopenTicketAsync(new ReopenTicketRequest { TicketId = open.Id }).ResponseAsync);
         Assert.Equal("ILLEGAL_TRANSITION", PreconditionType(notResolved));
+    }
+
+    /// <summary>
+    /// ChangeState names the state to be in: asking for the state the ticket is in (a retry after a lost answer, a second
+    /// agent) answers the ticket as it is, with no second TicketResolved, no second complaint step and updated_at kept.
+    /// </summary>
+    [Fact]
+    public async Task Moving_a_ticket_to_the_state_it_is_in_answers_it_unchanged_without_a_second_event()
+    {
+        var customer = Guid.NewGuid().ToString();
+        var agent = As(Roles.Service, "agent-same-state");
+        SetLocal(2027, 12, 8, 10, 0); // a Wednesday
+        var ticket = await agent.OpenTicketAsync(new OpenTicketRequest
+        {
+            CustomerId = customer, Type = TicketType.Complaint, Channel = Channel.Store, Priority = Priority.High,
+            Subject = "项链扣坏了", Description = "The clasp broke after two days.",
+        });
+        SetLocal(2027, 12, 8, 10, 5);
+        var fresh = await agent.ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.New });
+        Assert.Equal((TicketState.New, Local(2027, 12, 8, 10, 0)), (fresh.State, await UpdatedAtAsync()));
+
+        await agent.ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.Acknowledged });
+        await agent.ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.InProgress });
+        SetLocal(2027, 12, 8, 11, 0);
+        var resolved = await agent.ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.Resolved });
+        Assert.Equal(1, await OutboxCountAsync("TicketResolved", ticket.Id));
+
+        SetLocal(2027, 12, 8, 11, 30);
+        var again = await agent.ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.Resolved });
+        Assert.Equal((TicketState.Resolved, resolved.ResolvedAt, resolved.Resolution.MetAt), (again.State, again.ResolvedAt, again.Resolution.MetAt));
+        Assert.Equal(Local(2027, 12, 8, 11, 0), await UpdatedAtAsync());
+        Assert.Equal(resolved.ComplaintSteps.Select(s => (s.Step, s.At)), again.ComplaintSteps.Select(s => (s.Step, s.At)));
+        Assert.Equal(1, await OutboxCountAsync("TicketResolved", ticket.Id));
+        await using (var connection = await Db.OpenConnectionAsync())
+            Assert.Equal(["OK", "REPLAYED"], (await connection.QueryAsync<string>(
+                "SELECT outcome FROM audit_events WHERE target_id = @id AND rpc LIKE '%ChangeState' AND subject = 'agent-same-state' AND outcome IN ('OK', 'REPLAYED') ORDER BY id DESC LIMIT 2",
+                new { id = ticket.Id })).Reverse());
+
+        // Someone who may not work the ticket still gets PERMISSION_DENIED, not the ticket.
+        await Rpc.FailsWith(StatusCode.PermissionDenied,
+            () => As(Roles.Member, Guid.NewGuid().ToString()).ChangeStateAsync(new ChangeStateRequest { TicketId = ticket.Id, State = TicketState.Resolved }).ResponseAsync);
+        async Task<DateTime> UpdatedAtAsync()
+        {
+            await using var connection = await Db.OpenConnectionAsync();
+            return DateTime.SpecifyKind(await connection.QuerySingleAsync<DateTime>("SELECT updated_at FROM tickets WHERE id = @id", new { id = Guid.Parse(ticket.Id) }), DateTimeKind.Utc);
+        }
     }
 }
