@@ -11,7 +11,7 @@ namespace Crm.AppHost;
 /// </summary>
 public static class DevWebhookKey
 {
-    public const string KeyId = "dev-1";
+    public const string KeyId = "dev1"; // letters and digits: it becomes part of an environment variable name
 
     public static string KeyPath(string dataDirectory) => Path.Combine(dataDirectory, "auth", "webhook-secret-key");
 

@@ -36,8 +36,9 @@ public sealed class WebhookOptions
     {
         foreach (var (id, value) in SecretKeys)
         {
-            if (id.Length is 0 or > 32 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
-                return $"Messaging:Webhooks:SecretKeys: '{id}' is not a key id (1-32 of A-Z a-z 0-9 - _).";
+            // Letters, digits and '_' only: a key id is part of an environment variable name (Messaging__Webhooks__SecretKeys__<id>).
+            if (id.Length is 0 or > 32 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+                return $"Messaging:Webhooks:SecretKeys: '{id}' is not a key id (1-32 of A-Z a-z 0-9 _).";
             var bytes = new byte[64];
             if (!Convert.TryFromBase64String(value, bytes, out var n) || n != 32)
                 return $"Messaging:Webhooks:SecretKeys:{id} must be base64 of 32 bytes.";

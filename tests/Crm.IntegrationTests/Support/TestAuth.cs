@@ -14,7 +14,7 @@ public static class TestAuth
     public const string Issuer = "crm-tests";
     public const string Audience = "crm";
     public static readonly ECDsa Key = DevTokens.NewKey();
-    public const string WebhookKeyId = "tests-1";
+    public const string WebhookKeyId = "tests1";
     public static readonly string WebhookKey = Crm.Messaging.Webhooks.WebhookSecrets.NewKey();
 
     public static IEnumerable<string> Args =>
