@@ -15,32 +15,32 @@ var customerdb = postgres.AddDatabase("customerdb");
 var customer = builder.AddProject("customer", "../services/Customer/Crm.Customer.csproj")
        .WithReference(customerdb).WithReference(cache).WithReference(messaging)
        .WaitFor(customerdb).WaitFor(messaging)
-       .WithDevelopmentAuth();
+       .WithDevelopmentAuth().WithWebhookSecretKey();
 
 var loyaltydb = postgres.AddDatabase("loyaltydb");
 builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
        .WithReference(loyaltydb).WithReference(cache).WithReference(messaging)
        .WaitFor(loyaltydb).WaitFor(messaging)
-       .WithDevelopmentAuth();
+       .WithDevelopmentAuth().WithWebhookSecretKey();
 
 var salesdb = postgres.AddDatabase("salesdb");
 builder.AddProject("sales", "../services/Sales/Crm.Sales.csproj")
        .WithReference(salesdb).WithReference(cache).WithReference(messaging).WithReference(customer)
        .WaitFor(salesdb).WaitFor(messaging).WaitFor(customer)
-       .WithDevelopmentAuth();
+       .WithDevelopmentAuth().WithWebhookSecretKey();
 
 var ticketsdb = postgres.AddDatabase("ticketsdb");
 builder.AddProject("tickets", "../services/Tickets/Crm.Tickets.csproj")
        .WithReference(ticketsdb).WithReference(cache).WithReference(messaging)
        .WaitFor(ticketsdb).WaitFor(messaging)
-       .WithDevelopmentAuth();
+       .WithDevelopmentAuth().WithWebhookSecretKey();
 
 // Campaigns: the analytics read model (events) and its rebuild from the customer service (discovery: services__customer__http__0).
 var campaignsdb = postgres.AddDatabase("campaignsdb");
 builder.AddProject("campaigns", "../services/Campaigns/Crm.Campaigns.csproj")
        .WithReference(campaignsdb).WithReference(cache).WithReference(messaging).WithReference(customer)
        .WaitFor(campaignsdb).WaitFor(messaging)
-       .WithDevelopmentAuth();
+       .WithDevelopmentAuth().WithWebhookSecretKey();
 
 builder.Build().Run();
 return 0;

@@ -89,6 +89,7 @@ public sealed class DistributedApplication
             projects.ForEach(p => p.Start());
 
             await Task.WhenAll(_resources.Select(r => r.WhenReady)).WaitAsync(shutdown.Token);
+            SuiteAddresses.Write(_options.DataDirectory, _resources.OfType<ProjectResource>()); // for ./crm import and other tools
             ConsoleOutput.WriteLines([
                 "", .. ConsoleTable.Render(_resources), "",
                 $"Dashboard: {dashboard.LoginUrl}",
@@ -111,6 +112,7 @@ public sealed class DistributedApplication
         }
 
         logger.LogInformation("Stopping");
+        SuiteAddresses.Delete(_options.DataDirectory);
         await Task.WhenAll(projects.Select(p => p.StopAsync()));
         await infrastructure.DisposeAsync();
         if (_options.Ephemeral) DeleteFolder(_options.DataDirectory, logger); // logs, and all of it when no server was ours

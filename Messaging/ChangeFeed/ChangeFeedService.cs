@@ -17,9 +17,12 @@ namespace Crm.Messaging.ChangeFeed;
 /// broker confirms a batch, which would otherwise hold every event behind it for that long). Their xids come from
 /// pg_stat_activity; one not seen there simply counts, which is only slower. When it has caught up it waits for the
 /// NOTIFY of the next commit (<see cref="ChangeNotifications"/>), or <see cref="IdlePoll"/> at most: the horizon may
-/// also move when a transaction ends without notifying.
+/// also move when a transaction ends without notifying. A partner gets only the events about its own customers
+/// (<see cref="PartnerChangeScope"/>); rows it may not see, or did not ask for by type, are passed over, and the reader
+/// remembers how far it has passed so it does not read them again at the next wake-up.
 /// </summary>
-public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotifications notifications) : Crm.Changes.V1.ChangeFeed.ChangeFeedBase
+public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotifications notifications, PartnerChangeScope scope)
+    : Crm.Changes.V1.ChangeFeed.ChangeFeedBase
 {
     private const int Batch = 500;
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(50);
@@ -31,6 +34,8 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotific
         var (tx, id) = ParseToken(request.FromToken, v);
         var types = request.EventTypes.Select(t => t.Trim()).Where(t => t.Length > 0).Distinct().ToArray();
         v.ThrowIfInvalid();
+        var systems = scope.SystemsOf(context);
+        var visible = systems is null ? "true" : scope.LinkedCondition("c");
 
         var ct = context.CancellationToken;
         while (!ct.IsCancellationRequested)
@@ -39,36 +44,43 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotific
             List<Row> rows;
             await using (var connection = await dataSource.OpenConnectionAsync(ct))
             {
-                rows = (await connection.QueryAsync<Row>(new CommandDefinition("""
+                rows = (await connection.QueryAsync<Row>(new CommandDefinition($"""
                     WITH snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
                     cannot_write AS (
                         SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
                         WHERE backend_xid IS NOT NULL AND (datname <> current_database() OR application_name LIKE '%outbox-relay')),
-                    horizon AS (
+                    horizon AS MATERIALIZED (
                         SELECT coalesce(
                             (SELECT x FROM snapshot, pg_snapshot_xip(snapshot.s) AS x
                              WHERE (x::text::numeric % 4294967296)::bigint NOT IN (SELECT xid FROM cannot_write) ORDER BY x LIMIT 1),
                             (SELECT pg_snapshot_xmax(s) FROM snapshot)) AS below)
-                    SELECT tx::text AS tx, id, event_type, message_id, payload::text AS payload, occurred_at
-                    FROM change_events, horizon
-                    WHERE (tx, id) > (@tx::xid8, @id)
-                      AND tx < horizon.below
-                      AND (cardinality(@types) = 0 OR event_type = ANY(@types))
-                    ORDER BY change_events.tx, change_events.id -- not the text alias "tx": "1000" sorts before "999"
-                    LIMIT @batch
-                    """, new { tx = tx.ToString(CultureInfo.InvariantCulture), id, types, batch = Batch }, cancellationToken: ct))).ToList();
+                    (SELECT c.tx::text AS tx, c.id, c.event_type, c.message_id, c.payload::text AS payload, c.occurred_at, false AS passed
+                     FROM change_events c, horizon
+                     WHERE (c.tx, c.id) > (@tx::xid8, @id) AND c.tx < horizon.below
+                       AND (cardinality(@types) = 0 OR c.event_type = ANY(@types)) AND {visible}
+                     ORDER BY c.tx, c.id -- not the text alias "tx": "1000" sorts before "999"
+                     LIMIT @batch)
+                    UNION ALL -- the last event below the horizon, of any type and customer: how far this read has passed
+                    (SELECT c.tx::text, c.id, '', NULL, NULL, NULL, true
+                     FROM change_events c, horizon WHERE (c.tx, c.id) > (@tx::xid8, @id) AND c.tx < horizon.below
+                     ORDER BY c.tx DESC, c.id DESC LIMIT 1)
+                    """, new { tx = tx.ToString(CultureInfo.InvariantCulture), id, types, systems = systems ?? [], batch = Batch }, cancellationToken: ct))).ToList();
             }
+            var passed = rows.FirstOrDefault(r => r.Passed);
+            rows = rows.Where(r => !r.Passed).OrderBy(r => ulong.Parse(r.Tx, CultureInfo.InvariantCulture)).ThenBy(r => r.Id).ToList();
             foreach (var row in rows)
             {
                 await responseStream.WriteAsync(new ChangeEvent
                 {
-                    Token = $"{row.Tx}-{row.Id}", EventType = row.EventType, MessageId = row.MessageId.ToString(), Json = row.Payload,
-                    OccurredAt = Timestamp.FromDateTime(DateTime.SpecifyKind(row.OccurredAt, DateTimeKind.Utc)),
+                    Token = $"{row.Tx}-{row.Id}", EventType = row.EventType, MessageId = row.MessageId.ToString(), Json = row.Payload!,
+                    OccurredAt = Timestamp.FromDateTime(DateTime.SpecifyKind(row.OccurredAt!.Value, DateTimeKind.Utc)),
                 }, ct);
                 (tx, id) = (ulong.Parse(row.Tx, CultureInfo.InvariantCulture), row.Id);
             }
             if (rows.Count < Batch)
             {
+                // Everything wanted up to the horizon went out: what is left below it is not for this reader.
+                if (passed is not null) (tx, id) = (ulong.Parse(passed.Tx, CultureInfo.InvariantCulture), passed.Id);
                 try { await committed.WaitAsync(IdlePoll, ct); }
                 catch (TimeoutException) { /* poll */ }
                 catch (OperationCanceledException) { break; } // the client went away: a normal end
@@ -93,8 +105,9 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotific
         public string Tx { get; init; } = "";
         public long Id { get; init; }
         public string EventType { get; init; } = "";
-        public Guid MessageId { get; init; }
-        public string Payload { get; init; } = "";
-        public DateTime OccurredAt { get; init; }
+        public Guid? MessageId { get; init; }
+        public string? Payload { get; init; } = "";
+        public DateTime? OccurredAt { get; init; }
+        public bool Passed { get; init; }
     }
 }

@@ -26,6 +26,15 @@ public sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory htt
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        try
+        {
+            if (await store.ReencryptSecretsAsync(stoppingToken) is > 0 and var moved)
+                logger.LogInformation("Webhooks: {Count} endpoint secrets encrypted under the current key", moved);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning("Webhooks: encrypting stored secrets under the current key failed ({Error}); they are read as they are", ex.Message);
+        }
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -65,7 +74,7 @@ public sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory htt
             var (tx, seq) = (endpoint.CursorTxValue, endpoint.CursorId);
             while (!ct.IsCancellationRequested)
             {
-                var (events, horizon) = await store.NextEventsAsync(tx, seq, endpoint.EventTypes, Batch, ct);
+                var (events, horizon) = await store.NextEventsAsync(tx, seq, endpoint.EventTypes, endpoint.Systems, Batch, ct);
                 foreach (var e in events)
                 {
                     if (!await SendAsync(endpoint, e, ct)) return;
@@ -105,7 +114,7 @@ public sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory htt
             request.Headers.Add(WebhookSignature.IdHeader, e.MessageId.ToString());
             request.Headers.Add(WebhookSignature.EventTypeHeader, e.EventType);
             request.Headers.Add(WebhookSignature.TimestampHeader, timestamp.ToString(CultureInfo.InvariantCulture));
-            request.Headers.Add(WebhookSignature.SignatureHeader, WebhookSignature.Sign(endpoint.Secret, timestamp, body));
+            request.Headers.Add(WebhookSignature.SignatureHeader, WebhookSignature.Sign(store.SecretOf(endpoint), timestamp, body));
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(_options.RequestTimeout);
             using var response = await http.CreateClient(HttpClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);

@@ -23,6 +23,32 @@ public sealed class WebhookOptions
     /// <summary>How long an instance holds an endpoint; renewed with every delivery.</summary>
     public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>Keys that encrypt the endpoints' signing secrets at rest, by id: base64 of 32 bytes (see <see cref="WebhookSecrets"/>).</summary>
+    public Dictionary<string, string> SecretKeys { get; set; } = [];
+
+    /// <summary>The key new secrets are encrypted with (and old ones moved to); may be left out when there is one key.</summary>
+    public string? SecretKeyId { get; set; }
+
+    public string? CurrentSecretKeyId() => SecretKeyId is { Length: > 0 } id ? id : SecretKeys.Count == 1 ? SecretKeys.Keys.Single() : null;
+
+    /// <summary>Empty when the keys are usable; else what is wrong (no key at all is allowed: creating an endpoint then says so).</summary>
+    public string? SecretKeyProblem()
+    {
+        foreach (var (id, value) in SecretKeys)
+        {
+            // Letters, digits and '_' only: a key id is part of an environment variable name (Messaging__Webhooks__SecretKeys__<id>).
+            if (id.Length is 0 or > 32 || !id.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+                return $"Messaging:Webhooks:SecretKeys: '{id}' is not a key id (1-32 of A-Z a-z 0-9 _).";
+            var bytes = new byte[64];
+            if (!Convert.TryFromBase64String(value, bytes, out var n) || n != 32)
+                return $"Messaging:Webhooks:SecretKeys:{id} must be base64 of 32 bytes.";
+        }
+        if (SecretKeys.Count > 1 && SecretKeyId is not { Length: > 0 }) return "Messaging:Webhooks:SecretKeyId must name the current one of the SecretKeys.";
+        if (SecretKeyId is { Length: > 0 } current && !SecretKeys.ContainsKey(current))
+            return $"Messaging:Webhooks:SecretKeyId '{current}' is not one of the SecretKeys.";
+        return null;
+    }
+
     public TimeSpan RetryDelay(int failures) =>
         TimeSpan.FromMilliseconds(Math.Min(MaxRetryDelay.TotalMilliseconds,
             FirstRetryDelay.TotalMilliseconds * Math.Pow(2, Math.Clamp(failures - 1, 0, 30))));

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Options;
@@ -20,6 +21,7 @@ internal static class WebhookRegistration
                            && o.Lease > o.RequestTimeout,
                 "Messaging:Webhooks needs positive intervals, MaxRetryDelay >= FirstRetryDelay, MaxConcurrentEndpoints >= 1, Lease > RequestTimeout.")
             .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<WebhookOptions>, SecretKeyValidation>();
         services.AddOptions<ChangeEventRetentionOptions>().BindConfiguration("Messaging:ChangeEvents")
             .Validate(o => o.Retention > TimeSpan.Zero && o.PruneInterval > TimeSpan.Zero && o.PruneBatchSize >= 1,
                 "Messaging:ChangeEvents needs a positive Retention and PruneInterval and PruneBatchSize >= 1.")
@@ -33,9 +35,18 @@ internal static class WebhookRegistration
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false })
             .RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001
+        services.AddSingleton<WebhookSecrets>();
         services.AddSingleton<WebhookStore>();
+        // Who may see which events (a service that keeps partner links registers its own; see PartnerChangeScope).
+        services.TryAddSingleton(Crm.Messaging.ChangeFeed.PartnerChangeScope.None);
         services.AddHostedService<WebhookDispatcher>();
         services.AddHostedService<ChangeEventPruner>();
         services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<WebhooksService>()));
+    }
+
+    private sealed class SecretKeyValidation : IValidateOptions<WebhookOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, WebhookOptions options) =>
+            options.SecretKeyProblem() is { } problem ? ValidateOptionsResult.Fail(problem) : ValidateOptionsResult.Success;
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using Crm.ServiceDefaults.Errors;
 using AuditLog = Crm.ServiceDefaults.Security.Audit.Audit;
 using Dapper;
+using Crm.Messaging.ChangeFeed;
 using Npgsql;
 
 namespace Crm.Messaging.Webhooks;
@@ -11,18 +12,21 @@ namespace Crm.Messaging.Webhooks;
 /// An operator's change (disable, replay, update, delete) bumps <c>version</c>; the dispatcher writes its progress
 /// only while the version it read still holds and it still holds the lease, so it never undoes an operator's replay.
 /// </summary>
-public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock)
+public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock, WebhookSecrets secrets, PartnerChangeScope scope)
 {
     private const string EndpointColumns = """
-        id, owner, url, event_types, description, secret, enabled, disabled_reason, disabled_at,
+        id, owner, url, event_types, description, systems, secret, secret_key_id, enabled, disabled_reason, disabled_at,
         cursor_tx::text AS cursor_tx, cursor_id, failures, failing_since, next_attempt_at, version, created_at
         """;
 
     // ---- operators (WebhooksService) ----
 
-    /// <summary>Creates an endpoint positioned after every event committed so far; a repeated request_id returns the first.</summary>
+    /// <summary>
+    /// Creates an endpoint positioned after every event committed so far, its secret encrypted; a repeated request_id
+    /// returns the first. <paramref name="systems"/>: a partner's (it gets only its customers' events), null for staff.
+    /// </summary>
     public async Task<EndpointRow> CreateAsync(string owner, string? requestId, string url, string[] eventTypes, string description,
-        string secret, CancellationToken ct)
+        string[]? systems, string secret, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
@@ -36,15 +40,18 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
             return existing;
         }
         var id = Guid.CreateVersion7();
+        var (secretKeyId, storedSecret) = secrets.Protect(id, secret);
         // The position: the last event no running transaction can still add to; later commits are all after it.
         var row = await connection.QuerySingleAsync<EndpointRow>(new CommandDefinition($"""
             WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
                  last AS (SELECT c.tx, c.id FROM change_events c, h WHERE c.tx < h.xmin ORDER BY c.tx DESC, c.id DESC LIMIT 1)
-            INSERT INTO webhook_endpoints (id, owner, request_id, url, event_types, description, secret, cursor_tx, cursor_id, created_at, updated_at)
-            SELECT @id, @owner, @requestId, @url, @eventTypes, @description, @secret,
+            INSERT INTO webhook_endpoints (id, owner, request_id, url, event_types, description, systems, secret, secret_key_id,
+                                           cursor_tx, cursor_id, created_at, updated_at)
+            SELECT @id, @owner, @requestId, @url, @eventTypes, @description, @systems::text[], @storedSecret, @secretKeyId,
                    coalesce((SELECT tx FROM last), '0'::xid8), coalesce((SELECT id FROM last), 0), @now, @now
             RETURNING {EndpointColumns}
-            """, new { id, owner, requestId, url, eventTypes, description, secret, now = clock.GetUtcNow().UtcDateTime }, tx, cancellationToken: ct));
+            """, new { id, owner, requestId, url, eventTypes, description, systems, storedSecret, secretKeyId, now = clock.GetUtcNow().UtcDateTime },
+            tx, cancellationToken: ct));
         await AuditLog.RecordAsync(tx, id.ToString(), ct);
         await tx.CommitAsync(ct);
         return row;
@@ -68,11 +75,13 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
             """, new { owner, after, limit }, cancellationToken: ct))).ToList();
     }
 
+    /// <summary><paramref name="systems"/>: the updating partner's, which replace the endpoint's; null (staff) keeps them.</summary>
     public Task<EndpointRow> UpdateAsync(Guid id, string? owner, long expectedVersion, string? url, string[]? eventTypes, string? description,
-        CancellationToken ct) =>
+        string[]? systems, CancellationToken ct) =>
         ChangeAsync(id, owner, expectedVersion, """
-            url = coalesce(@url, url), event_types = coalesce(@eventTypes, event_types), description = coalesce(@description, description)
-            """, new { url, eventTypes, description }, null, ct);
+            url = coalesce(@url, url), event_types = coalesce(@eventTypes, event_types), description = coalesce(@description, description),
+            systems = coalesce(@systems::text[], systems)
+            """, new { url, eventTypes, description, systems }, null, ct);
 
     /// <summary>Enables the endpoint and makes its head event due now (a failed delivery becomes pending again).</summary>
     public Task<EndpointRow> EnableAsync(Guid id, string? owner, CancellationToken ct) =>
@@ -136,6 +145,32 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
             """, new { endpointId, status, before, limit }, cancellationToken: ct))).ToList();
     }
 
+    /// <summary>The signing secret of <paramref name="endpoint"/> in clear.</summary>
+    public string SecretOf(EndpointRow endpoint) => secrets.Reveal(endpoint.Id, endpoint.SecretKeyId, endpoint.Secret);
+
+    /// <summary>
+    /// Moves every secret not under the current key (still in clear from before migration 0006, or under a retired key)
+    /// to the current key; returns how many. Nothing to do without a key. Each row in its own statement, guarded by the
+    /// value read, so a concurrent instance or operator change is never overwritten.
+    /// </summary>
+    public async Task<int> ReencryptSecretsAsync(CancellationToken ct)
+    {
+        if (secrets.CurrentKeyId is not { } current) return 0;
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        var rows = (await connection.QueryAsync<EndpointRow>(new CommandDefinition(
+            $"SELECT {EndpointColumns} FROM webhook_endpoints WHERE secret_key_id IS DISTINCT FROM @current", new { current }, cancellationToken: ct))).ToList();
+        var moved = 0;
+        foreach (var row in rows)
+        {
+            var (keyId, stored) = secrets.Protect(row.Id, SecretOf(row));
+            moved += await connection.ExecuteAsync(new CommandDefinition("""
+                UPDATE webhook_endpoints SET secret = @stored, secret_key_id = @keyId
+                WHERE id = @id AND secret = @old AND secret_key_id IS NOT DISTINCT FROM @oldKeyId
+                """, new { id = row.Id, stored, keyId, old = row.Secret, oldKeyId = row.SecretKeyId }, cancellationToken: ct));
+        }
+        return moved;
+    }
+
     private static NotFoundException NotFound(Guid id) => new("webhook endpoint", id.ToString());
 
     // ---- the dispatcher ----
@@ -179,21 +214,24 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
     /// transaction, as the change feed reads), and the last event below that horizon of any type, read in the same
     /// snapshot: once the wanted ones are through, the cursor may move to it.
     /// </summary>
-    public async Task<(List<ChangeEventRow> Events, (ulong Tx, long Seq)? Horizon)> NextEventsAsync(ulong tx, long seq, string[] types, int batch,
-        CancellationToken ct)
+    /// <param name="systems">A partner endpoint's systems: only events about customers linked to them; null: every event.</param>
+    public async Task<(List<ChangeEventRow> Events, (ulong Tx, long Seq)? Horizon)> NextEventsAsync(ulong tx, long seq, string[] types, string[]? systems,
+        int batch, CancellationToken ct)
     {
+        var visible = systems is null ? "true" : scope.LinkedCondition("c");
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        var rows = (await connection.QueryAsync<ChangeEventRow>(new CommandDefinition("""
+        var rows = (await connection.QueryAsync<ChangeEventRow>(new CommandDefinition($"""
             WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
             (SELECT c.tx::text AS tx, c.id AS seq, c.event_type, c.message_id, c.payload::text AS payload, c.occurred_at, false AS is_horizon
              FROM change_events c, h
              WHERE (c.tx, c.id) > (@tx::xid8, @seq) AND c.tx < h.xmin AND (cardinality(@types) = 0 OR c.event_type = ANY(@types))
+               AND {visible}
              ORDER BY c.tx, c.id LIMIT @batch)
             UNION ALL
             (SELECT c.tx::text, c.id, '', NULL, NULL, NULL, true
              FROM change_events c, h WHERE (c.tx, c.id) > (@tx::xid8, @seq) AND c.tx < h.xmin
              ORDER BY c.tx DESC, c.id DESC LIMIT 1)
-            """, new { tx = tx.ToString(CultureInfo.InvariantCulture), seq, types, batch }, cancellationToken: ct))).ToList();
+            """, new { tx = tx.ToString(CultureInfo.InvariantCulture), seq, types, systems = systems ?? [], batch }, cancellationToken: ct))).ToList();
         var horizon = rows.FirstOrDefault(r => r.IsHorizon);
         return (rows.Where(r => !r.IsHorizon).OrderBy(r => r.TxValue).ThenBy(r => r.Seq).ToList(),
             horizon is null ? null : (horizon.TxValue, horizon.Seq));
@@ -270,7 +308,11 @@ public sealed class EndpointRow
     public string Url { get; init; } = "";
     public string[] EventTypes { get; init; } = [];
     public string Description { get; init; } = "";
+    /// <summary>A partner's systems (only its customers' events); null: a staff endpoint.</summary>
+    public string[]? Systems { get; init; }
+    /// <summary>As stored: encrypted under <see cref="SecretKeyId"/> (see <see cref="WebhookSecrets"/>).</summary>
     public string Secret { get; init; } = "";
+    public string? SecretKeyId { get; init; }
     public bool Enabled { get; init; }
     public string? DisabledReason { get; init; }
     public DateTime? DisabledAt { get; init; }

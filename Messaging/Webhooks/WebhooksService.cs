@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using Crm.Messaging.ChangeFeed;
 using Crm.ServiceDefaults.Errors;
 using Crm.ServiceDefaults.Paging;
 using Crm.ServiceDefaults.Security;
@@ -11,7 +12,7 @@ using Grpc.Core;
 namespace Crm.Messaging.Webhooks;
 
 /// <summary>crm.webhooks.v1.Webhooks: endpoints, their delivery log and replays (see webhooks.proto). Admin sees every endpoint, a partner its own.</summary>
-public sealed partial class WebhooksService(WebhookStore store) : Crm.Webhooks.V1.Webhooks.WebhooksBase
+public sealed partial class WebhooksService(WebhookStore store, PartnerChangeScope scope) : Crm.Webhooks.V1.Webhooks.WebhooksBase
 {
     [Allow(Roles.Partner)]
     public override async Task<CreateEndpointResponse> CreateEndpoint(CreateEndpointRequest request, ServerCallContext context)
@@ -23,10 +24,14 @@ public sealed partial class WebhooksService(WebhookStore store) : Crm.Webhooks.V
         if (secret.Length > 0 && (secret.Length < 16 || !secret.All(c => c is > ' ' and <= '~')))
             v.Add("secret", "must be 16-200 printable ASCII characters without spaces (or empty, to have one generated).");
         v.ThrowIfInvalid();
+        // A partner's endpoint gets only the events about its own customers (FAILED_PRECONDITION where this service cannot tell).
+        var systems = scope.SystemsOf(context);
         if (secret.Length == 0) secret = "whsec_" + Base64UrlNoPadding(RandomNumberGenerator.GetBytes(32));
         var requestId = request.RequestId.Trim() is { Length: > 0 } key ? key : null;
-        var row = await store.CreateAsync(context.Caller().Subject, requestId, url, types, request.Description.Trim(), secret, context.CancellationToken);
-        return new CreateEndpointResponse { Endpoint = ToWire(row), Secret = row.Secret };
+        var row = await store.CreateAsync(context.Caller().Subject, requestId, url, types, request.Description.Trim(), systems, secret,
+            context.CancellationToken);
+        // Shown here only (and to a repeat of the same request_id, which may have lost the first answer); stored encrypted.
+        return new CreateEndpointResponse { Endpoint = ToWire(row), Secret = store.SecretOf(row) };
     }
 
     [Allow(Roles.Partner)]
@@ -58,7 +63,9 @@ public sealed partial class WebhooksService(WebhookStore store) : Crm.Webhooks.V
         var description = all || mask.Contains("description") ? request.Description.Trim() : null;
         if (request.ExpectedVersion < 0) v.Add("expected_version", "must not be negative.");
         v.ThrowIfInvalid();
-        return ToWire(await store.UpdateAsync(id, Owner(context), request.ExpectedVersion, url, types, description, context.CancellationToken));
+        // A partner updating its endpoint records its token's current systems (how an endpoint from before scoping gets them).
+        var systems = context.Caller().IsPartnerOnly ? scope.SystemsOf(context) : null;
+        return ToWire(await store.UpdateAsync(id, Owner(context), request.ExpectedVersion, url, types, description, systems, context.CancellationToken));
     }
 
     [Allow(Roles.Partner)]

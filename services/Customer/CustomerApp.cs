@@ -21,6 +21,7 @@ public static class CustomerApp
         builder.Services.AddSingleton<CustomerUpserts>();
         builder.Services.AddSingleton<Grpc.PartnerRequests>();
         builder.Services.AddSingleton<Grpc.PartnerScope>();
+        builder.Services.AddSingleton(Grpc.PartnerScope.ChangeScope); // a partner's change feed and webhooks: its customers' events
         builder.Services.AddSingleton<OrderRepository>();
 
         var app = builder.Build();

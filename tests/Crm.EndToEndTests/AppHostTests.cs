@@ -37,6 +37,12 @@ public sealed class AppHostTests(ITestOutputHelper output)
             }
             using var suite = await Suite.ConnectAsync(appHost);
             using var channel = CrmToken.Channel(grpcUrl, await CrmToken.GetAsync(appHost.Folder, "admin"));
+            // The suite's addresses for tools (./crm import finds the customer service there): written before "ready".
+            using (var addresses = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(appHost.Folder, "addresses.json"))))
+            {
+                Assert.Equal(appHost.Process.Id, addresses.RootElement.GetProperty("pid").GetInt32());
+                Assert.Equal(grpcUrl, addresses.RootElement.GetProperty("services").GetProperty("customer").GetProperty("grpc").GetString());
+            }
             await AssertServingAsync(channel);
             var client = suite.Customers;
             var created = await client.CreateCustomerAsync(new CreateCustomerRequest

@@ -13,7 +13,8 @@ namespace Crm.Import;
 /// <summary>
 /// <c>import &lt;file.csv|jsonl&gt; [--kind customers|orders|refunds] [--batch-id ID] [--address URL] [--token TOKEN]</c>:
 /// streams the file through crm.customer.v1.CustomerImport to the customer service at <c>--address</c> (or
-/// <c>CRM_CUSTOMER_ADDRESS</c>) with <c>--token</c> (or <c>CRM_TOKEN</c>; <c>./crm import</c> makes a partner token),
+/// <c>CRM_CUSTOMER_ADDRESS</c>; else the running suite's, from the address file in its data folder, <c>--data-dir</c>,
+/// default &lt;repository&gt;/.data) with <c>--token</c> (or <c>CRM_TOKEN</c>; <c>./crm import</c> makes a partner token),
 /// shows progress, prints a summary. Exit code 0: every row accepted; 1: some rows rejected; 2: the import could not run.
 /// </summary>
 public static class ImportCommand
@@ -22,7 +23,7 @@ public static class ImportCommand
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter progress, bool interactive, CancellationToken ct = default)
     {
-        string? file = null, kind = null, batchId = null;
+        string? file = null, kind = null, batchId = null, dataDirectory = null;
         var address = Environment.GetEnvironmentVariable("CRM_CUSTOMER_ADDRESS");
         var token = Environment.GetEnvironmentVariable("CRM_TOKEN");
         for (var i = 0; i < args.Length; i++)
@@ -36,6 +37,7 @@ public static class ImportCommand
                     case "--batch-id": batchId = Value(); break;
                     case "--address": address = Value(); break;
                     case "--token": token = Value(); break;
+                    case "--data-dir": dataDirectory = Value(); break;
                     case var a when a.StartsWith("--", StringComparison.Ordinal): return Usage(progress, $"unknown option {a}.");
                     default:
                         if (file is not null) return Usage(progress, "give one file.");
@@ -55,7 +57,14 @@ public static class ImportCommand
             _ => null,
         };
         if (kind is not ("customers" or "orders" or "refunds")) return Usage(progress, "--kind must be customers, orders or refunds.");
-        if (!Uri.TryCreate(address, UriKind.Absolute, out var uri))
+        Uri? uri;
+        if (string.IsNullOrEmpty(address))
+        {
+            // The running suite's customer service, from the address file the AppHost keeps in its data folder.
+            (uri, var problem) = SuiteAddresses.Grpc(dataDirectory is null ? SuiteAddresses.DefaultDataDirectory() : Path.GetFullPath(dataDirectory), "customer");
+            if (uri is null) return Usage(progress, problem!);
+        }
+        else if (!Uri.TryCreate(address, UriKind.Absolute, out uri))
             return Usage(progress, "--address http://127.0.0.1:<port>: the customer service's grpc endpoint (the table ./crm run prints), or set CRM_CUSTOMER_ADDRESS.");
         if (string.IsNullOrEmpty(token)) return Usage(progress, "--token (or CRM_TOKEN): e.g. $(./crm token --role partner --user erp-import).");
         batchId ??= Path.GetFileName(file);
@@ -163,7 +172,7 @@ public static class ImportCommand
     private static int Usage(TextWriter error, string problem)
     {
         error.WriteLine($"crm import: {problem}");
-        error.WriteLine("usage: ./crm import <file.csv|jsonl> [--kind customers|orders|refunds] [--batch-id ID] [--address URL] [--token TOKEN]");
+        error.WriteLine("usage: ./crm import <file.csv|jsonl> [--kind customers|orders|refunds] [--batch-id ID] [--address URL | --data-dir DIR] [--token TOKEN]");
         return 2;
     }
 

@@ -1,3 +1,4 @@
+using Crm.Messaging.ChangeFeed;
 using Crm.ServiceDefaults.Security;
 using Dapper;
 using Grpc.Core;
@@ -19,6 +20,9 @@ public sealed class PartnerScope(NpgsqlDataSource dataSource)
         SELECT EXISTS (SELECT 1 FROM orders o JOIN customer_external_ids e ON e.customer_id = o.customer_id
                        WHERE o.id = @id AND e.system = ANY(@systems))
         """;
+
+    /// <summary>The same rule for the change feed and webhooks: a partner sees the events of customers linked to its systems.</summary>
+    public static readonly PartnerChangeScope ChangeScope = new("customer_external_ids");
 
     public Task RequireLinkedAsync(ServerCallContext context, Guid customerId) => RequireAsync(context, CustomerLinked, customerId);
 

@@ -90,6 +90,50 @@ public sealed class ImportCommandTests(SuiteFixture suite, ITestOutputHelper out
         Assert.Contains("column 'lines.skew' is not a field of RecordOrderRequest.", text);
     }
 
+    [Fact]
+    public async Task Without_address_it_finds_the_running_suite_in_the_AppHosts_address_file_and_says_so_when_the_suite_is_not_running()
+    {
+        var run = Guid.NewGuid().ToString("N")[..8];
+        var file = Path.Combine(_folder, "customers.csv");
+        await File.WriteAllTextAsync(file, $"ref.system,ref.id,profile.name,profile.phone\nerp,ADDR-{run},穆念慈,{CustomerProfileTests.UniquePhone()}\n");
+        var data = Directory.CreateDirectory(Path.Combine(_folder, "data")).FullName;
+        var addresses = Path.Combine(data, "addresses.json");
+        async Task<(int Code, string Text)> Import()
+        {
+            var writer = new StringWriter();
+            var code = await ImportCommand.RunAsync([file, "--data-dir", data, "--token", TestAuth.Token(Roles.Partner, "erp-cli")], writer, writer, interactive: false);
+            output.WriteLine(writer.ToString());
+            return (code, writer.ToString());
+        }
+
+        // No suite ever ran in that folder.
+        var (code, text) = await Import();
+        Assert.Equal(2, code);
+        Assert.Contains($"the suite is not running (no {addresses}): start it with ./crm run (same data folder), or give --address.", text);
+
+        // A file left behind by an AppHost that is gone (killed before it could delete it).
+        using (var gone = System.Diagnostics.Process.Start("true")!) { await gone.WaitForExitAsync(); WriteAddresses(gone.Id); }
+        (code, text) = await Import();
+        Assert.Equal(2, code);
+        Assert.Contains("is not running any more: start it with ./crm run", text);
+
+        // A running suite (the file as AppHost/SuiteAddresses.cs writes it, naming a live process): used as is.
+        WriteAddresses(Environment.ProcessId);
+        (code, text) = await Import();
+        Assert.Equal(0, code);
+        Assert.Contains("created 1, updated 0, unchanged 0, rejected 0", text);
+
+        void WriteAddresses(int pid) => File.WriteAllText(addresses, $$"""
+            {
+              "pid": {{pid}},
+              "services": {
+                "loyalty": { "grpc": "http://127.0.0.1:1", "web": "http://127.0.0.1:2", "health": "http://127.0.0.1:3/health" },
+                "customer": { "grpc": "{{suite.Customer.GrpcAddress}}", "web": "http://127.0.0.1:4", "health": "http://127.0.0.1:5/health" }
+              }
+            }
+            """);
+    }
+
     private async Task<(int Code, string Text)> RunAsync(string file, params string[] more)
     {
         var writer = new StringWriter();

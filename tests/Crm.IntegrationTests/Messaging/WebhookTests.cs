@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Crm.IntegrationTests.Support;
 using Crm.Messaging;
+using Crm.Messaging.ChangeFeed;
 using Crm.Messaging.Webhooks;
 using Crm.ServiceDefaults.Security;
 using Crm.Webhooks.V1;
@@ -20,6 +21,8 @@ namespace Crm.IntegrationTests.Messaging;
 
 public sealed record WebhookPing(int N, string Run);
 public sealed record WebhookOther(int N, string Run);
+/// <summary>An event about a customer (customerId at the top of the payload, as OrderPaid has it).</summary>
+public sealed record WebhookAbout(int N, string Run, Guid CustomerId);
 
 /// <summary>
 /// Signed webhooks on a small service of their own (built like the real ones: AddServiceDefaults, AddMessaging), each test
@@ -42,12 +45,17 @@ public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) :
     {
         var database = "webhooks_" + _run;
         await suite.Infrastructure.Postgres!.CreateDatabaseAsync(database);
+        // This small service keeps partner links the way the customer service does (its external ids): the table a
+        // PartnerChangeScope names. A partner's endpoint gets only the events of customers linked to its systems.
+        await using (var setup = new NpgsqlConnection(suite.Infrastructure.Postgres.ConnectionString(database)))
+            await setup.ExecuteAsync("CREATE TABLE partner_links (customer_id uuid NOT NULL, system text NOT NULL, PRIMARY KEY (customer_id, system))");
         _host = await ServiceHost.StartAsync(args =>
         {
             var builder = WebApplication.CreateBuilder(args);
             builder.AddServiceDefaults();
             builder.AddNpgsqlDataSource(database);
             builder.AddMessaging("messaging");
+            builder.Services.AddSingleton(new PartnerChangeScope("partner_links"));
             builder.AddGrpcDefaults();
             var app = builder.Build();
             app.MapGrpcDefaults();
@@ -209,6 +217,9 @@ public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) :
             () => Admin.ReplayDeliveriesAsync(new ReplayDeliveriesRequest { EndpointId = endpoint.Id, FromToken = "yesterday" }).ResponseAsync)).Fields());
         Assert.Equal(["event_types", "secret", "url"], (await Rpc.FailsWith(StatusCode.InvalidArgument,
             () => Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = "ftp://x", EventTypes = { "Order Paid" }, Secret = "short" }).ResponseAsync)).Fields());
+        foreach (var url in new[] { "https://erp:hunter2@erp.example/hooks", "/hooks", "erp.example/hooks", "http:///hooks" })
+            Assert.Equal(["url"], (await Rpc.FailsWith(StatusCode.InvalidArgument,
+                () => Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = url }).ResponseAsync)).Fields());
         var partner = new Crm.Webhooks.V1.Webhooks.WebhooksClient(_host.ChannelFor(Roles.Partner, "erp-other"));
         await Rpc.FailsWith(StatusCode.NotFound, () => partner.DisableEndpointAsync(new DisableEndpointRequest { Id = endpoint.Id }).ResponseAsync);
         Assert.Empty((await partner.ListEndpointsAsync(new ListEndpointsRequest())).Endpoints);
@@ -217,6 +228,91 @@ public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) :
         Assert.Single((await partner.ListEndpointsAsync(new ListEndpointsRequest())).Endpoints);
         var store = new Crm.Webhooks.V1.Webhooks.WebhooksClient(_host.ChannelFor(Roles.Store, "till-1"));
         await Rpc.FailsWith(StatusCode.PermissionDenied, () => store.ListEndpointsAsync(new ListEndpointsRequest()).ResponseAsync);
+    }
+
+    [Fact]
+    public async Task A_partners_endpoint_gets_only_the_events_of_customers_linked_to_its_systems()
+    {
+        await StartAsync();
+        var receiver = await Receiver.StartAsync(_disposables);
+        var (erpCustomer, tmallCustomer, nobodys) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        await using (var connection = await _db.OpenConnectionAsync())
+            await connection.ExecuteAsync("INSERT INTO partner_links VALUES (@erpCustomer, 'erp'), (@tmallCustomer, 'tmall')", new { erpCustomer, tmallCustomer });
+        Crm.Webhooks.V1.Webhooks.WebhooksClient PartnerOf(string system) =>
+            new(_host.ChannelWithToken(TestAuth.Token(Roles.Partner, "hooks-" + system, systems: [system])));
+        await PartnerOf("erp").CreateEndpointAsync(new CreateEndpointRequest { Url = receiver.Url + "?erp", Secret = Secret });
+        await PartnerOf("tmall").CreateEndpointAsync(new CreateEndpointRequest { Url = receiver.Url + "?tmall", Secret = Secret });
+        await Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = receiver.Url + "?admin", Secret = Secret });
+
+        await WriteAsync(new WebhookAbout(1, _run, erpCustomer));
+        await WriteAsync(new WebhookAbout(2, _run, tmallCustomer));
+        await WriteAsync(new WebhookAbout(3, _run, nobodys), new WebhookPing(4, _run)); // nobody's customer; no customer at all
+        // Markers, one per partner: each endpoint is served in order, so once its marker is in, nothing before it is still coming.
+        await WriteAsync(new WebhookAbout(5, _run, erpCustomer));
+        await WriteAsync(new WebhookAbout(6, _run, tmallCustomer));
+
+        await receiver.WaitForAsync(r => r.Query == "?erp" && r.N == 5, 1, "erp's marker");
+        await receiver.WaitForAsync(r => r.Query == "?tmall" && r.N == 6, 1, "tmall's marker");
+        var admin = await receiver.WaitForAsync(r => r.Query == "?admin", 6, "all six events for the admin endpoint");
+        Assert.Equal([1, 5], receiver.Requests.Where(r => r.Query == "?erp").Select(r => r.N));
+        Assert.Equal([2, 6], receiver.Requests.Where(r => r.Query == "?tmall").Select(r => r.N));
+        Assert.Equal([1, 2, 3, 4, 5, 6], admin.Select(r => r.N));
+        Assert.All(receiver.Requests, r => Assert.True(r.SignatureValid));
+
+        // The endpoints remember their owners' systems; staff endpoints none (every event).
+        await using (var connection = await _db.OpenConnectionAsync())
+        {
+            var systems = (await connection.QueryAsync<(string Owner, string[]? Systems)>("SELECT owner, systems FROM webhook_endpoints")).ToDictionary(r => r.Owner, r => r.Systems);
+            Assert.Equal(["erp"], systems["hooks-erp"]!);
+            Assert.Equal(["tmall"], systems["hooks-tmall"]!);
+            Assert.Null(systems[Roles.Admin]);
+        }
+    }
+
+    [Fact]
+    public async Task The_signing_secret_is_stored_encrypted_and_a_row_still_in_clear_is_encrypted_at_start()
+    {
+        await StartAsync();
+        var receiver = await Receiver.StartAsync(_disposables);
+        var created = await Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = receiver.Url, Secret = Secret });
+        Assert.Equal(Secret, created.Secret); // shown once, in the answer
+        var id = Guid.Parse(created.Endpoint.Id);
+        (string Secret, string? KeyId) Stored()
+        {
+            using var connection = _db.OpenConnection();
+            return connection.QuerySingle<(string, string?)>("SELECT secret, secret_key_id FROM webhook_endpoints WHERE id = @id", new { id });
+        }
+        var stored = Stored();
+        Assert.Equal(TestAuth.WebhookKeyId, stored.KeyId);
+        Assert.DoesNotContain(Secret, stored.Secret);
+        Assert.DoesNotContain(Secret, System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(stored.Secret)));
+        Assert.Equal(12 + Secret.Length + 16, Convert.FromBase64String(stored.Secret).Length); // nonce, ciphertext, tag
+        // Nothing else shows it: listing endpoints gives no secret.
+        Assert.DoesNotContain(Secret, (await Admin.ListEndpointsAsync(new ListEndpointsRequest())).ToString());
+
+        await WriteAsync(new WebhookPing(1, _run));
+        Assert.True((await receiver.WaitForAsync(r => r.N == 1, 1, "the first ping"))[0].SignatureValid);
+
+        // A row as it was before migration 0006 (secret in clear, no key id): the service encrypts it when it starts
+        // (here: the same pass, run directly), and deliveries are still signed with the same secret.
+        await using (var connection = await _db.OpenConnectionAsync())
+            await connection.ExecuteAsync("UPDATE webhook_endpoints SET secret = @Secret, secret_key_id = NULL WHERE id = @id", new { Secret, id });
+        Assert.Equal(1, await _host.Services.GetRequiredService<WebhookStore>().ReencryptSecretsAsync(CancellationToken.None));
+        Assert.Equal(TestAuth.WebhookKeyId, Stored().KeyId);
+        Assert.NotEqual(Secret, Stored().Secret);
+        Assert.NotEqual(stored.Secret, Stored().Secret); // a fresh nonce
+        await WriteAsync(new WebhookPing(2, _run));
+        Assert.True((await receiver.WaitForAsync(r => r.N == 2, 1, "the second ping"))[0].SignatureValid);
+        Assert.Equal(0, await _host.Services.GetRequiredService<WebhookStore>().ReencryptSecretsAsync(CancellationToken.None));
+
+        // Moved to another endpoint's row, a stored secret does not open (it is bound to its endpoint's id).
+        var other = await Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = receiver.Url + "?other", Secret = Secret });
+        await using (var connection = await _db.OpenConnectionAsync())
+            await connection.ExecuteAsync("UPDATE webhook_endpoints SET secret = (SELECT secret FROM webhook_endpoints WHERE id = @id) WHERE id = @other",
+                new { id, other = Guid.Parse(other.Endpoint.Id) });
+        var store = _host.Services.GetRequiredService<WebhookStore>();
+        var moved = await store.GetAsync(Guid.Parse(other.Endpoint.Id), null, CancellationToken.None);
+        Assert.ThrowsAny<System.Security.Cryptography.CryptographicException>(() => store.SecretOf(moved));
     }
 
     [Fact]
@@ -262,6 +358,7 @@ public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) :
         await using var tx = await connection.BeginTransactionAsync();
         foreach (var e in events)
             if (e is WebhookPing ping) await outbox.AddAsync(tx, ping);
+            else if (e is WebhookAbout about) await outbox.AddAsync(tx, about);
             else await outbox.AddAsync(tx, (WebhookOther)e);
         await tx.CommitAsync();
     }

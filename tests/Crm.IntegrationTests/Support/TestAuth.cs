@@ -14,6 +14,8 @@ public static class TestAuth
     public const string Issuer = "crm-tests";
     public const string Audience = "crm";
     public static readonly ECDsa Key = DevTokens.NewKey();
+    public const string WebhookKeyId = "tests1";
+    public static readonly string WebhookKey = Crm.Messaging.Webhooks.WebhookSecrets.NewKey();
 
     public static IEnumerable<string> Args =>
     [
@@ -26,6 +28,9 @@ public static class TestAuth
         "--GrpcWeb:AllowedOrigins:0=https://console.crm.test",
         // The service's own identity for calls to other services (ServiceClients), as the AppHost gives it.
         $"--Auth:ServiceToken={Token(Roles.System, "tests-service")}",
+        // The key webhook secrets are encrypted with at rest, as the AppHost gives it.
+        $"--Messaging:Webhooks:SecretKeys:{WebhookKeyId}={WebhookKey}",
+        $"--Messaging:Webhooks:SecretKeyId={WebhookKeyId}",
     ];
 
     /// <param name="subject">A member's customer id, or a staff user id (default: the role's name).</param>
