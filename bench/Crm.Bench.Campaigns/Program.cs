@@ -146,6 +146,14 @@ finally
         if (exitCode != 0 && File.Exists(Path.Combine(dataDirectory, "campaigns-service.log")))
             Console.Error.WriteLine("Service log (tail):\n" + string.Join('\n', File.ReadLines(Path.Combine(dataDirectory, "campaigns-service.log")).TakeLast(30)));
         await service.DisposeAsync();
+        // Kept beside the JSON: the recompute's phase timings and any error are in it.
+        var serviceLog = Path.Combine(dataDirectory, "campaigns-service.log");
+        if (File.Exists(serviceLog))
+        {
+            var outDirectory = Path.GetFullPath(options.OutDirectory ?? Path.Combine(root, "bench", "out"));
+            Directory.CreateDirectory(outDirectory);
+            File.Copy(serviceLog, Path.Combine(outDirectory, $"campaigns-{runId}-service.log"), overwrite: true);
+        }
     }
     if (infra is not null) await infra.DisposeAsync();
     Log($"Stopped everything ({total.Elapsed.TotalMinutes:0.0} min in all)");
