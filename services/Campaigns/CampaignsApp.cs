@@ -60,6 +60,7 @@ public static class CampaignsApp
         builder.Services.AddSingleton<StoredScores>();
         builder.Services.AddSingleton<ScoreRecompute>();
         builder.Services.AddHostedService<RecomputeSchedule>();
+        builder.Services.AddHostedService<SalesRollupFill>();
         overrides?.Invoke(builder.Services);
 
         var app = builder.Build();
