@@ -23,7 +23,7 @@ public static class CampaignsApp
         {
             bus.AddConsumer<CustomerRegisteredConsumer>();
             bus.AddConsumer<CustomerUpdatedConsumer>();
-            bus.AddConsumer<OrderPaidConsumer>();
+            bus.AddConsumer<OrderPaidBatchConsumer>(typeof(OrderPaidBatchConsumerDefinition)); // falls back to OrderPaidConsumer per message
             bus.AddConsumer<OrderRefundedConsumer>();
             bus.AddConsumer<TierChangedConsumer>();
             bus.AddConsumer<PointsEarnedConsumer>();
