@@ -157,14 +157,14 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
     /// <summary>Runs <paramref name="body"/>(from, to) over [0, count) in chunks, at most <paramref name="parallelism"/> at a time.</summary>
     private static void ForChunks(int count, int parallelism, int chunkSize, Action<int, int> body)
     {
-        var chunks = (count + chunkSize - 1) / chunkSize;
+        var chunks = (int)(((long)count + chunkSize - 1) / chunkSize);
         if (parallelism == 1 || chunks <= 1)
         {
-            for (var k = 0; k < chunks; k++) body(k * chunkSize, Math.Min(count, (k + 1) * chunkSize));
+            for (var k = 0; k < chunks; k++) body((int)((long)k * chunkSize), (int)Math.Min(count, (long)(k + 1) * chunkSize));
             return;
         }
         Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = parallelism },
-            k => body(k * chunkSize, (int)Math.Min(count, (long)(k + 1) * chunkSize)));
+            k => body((int)((long)k * chunkSize), (int)Math.Min(count, (long)(k + 1) * chunkSize)));
     }
 
     // One string per RFM cell (scores 0-9), shared by every customer in it: a million scores then hold 125 strings, not a million.
