@@ -71,7 +71,7 @@ public static class Marketing
     /// <paramref name="rate"/>; an event has arrived when its customer's delivery is 'sent' (the message rendered with the
     /// name the dispatcher asked the customer service for, and logged).
     /// </summary>
-    public static async Task<LagResult> TriggerAsync(CampaignService.CampaignServiceClient campaigns, string amqp, string campaignsDb, double rate,
+    public static async Task<(LagResult, string Statuses)> TriggerAsync(CampaignService.CampaignServiceClient campaigns, string amqp, string campaignsDb, double rate,
         TimeSpan duration, CpuMeter cpu, CancellationToken ct)
     {
         var campaign = await campaigns.CreateCampaignAsync(new CreateCampaignRequest
@@ -98,9 +98,15 @@ public static class Marketing
         }
         if (customers.Count < needed) throw new InvalidOperationException($"Only {customers.Count} customers with consent for {needed} TierChanged events.");
         var campaignId = Guid.Parse(campaign.CampaignId);
-        return await Lag.RunAsync(amqp, campaignsDb, rate, duration, cpu,
+        var lag = await Lag.RunAsync(amqp, campaignsDb, rate, duration, cpu,
             i => (customers[i], new TierChanged(customers[i], "S1", "S2", 20_000, "bench", DateTimeOffset.UtcNow, 1_000_000 + i)),
             $"SELECT customer_id FROM campaign_deliveries WHERE campaign_id = '{campaignId}' AND status = 'sent' AND customer_id = ANY ($1)", ct);
+        // What became of the events that were not sent (deferred, capped, no consent), if any.
+        await using var db = new NpgsqlConnection(campaignsDb);
+        await db.OpenAsync(ct);
+        await using var statuses = new NpgsqlCommand(
+            $"SELECT coalesce(string_agg(status || ' ' || n, ', ' ORDER BY status), 'none') FROM (SELECT status, count(*) AS n FROM campaign_deliveries WHERE campaign_id = '{campaignId}' GROUP BY status) s", db);
+        return (lag, (string)(await statuses.ExecuteScalarAsync(ct))!);
     }
 
     /// <summary>

@@ -67,7 +67,7 @@ try
         $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}", "--Kestrel:Endpoints:http:Protocols=Http2",
         $"--services:customer:http:0=http://127.0.0.1:{standInPort}", // the stand-in: GetCustomer for the campaign dispatcher's {name}
         "--Campaigns:Recompute:Scheduled=false", $"--Campaigns:Recompute:FitSampleSize={options.FitSample}",
-        "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Crm.Campaigns=Information",
+        "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Crm.Campaigns=Information", $"--Campaigns:OrderPaidBatches={(options.OrderPaidSingle ? "false" : "true")}",
         $"--Bench:DataDirectory={dataDirectory}", // names the run, so bench/run.sh finds the process if it were left behind
         .. BenchAuth.ServiceArgs,
     ], Path.Combine(dataDirectory, "campaigns-service.log"));
@@ -140,7 +140,7 @@ try
         $"in {result.Segments.SnapshotSeconds:0.00} s");
     result.Quiet["trigger"] = await QuietAsync("tier-welcome trigger");
     Log($"TierChanged → tier-welcome send: {options.TriggerRate}/s for {options.TriggerSeconds} s");
-    result.Trigger = await Marketing.TriggerAsync(new CampaignService.CampaignServiceClient(channels[0]), infra.RabbitMq!.AmqpUri.ToString(), db,
+    (result.Trigger, result.TriggerStatuses) = await Marketing.TriggerAsync(new CampaignService.CampaignServiceClient(channels[0]), infra.RabbitMq!.AmqpUri.ToString(), db,
         options.TriggerRate, TimeSpan.FromSeconds(options.TriggerSeconds), cpu, ct);
     Log($"Trigger: {result.Trigger.Arrived:N0}/{result.Trigger.Sent:N0} sent, p50 {result.Trigger.Lag.P50:0.0} ms, p99 {result.Trigger.Lag.P99:0.0} ms " +
         $"(achieved {result.Trigger.AchievedRate:0} /s)");

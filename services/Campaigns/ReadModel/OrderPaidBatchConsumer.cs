@@ -15,7 +15,8 @@ namespace Crm.Campaigns.ReadModel;
 /// If the batch fails, each of its messages goes through <see cref="OrderPaidConsumer"/> on its own (its retries and
 /// parking), as does a message replayed from the park.
 /// </summary>
-public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions<CampaignsOptions> options) : IConsumer<Batch<OrderPaid>>
+public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions<CampaignsOptions> options, ILogger<OrderPaidBatchConsumer> logger)
+    : IConsumer<Batch<OrderPaid>>
 {
     public const int MessageLimit = 100;
     public const int ConcurrencyLimit = 2;
@@ -32,10 +33,13 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions
         {
             try
             {
+                var watch = System.Diagnostics.Stopwatch.StartNew();
                 await ApplyAsync(together, ct);
+                logger.LogDebug("OrderPaid batch of {Count} applied in {Milliseconds:0.0} ms", together.Count, watch.Elapsed.TotalMilliseconds);
             }
-            catch (Exception) when (!ct.IsCancellationRequested)
+            catch (Exception e) when (!ct.IsCancellationRequested)
             {
+                logger.LogWarning("OrderPaid batch of {Count} failed ({Error}); applying its messages one by one", together.Count, e.Message);
                 alone.InsertRange(0, together);
             }
         }

@@ -42,7 +42,7 @@ public sealed class ReadModelStore(NpgsqlDataSource dataSource)
         UpsertOrdersAsync(connection, tx, [o], timeZone, ct);
 
     /// <summary>
-    /// Orders and their lines in three statements whatever their number (the batch consumer and the rebuild write many at
+    /// Orders and their lines in one round trip whatever their number (the batch consumer and the rebuild write many at
     /// once), then their customers' months in the roll-up. The same order twice in <paramref name="orders"/> is written once.
     /// </summary>
     public static async Task UpsertOrdersAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, IReadOnlyList<OrderData> orders, string timeZone,
@@ -51,32 +51,27 @@ public sealed class ReadModelStore(NpgsqlDataSource dataSource)
         // ON CONFLICT cannot touch one row twice in a statement: the last copy of an order wins (they are the same event).
         var unique = orders.GroupBy(o => o.OrderId).Select(g => g.Last()).ToList();
         if (unique.Count == 0) return;
+        var lines = unique.SelectMany(o => o.Lines.Select((l, i) => (o.OrderId, LineNo: i + 1, Line: l))).ToList();
+        // One round trip: the orders, their lines, then their customers' months (which see both).
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO orders (order_id, customer_id, external_order_id, store_id, channel, amount_paid, amount_refunded, paid_at)
             SELECT * FROM unnest(@ids, @customers, @externalIds, @stores, @channels, @paid, @refunded, @paidAts)
             ON CONFLICT (order_id) DO UPDATE SET
                 external_order_id = EXCLUDED.external_order_id, store_id = EXCLUDED.store_id, channel = EXCLUDED.channel,
                 amount_paid = EXCLUDED.amount_paid, paid_at = EXCLUDED.paid_at,
-                amount_refunded = greatest(orders.amount_refunded, EXCLUDED.amount_refunded)
-            """, new
+                amount_refunded = greatest(orders.amount_refunded, EXCLUDED.amount_refunded);
+            INSERT INTO order_lines (order_id, line_no, sku, product_name, quantity, unit_price)
+            SELECT * FROM unnest(@orderIds, @lineNos, @skus, @names, @quantities, @prices) ON CONFLICT DO NOTHING;
+            """ + SalesRollup.RefreshSql, new
         {
             ids = unique.Select(o => o.OrderId).ToArray(), customers = unique.Select(o => o.CustomerId).ToArray(),
             externalIds = unique.Select(o => o.ExternalOrderId).ToArray(), stores = unique.Select(o => o.StoreId).ToArray(),
             channels = unique.Select(o => o.Channel).ToArray(), paid = unique.Select(o => o.AmountPaid).ToArray(),
             refunded = unique.Select(o => o.AmountRefunded).ToArray(), paidAts = unique.Select(o => Utc(o.PaidAt)).ToArray(),
+            orderIds = lines.Select(l => l.OrderId).ToArray(), lineNos = lines.Select(l => l.LineNo).ToArray(),
+            skus = lines.Select(l => l.Line.Sku).ToArray(), names = lines.Select(l => l.Line.ProductName).ToArray(),
+            quantities = lines.Select(l => l.Line.Quantity).ToArray(), prices = lines.Select(l => l.Line.UnitPrice).ToArray(), timeZone,
         }, tx, cancellationToken: ct));
-        var lines = unique.SelectMany(o => o.Lines.Select((l, i) => (o.OrderId, LineNo: i + 1, Line: l))).ToList();
-        if (lines.Count > 0)
-            await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO order_lines (order_id, line_no, sku, product_name, quantity, unit_price)
-                SELECT * FROM unnest(@orderIds, @lineNos, @skus, @names, @quantities, @prices) ON CONFLICT DO NOTHING
-                """, new
-            {
-                orderIds = lines.Select(l => l.OrderId).ToArray(), lineNos = lines.Select(l => l.LineNo).ToArray(),
-                skus = lines.Select(l => l.Line.Sku).ToArray(), names = lines.Select(l => l.Line.ProductName).ToArray(),
-                quantities = lines.Select(l => l.Line.Quantity).ToArray(), prices = lines.Select(l => l.Line.UnitPrice).ToArray(),
-            }, tx, cancellationToken: ct));
-        await SalesRollup.RefreshAsync(connection, tx, unique.Select(o => (o.CustomerId, o.PaidAt)).ToList(), timeZone, ct);
     }
 
     /// <summary>A refund: the order's refund total becomes the greatest seen (a refund overtaking its payment leaves a placeholder row).</summary>

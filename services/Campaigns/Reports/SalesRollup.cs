@@ -19,7 +19,13 @@ public static class SalesRollup
     /// </summary>
     public static Task RefreshAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, IReadOnlyCollection<(Guid CustomerId, DateTime PaidAt)> orders,
         string timeZone, CancellationToken ct) =>
-        orders.Count == 0 ? Task.CompletedTask : connection.ExecuteAsync(new CommandDefinition("""
+        orders.Count == 0 ? Task.CompletedTask : connection.ExecuteAsync(new CommandDefinition(RefreshSql, new
+        {
+            customers = orders.Select(o => o.CustomerId).ToArray(), paidAts = orders.Select(o => Utc(o.PaidAt)).ToArray(), timeZone,
+        }, tx, cancellationToken: ct));
+
+    /// <summary>The statements of <see cref="RefreshAsync"/> over @customers, @paidAts (uuid[], timestamptz[] in pairs) and @timeZone, to send with others.</summary>
+    public const string RefreshSql = """
             SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(c::text, 6) AS k FROM unnest(@customers) c) x ORDER BY k;
             WITH b AS (
                 SELECT DISTINCT customer_id, m AS month, m::timestamp AT TIME ZONE @timeZone AS lo, (m + interval '1 month')::timestamp AT TIME ZONE @timeZone AS hi
@@ -37,10 +43,7 @@ public static class SalesRollup
             SELECT month, customer_id, orders, net, max_ticket, min_ticket FROM agg WHERE orders > 0
             ON CONFLICT (month, customer_id) DO UPDATE SET orders = EXCLUDED.orders, net = EXCLUDED.net,
                 max_ticket = EXCLUDED.max_ticket, min_ticket = EXCLUDED.min_ticket
-            """, new
-        {
-            customers = orders.Select(o => o.CustomerId).ToArray(), paidAts = orders.Select(o => Utc(o.PaidAt)).ToArray(), timeZone,
-        }, tx, cancellationToken: ct));
+            """;
 
     /// <summary>Recomputes the whole roll-up from the orders in one transaction and records the time zone it was cut in.</summary>
     public static async Task RefillAsync(NpgsqlDataSource dataSource, string timeZone, CancellationToken ct)
