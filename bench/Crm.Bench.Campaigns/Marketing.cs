@@ -43,19 +43,24 @@ public static class Marketing
         var count = await segments.CountSegmentAsync(new CountSegmentRequest { Rules = four }, deadline: DateTime.UtcNow.AddMinutes(5), cancellationToken: ct);
         var countSeconds = watch.Elapsed.TotalSeconds;
 
-        // The top tenth by net spend: the threshold from the stored scores, so the snapshot holds a tenth of the customers.
-        decimal threshold;
+        // The customers most likely still active, as many as a tenth of all customers: P(active) of the stored scores at or
+        // above the threshold that leaves that many. (A rule on net spend or order count would be evaluated over a live
+        // aggregate of every order instead — see the report's notes.)
+        double threshold;
         await using (var connection = new NpgsqlConnection(campaignsDb))
         {
             await connection.OpenAsync(ct);
-            await using var command = new NpgsqlCommand("SELECT percentile_disc(0.9) WITHIN GROUP (ORDER BY net_spend) FROM customer_scores", connection);
-            threshold = (decimal)(await command.ExecuteScalarAsync(ct))!;
+            await using var command = new NpgsqlCommand("""
+                SELECT p_active FROM customer_scores WHERE p_active IS NOT NULL ORDER BY p_active DESC
+                OFFSET (SELECT count(*) / 10 - 1 FROM customer_scores) LIMIT 1
+                """, connection);
+            threshold = Math.Floor((double)(await command.ExecuteScalarAsync(ct))! * 1e6) / 1e6;
         }
         var top = new SegmentRule
         {
-            Field = SegmentField.NetSpend, Op = SegmentOperator.Range, Min = threshold.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture),
+            Field = SegmentField.PActive, Op = SegmentOperator.Range, Min = threshold.ToString("0.000000", System.Globalization.CultureInfo.InvariantCulture),
         };
-        var segment = await segments.CreateSegmentAsync(new CreateSegmentRequest { Name = "bench top tenth", Rules = top, IdempotencyKey = "bench-top-tenth" },
+        var segment = await segments.CreateSegmentAsync(new CreateSegmentRequest { Name = "bench likely active", Rules = top, IdempotencyKey = "bench-likely-active" },
             cancellationToken: ct);
         watch.Restart();
         var snapshot = await segments.SnapshotSegmentAsync(new SnapshotSegmentRequest
@@ -63,7 +68,7 @@ public static class Marketing
             deadline: DateTime.UtcNow.AddMinutes(5), cancellationToken: ct);
         var snapshotSeconds = watch.Elapsed.TotalSeconds;
         return new SegmentFigures(countSeconds, warm, count.Count, "tier ∈ {S3..S6} AND RFM R 4-5 AND consent AND region ∈ {华东, 华南}", snapshotSeconds,
-            snapshot.MemberCount, $"net spend ≥ {threshold:0.00} (the 90th percentile)");
+            snapshot.MemberCount, $"P(active) ≥ {threshold:0.000000} (a tenth of the customers)");
     }
 
     /// <summary>
