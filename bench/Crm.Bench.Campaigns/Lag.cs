@@ -19,8 +19,23 @@ public static class Lag
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(5);
 
-    public static async Task<LagResult> RunAsync(string amqp, string campaignsDb, IReadOnlyList<Guid> customers, double rate, TimeSpan duration,
+    public static Task<LagResult> RunAsync(string amqp, string campaignsDb, IReadOnlyList<Guid> customers, double rate, TimeSpan duration,
         CpuMeter cpu, CancellationToken ct)
+    {
+        var random = new Random(7);
+        return RunAsync(amqp, campaignsDb, rate, duration, cpu, i =>
+        {
+            var message = Event(customers[i == 0 ? 0 : random.Next(customers.Count)], i == 0 ? "LAG-WARM" : $"LAG-{i}");
+            return (message.OrderId, message);
+        }, "SELECT order_id FROM orders WHERE order_id = ANY ($1)", ct);
+    }
+
+    /// <summary>
+    /// Events from <paramref name="next"/> (0: the unmeasured warm-up, then 1, 2, …) published at <paramref name="rate"/>; each
+    /// arrives when <paramref name="arrivedSql"/> (given the pending keys as $1, a uuid[]) returns its key.
+    /// </summary>
+    public static async Task<LagResult> RunAsync(string amqp, string campaignsDb, double rate, TimeSpan duration, CpuMeter cpu,
+        Func<int, (Guid Key, object Message)> next, string arrivedSql, CancellationToken ct)
     {
         var uri = new Uri(amqp);
         var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(uri, host =>
@@ -35,45 +50,44 @@ public static class Lag
             // One unmeasured event first: the exchange, the channel and the JIT are ready before the clock runs.
             var pending = new ConcurrentDictionary<Guid, long>();
             var lags = new ConcurrentBag<long>();
-            var warm = Event(customers[0], "LAG-WARM");
-            pending[warm.OrderId] = Stopwatch.GetTimestamp();
-            await bus.Publish(warm, c => c.MessageId = NewId.NextGuid(), ct);
+            var warm = next(0);
+            pending[warm.Key] = Stopwatch.GetTimestamp();
+            await bus.Publish(warm.Message, c => c.MessageId = NewId.NextGuid(), ct);
             await using var dataSource = NpgsqlDataSource.Create(campaignsDb);
-            await PollUntilAsync(dataSource, pending, null, TimeSpan.FromSeconds(30), ct);
+            await PollUntilAsync(dataSource, arrivedSql, pending, null, TimeSpan.FromSeconds(30), ct);
 
             var total = (int)Math.Round(rate * duration.TotalSeconds);
             var publishTimes = new long[total];
             var errors = 0;
             string? firstError = null;
-            var random = new Random(7);
             var interval = Stopwatch.Frequency / rate;
             var inflight = new List<Task>(total);
             var before = cpu.Snapshot();
             using var stopPolling = new CancellationTokenSource();
-            var poller = PollUntilAsync(dataSource, pending, lags, null, ct, () => stopPolling.IsCancellationRequested);
+            var poller = PollUntilAsync(dataSource, arrivedSql, pending, lags, null, ct, () => stopPolling.IsCancellationRequested);
             var t0 = Stopwatch.GetTimestamp();
-            for (var next = 0; next < total;)
+            for (var n = 0; n < total;)
             {
                 var now = Stopwatch.GetTimestamp();
-                while (next < total && t0 + (long)(next * interval) <= now)
+                while (n < total && t0 + (long)(n * interval) <= now)
                 {
-                    var i = next++;
-                    var message = Event(customers[random.Next(customers.Count)], $"LAG-{i}");
+                    var i = n++;
+                    var (key, message) = next(i + 1);
                     inflight.Add(Task.Run(async () =>
                     {
                         var started = Stopwatch.GetTimestamp();
-                        pending[message.OrderId] = started;
+                        pending[key] = started;
                         try { await bus.Publish(message, c => c.MessageId = NewId.NextGuid(), ct); }
                         catch (Exception e) when (!ct.IsCancellationRequested)
                         {
                             Interlocked.Increment(ref errors);
                             Interlocked.CompareExchange(ref firstError, e.GetType().Name + ": " + e.Message, null);
-                            pending.TryRemove(message.OrderId, out _);
+                            pending.TryRemove(key, out _);
                         }
                         publishTimes[i] = Stopwatch.GetTimestamp() - started;
                     }, ct));
                 }
-                if (next < total) await Task.Delay(1, ct);
+                if (n < total) await Task.Delay(1, ct);
             }
             var sendSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             await Task.WhenAll(inflight);
@@ -97,7 +111,7 @@ public static class Lag
         new(NewId.NextGuid(), customer, externalId, "S1", "store", [new OrderLineItem("SKU-0001", "Product 0001", 1, 1_000m)], 1_000m, DateTimeOffset.UtcNow);
 
     /// <summary>Polls the read model for the pending orders; records each arrival's lag (when <paramref name="lags"/> is given).</summary>
-    private static async Task PollUntilAsync(NpgsqlDataSource dataSource, ConcurrentDictionary<Guid, long> pending, ConcurrentBag<long>? lags,
+    private static async Task PollUntilAsync(NpgsqlDataSource dataSource, string arrivedSql, ConcurrentDictionary<Guid, long> pending, ConcurrentBag<long>? lags,
         TimeSpan? timeout, CancellationToken ct, Func<bool>? stop = null)
     {
         var deadline = timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
@@ -107,7 +121,7 @@ public static class Lag
             var ids = pending.Keys.ToArray();
             if (ids.Length > 0)
             {
-                await using var command = new NpgsqlCommand("SELECT order_id FROM orders WHERE order_id = ANY ($1)", connection)
+                await using var command = new NpgsqlCommand(arrivedSql, connection)
                 {
                     Parameters = { new() { Value = ids } },
                 };

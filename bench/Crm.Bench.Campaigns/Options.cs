@@ -12,6 +12,10 @@ public sealed class Options
     public int Seed { get; private set; } = 20_261_126;
     public double LagRate { get; private set; } = 500;
     public double LagSeconds { get; private set; } = 30;
+    public double TriggerRate { get; private set; } = 500;
+    /// <summary>--orderpaid-single: the service consumes OrderPaid one message per transaction (Campaigns:OrderPaidBatches=false), for an A/B.</summary>
+    public bool OrderPaidSingle { get; private set; }
+    public double TriggerSeconds { get; private set; } = 30;
     public int FitSample { get; private set; } = 10_000;
     public string WorkMem { get; private set; } = "256MB";
     public double MaxQuietWaitSeconds { get; private set; } = 60;
@@ -34,12 +38,15 @@ public sealed class Options
           --seed N              generator seed (default 20261126)
           --lag-rate R          OrderPaid events per second in the lag phase (default 500)
           --lag-seconds S       length of the lag phase (default 30)
+          --trigger-rate R      TierChanged events per second in the tier-welcome phase (default 500)
+          --trigger-seconds S   length of the tier-welcome phase (default 30)
+          --orderpaid-single    the service consumes OrderPaid one per transaction instead of in batches (A/B of the lag)
           --fit-sample N        buyers the models are fitted on (Campaigns:Recompute:FitSampleSize, default 10,000)
           --work-mem SIZE       work_mem of the ceiling scan (the recompute sets the same; default 256MB)
           --quiet-cores C       wait before each phase for a second with other load below C cores (default 0.3) …
           --max-quiet-wait S    … but at most S seconds (default 60)
           --help
-        Small trial: --customers 10000 --orders 100000 --lag-seconds 5
+        Small trial: --customers 10000 --orders 100000 --lag-seconds 5 --trigger-seconds 5
         """;
 
     public static Options Parse(string[] args)
@@ -63,6 +70,9 @@ public sealed class Options
                 case "--seed": o.Seed = Int(); break;
                 case "--lag-rate": o.LagRate = Real(); break;
                 case "--lag-seconds": o.LagSeconds = Real(); break;
+                case "--trigger-rate": o.TriggerRate = Real(); break;
+                case "--trigger-seconds": o.TriggerSeconds = Real(); break;
+                case "--orderpaid-single": o.OrderPaidSingle = true; break;
                 case "--fit-sample": o.FitSample = Int(); break;
                 case "--work-mem": o.WorkMem = Next(); break;
                 case "--quiet-cores": o.QuietCores = Real(); break;

@@ -35,6 +35,7 @@ var serviceDll = Path.Combine(root, "services", "Campaigns", "bin", "Release", "
 using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
 
 Infrastructure? infra = null;
+Microsoft.AspNetCore.Builder.WebApplication? standIn = null;
 ServiceProcess? service = null;
 Grpc.Net.Client.GrpcChannel[] channels = [];
 var exitCode = 0;
@@ -50,6 +51,8 @@ try
     var db = postgres.ConnectionString("campaignsdb");
     result.Machine.Postgres = await PostgresSettingsAsync(postgres.AdminConnectionString, ct);
 
+    var standInPort = FreePort();
+    standIn = await Marketing.StartCustomerStandInAsync(standInPort, ct);
     var port = FreePort();
     Log($"Starting the campaign service as its own process (pid below) on 127.0.0.1:{port}");
     service = ServiceProcess.Start(serviceDll, new Dictionary<string, string>
@@ -62,9 +65,9 @@ try
     },
     [
         $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}", "--Kestrel:Endpoints:http:Protocols=Http2",
-        "--services:customer:http:0=http://127.0.0.1:9", // the rebuild's source; not used here
+        $"--services:customer:http:0=http://127.0.0.1:{standInPort}", // the stand-in: GetCustomer for the campaign dispatcher's {name}
         "--Campaigns:Recompute:Scheduled=false", $"--Campaigns:Recompute:FitSampleSize={options.FitSample}",
-        "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Crm.Campaigns=Information",
+        "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Crm.Campaigns=Information", $"--Campaigns:OrderPaidBatches={(options.OrderPaidSingle ? "false" : "true")}",
         $"--Bench:DataDirectory={dataDirectory}", // names the run, so bench/run.sh finds the process if it were left behind
         .. BenchAuth.ServiceArgs,
     ], Path.Combine(dataDirectory, "campaigns-service.log"));
@@ -77,6 +80,12 @@ try
     result.Data = await Generator.LoadAsync(db, options.Customers, options.Orders, options.Seed, end, ct);
     Log($"Loaded {result.Data.Orders:N0} orders ({result.Data.Lines:N0} lines, {result.Data.Refunded:N0} refunded) for {result.Data.Buyers:N0} buyers: " +
         $"COPY {result.Data.LoadSeconds:0.0} s, keys + indexes + VACUUM ANALYZE {result.Data.IndexSeconds:0.0} s");
+    // The data went in behind the service's back (COPY): fill the monthly roll-up as the service's start-up or a rebuild would.
+    var fill = Stopwatch.StartNew();
+    await using (var rollupSource = NpgsqlDataSource.Create(db))
+        await Crm.Campaigns.Reports.SalesRollup.RefillAsync(rollupSource, "Asia/Shanghai", ct);
+    result.RollupFillSeconds = fill.Elapsed.TotalSeconds;
+    Log($"Monthly sales roll-up filled in {result.RollupFillSeconds:0.0} s");
 
     // Ceiling: one plain aggregate scan of the orders, every row to the client; the first run warms the cache, the second counts.
     const string ceilingSql = "SELECT customer_id, count(*), sum(amount_paid - amount_refunded), max(paid_at) FROM orders GROUP BY customer_id";
@@ -124,6 +133,18 @@ try
     Log($"Lag: {result.Lag.Arrived:N0}/{result.Lag.Sent:N0} arrived, p50 {result.Lag.Lag.P50:0.0} ms, p99 {result.Lag.Lag.P99:0.0} ms, max {result.Lag.Lag.Max:0.0} ms " +
         $"(achieved {result.Lag.AchievedRate:0} /s)");
 
+    // Issue 11: segments and a triggered campaign on the same model.
+    result.Quiet["segments"] = await QuietAsync("segment count and snapshot");
+    result.Segments = await Marketing.SegmentsAsync(new SegmentService.SegmentServiceClient(channels[0]), db, ct);
+    Log($"Segment count (four rules) {result.Segments.CountSeconds:0.000} s → {result.Segments.Count:N0}; snapshot of {result.Segments.SnapshotMembers:N0} " +
+        $"in {result.Segments.SnapshotSeconds:0.00} s");
+    result.Quiet["trigger"] = await QuietAsync("tier-welcome trigger");
+    Log($"TierChanged → tier-welcome send: {options.TriggerRate}/s for {options.TriggerSeconds} s");
+    (result.Trigger, result.TriggerStatuses) = await Marketing.TriggerAsync(new CampaignService.CampaignServiceClient(channels[0]), infra.RabbitMq!.AmqpUri.ToString(), db,
+        options.TriggerRate, TimeSpan.FromSeconds(options.TriggerSeconds), cpu, ct);
+    Log($"Trigger: {result.Trigger.Arrived:N0}/{result.Trigger.Sent:N0} sent, p50 {result.Trigger.Lag.P50:0.0} ms, p99 {result.Trigger.Lag.P99:0.0} ms " +
+        $"(achieved {result.Trigger.AchievedRate:0} /s)");
+
     result.ServiceHwmKb = service.Memory().Hwm;
     result.TotalSeconds = total.Elapsed.TotalSeconds;
     await Report.WriteAsync(result, Path.GetFullPath(options.Results ?? Path.Combine(root, "bench", "RESULTS-campaigns.md")),
@@ -146,7 +167,16 @@ finally
         if (exitCode != 0 && File.Exists(Path.Combine(dataDirectory, "campaigns-service.log")))
             Console.Error.WriteLine("Service log (tail):\n" + string.Join('\n', File.ReadLines(Path.Combine(dataDirectory, "campaigns-service.log")).TakeLast(30)));
         await service.DisposeAsync();
+        // Kept beside the JSON: the recompute's phase timings and any error are in it.
+        var serviceLog = Path.Combine(dataDirectory, "campaigns-service.log");
+        if (File.Exists(serviceLog))
+        {
+            var outDirectory = Path.GetFullPath(options.OutDirectory ?? Path.Combine(root, "bench", "out"));
+            Directory.CreateDirectory(outDirectory);
+            File.Copy(serviceLog, Path.Combine(outDirectory, $"campaigns-{runId}-service.log"), overwrite: true);
+        }
     }
+    if (standIn is not null) await standIn.DisposeAsync();
     if (infra is not null) await infra.DisposeAsync();
     Log($"Stopped everything ({total.Elapsed.TotalMinutes:0.0} min in all)");
 }

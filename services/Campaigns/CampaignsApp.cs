@@ -23,7 +23,9 @@ public static class CampaignsApp
         {
             bus.AddConsumer<CustomerRegisteredConsumer>();
             bus.AddConsumer<CustomerUpdatedConsumer>();
-            bus.AddConsumer<OrderPaidConsumer>();
+            // OrderPaid in batches (falling back to OrderPaidConsumer per message), or one at a time with Campaigns:OrderPaidBatches=false.
+            if (builder.Configuration.GetValue("Campaigns:OrderPaidBatches", true)) bus.AddConsumer<OrderPaidBatchConsumer>(typeof(OrderPaidBatchConsumerDefinition));
+            else bus.AddConsumer<OrderPaidConsumer>();
             bus.AddConsumer<OrderRefundedConsumer>();
             bus.AddConsumer<TierChangedConsumer>();
             bus.AddConsumer<PointsEarnedConsumer>();
@@ -60,6 +62,7 @@ public static class CampaignsApp
         builder.Services.AddSingleton<StoredScores>();
         builder.Services.AddSingleton<ScoreRecompute>();
         builder.Services.AddHostedService<RecomputeSchedule>();
+        builder.Services.AddHostedService<SalesRollupFill>();
         overrides?.Invoke(builder.Services);
 
         var app = builder.Build();

@@ -107,4 +107,10 @@ public sealed class RecomputeOptions
     /// three parameters to within a few per cent.
     /// </summary>
     public int FitSampleSize { get; set; } = 10_000;
+    /// <summary>Threads that score customers and connections that write them (0 = one per core).</summary>
+    public int Parallelism { get; set; }
+    /// <summary>Customers per scoring chunk.</summary>
+    public int ChunkSize { get; set; } = 50_000;
+
+    public int EffectiveParallelism => Parallelism > 0 ? Parallelism : Environment.ProcessorCount;
 }

@@ -57,70 +57,114 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
     /// <summary>The start of the window of <paramref name="months"/> calendar months (brand time) ending at as-of.</summary>
     public DateTime MonthsBefore(DateTime asOfUtc, int months) => ToUtc(ToLocal(asOfUtc).AddMonths(-months));
 
-    public IReadOnlyList<CustomerScore> Score(IReadOnlyList<CustomerFacts> population, DateTime asOfUtc, FittedModels? models, int horizonDays)
+    /// <summary>
+    /// Scores <paramref name="population"/>. The population-wide parts (deciles, medians, the usual interval) are computed
+    /// once over everyone; the per-customer parts (models, RFM, ladder, churn) in chunks of <paramref name="chunkSize"/> on up
+    /// to <paramref name="parallelism"/> threads. Each customer's score depends only on their facts and the population-wide
+    /// values, so any chunking gives the same scores in the same order.
+    /// </summary>
+    public IReadOnlyList<CustomerScore> Score(IReadOnlyList<CustomerFacts> population, DateTime asOfUtc, FittedModels? models, int horizonDays,
+        int parallelism = 1, int chunkSize = 50_000)
     {
         var asOfLocal = ToLocal(asOfUtc);
-        var buyers = population.Where(c => c.Orders > 0).ToList();
+        var n = population.Count;
+        parallelism = Math.Max(parallelism, 1);
+        chunkSize = Math.Max(chunkSize, 1);
 
         // Deciles by current spend: 1 = top tenth; ties broken by id so the answer is stable.
-        var ranked = population.Where(c => c.SpendCurrent > 0).OrderByDescending(c => c.SpendCurrent).ThenBy(c => c.CustomerId).ToList();
-        var decile = new Dictionary<Guid, int>();
-        for (var i = 0; i < ranked.Count; i++) decile[ranked[i].CustomerId] = DecileOf(i, ranked.Count);
+        var ranked = Enumerable.Range(0, n).Where(i => population[i].SpendCurrent > 0).ToArray();
+        Array.Sort(ranked, (x, y) =>
+        {
+            var bySpend = population[y].SpendCurrent.CompareTo(population[x].SpendCurrent);
+            return bySpend != 0 ? bySpend : population[x].CustomerId.CompareTo(population[y].CustomerId);
+        });
+        var decile = new int[n];
+        for (var i = 0; i < ranked.Length; i++) decile[ranked[i]] = DecileOf(i, ranked.Length);
 
         // Usual interval for customers without repeat orders: the median of the repeat buyers' mean intervals.
-        var intervals = buyers.Where(c => c.Orders > 1).Select(c => (c.LastOrderAt!.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1)).ToList();
+        var intervals = population.Where(c => c.Orders > 1).Select(c => (c.LastOrderAt!.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1)).ToList();
         var populationInterval = intervals.Count > 0 ? Median(intervals) : options.Churn.DefaultIntervalDays;
 
-        var values = new Dictionary<Guid, (double P, double E, decimal M, decimal Clv)>();
+        // The models' values per buyer (the costly part: special functions per customer), by index into the population.
+        var values = new ModelValues[n];
         if (models is not null)
-            foreach (var c in buyers)
+            ForChunks(n, parallelism, chunkSize, (from, to) =>
             {
-                var h = c.History(asOfUtc);
-                // A degenerate spend fit (q ≤ 1 has no finite mean) falls back to the customer's own average.
-                var modelled = models.GammaGamma.Q > 1 ? models.GammaGamma.ExpectedAverageValue(h.X, h.MeanRepeatValue) : double.NaN;
-                var expectedValue = Finite(modelled) ?? (h.X > 0 ? (decimal)h.MeanRepeatValue : c.NetSpend / c.Orders);
-                values[c.CustomerId] = (Finite(models.BgNbd.ProbabilityAlive(h.X, h.Tx, h.T)) is { } p ? (double)p : 0,
-                    Finite(models.BgNbd.ConditionalExpectedPurchases(horizonDays, h.X, h.Tx, h.T)) is { } e ? (double)e : 0,
-                    decimal.Round(expectedValue, 2), Clv(models.BgNbd, h, expectedValue, horizonDays, options.AnnualDiscountRate));
-            }
+                for (var i = from; i < to; i++)
+                    if (population[i].Orders > 0) values[i] = Model(models, population[i], asOfUtc, horizonDays);
+            });
 
-        var currentSplit = options.CurrentValueSplit ?? (buyers.Count > 0 ? Median(buyers.Select(c => c.SpendCurrent).ToList()) : 0);
-        var futureSplit = options.FutureValueSplit ?? (values.Count > 0 ? Median(values.Values.Select(v => v.Clv).ToList()) : 0);
+        var currentSplit = options.CurrentValueSplit ?? (population.Any(c => c.Orders > 0) ? Median(population.Where(c => c.Orders > 0).Select(c => c.SpendCurrent).ToList()) : 0);
+        var futureSplit = options.FutureValueSplit ?? (models is not null && population.Any(c => c.Orders > 0)
+            ? Median(values.Where(v => v.Present).Select(v => v.Clv).ToList()) : 0);
 
-        var scores = new List<CustomerScore>(population.Count);
-        foreach (var c in population)
+        var scores = new CustomerScore[n];
+        ForChunks(n, parallelism, chunkSize, (from, to) =>
         {
-            if (c.Orders == 0)
-            {
-                scores.Add(new CustomerScore(c, 0, 0, 0, "", "", 0, 0, 0, 0, QuadrantKind.Unspecified, 0, Ladder(c, asOfUtc), ChurnLevel.Unspecified, "", 0, false));
-                continue;
-            }
-            var r = _rfm.Recency(ToLocal(c.LastOrderAt!.Value), asOfLocal);
-            var f = _rfm.Frequency(c.OrdersWindow);
-            var m = _rfm.Monetary(c.OrdersWindow > 0 ? decimal.Round(c.SpendWindow / c.OrdersWindow, 2) : 0);
-            var daysSince = (int)Math.Floor((asOfUtc - c.LastOrderAt.Value).TotalDays);
-            var hasModel = values.TryGetValue(c.CustomerId, out var v);
-            var quadrant = hasModel ? Quadrant(c.SpendCurrent > currentSplit, v.Clv > futureSplit) : QuadrantKind.Unspecified;
-
-            ChurnLevel churn;
-            string basis;
-            if (hasModel && c.Orders > 1)
-            {
-                churn = v.P < options.Churn.HighBelow ? ChurnLevel.High : v.P < options.Churn.MediumBelow ? ChurnLevel.Medium : ChurnLevel.Low;
-                basis = "model";
-            }
-            else
-            {
-                var usual = c.Orders > 1 ? (c.LastOrderAt.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1) : populationInterval;
-                usual = Math.Max(usual, 1);
-                churn = daysSince > options.Churn.HighMultiple * usual ? ChurnLevel.High
-                    : daysSince > options.Churn.MediumMultiple * usual ? ChurnLevel.Medium : ChurnLevel.Low;
-                basis = "interval";
-            }
-            scores.Add(new CustomerScore(c, r, f, m, Cell(r, f, m), _rfm.Group(r, f, m), hasModel ? v.P : 0, hasModel ? v.E : 0,
-                hasModel ? v.M : 0, hasModel ? v.Clv : 0, quadrant, decile.GetValueOrDefault(c.CustomerId), Ladder(c, asOfUtc), churn, basis, daysSince, hasModel));
-        }
+            for (var i = from; i < to; i++) scores[i] = ScoreOne(population[i], values[i], decile[i], asOfUtc, asOfLocal, populationInterval, currentSplit, futureSplit);
+        });
         return scores;
+    }
+
+    private readonly record struct ModelValues(bool Present, double P, double E, decimal M, decimal Clv);
+
+    private ModelValues Model(FittedModels models, CustomerFacts c, DateTime asOfUtc, int horizonDays)
+    {
+        var h = c.History(asOfUtc);
+        // A degenerate spend fit (q ≤ 1 has no finite mean) falls back to the customer's own average.
+        var modelled = models.GammaGamma.Q > 1 ? models.GammaGamma.ExpectedAverageValue(h.X, h.MeanRepeatValue) : double.NaN;
+        var expectedValue = Finite(modelled) ?? (h.X > 0 ? (decimal)h.MeanRepeatValue : c.NetSpend / c.Orders);
+        var expected = Finite(models.BgNbd.ConditionalExpectedPurchases(horizonDays, h.X, h.Tx, h.T));
+        // Undiscounted, CLV is E[Y(horizon)] × E[M]: the expected purchases just computed, not a second evaluation (see Clv).
+        var clv = options.AnnualDiscountRate == 0
+            ? expected is { } e ? decimal.Round(e * expectedValue, 2) : 0
+            : Clv(models.BgNbd, h, expectedValue, horizonDays, options.AnnualDiscountRate);
+        return new ModelValues(true, Finite(models.BgNbd.ProbabilityAlive(h.X, h.Tx, h.T)) is { } p ? (double)p : 0,
+            expected is { } x ? (double)x : 0, decimal.Round(expectedValue, 2), clv);
+    }
+
+    private CustomerScore ScoreOne(CustomerFacts c, ModelValues v, int decile, DateTime asOfUtc, DateTime asOfLocal, double populationInterval,
+        decimal currentSplit, decimal futureSplit)
+    {
+        if (c.Orders == 0)
+            return new CustomerScore(c, 0, 0, 0, "", "", 0, 0, 0, 0, QuadrantKind.Unspecified, 0, Ladder(c, asOfUtc), ChurnLevel.Unspecified, "", 0, false);
+        var r = _rfm.Recency(ToLocal(c.LastOrderAt!.Value), asOfLocal);
+        var f = _rfm.Frequency(c.OrdersWindow);
+        var m = _rfm.Monetary(c.OrdersWindow > 0 ? decimal.Round(c.SpendWindow / c.OrdersWindow, 2) : 0);
+        var daysSince = (int)Math.Floor((asOfUtc - c.LastOrderAt.Value).TotalDays);
+        var hasModel = v.Present;
+        var quadrant = hasModel ? Quadrant(c.SpendCurrent > currentSplit, v.Clv > futureSplit) : QuadrantKind.Unspecified;
+
+        ChurnLevel churn;
+        string basis;
+        if (hasModel && c.Orders > 1)
+        {
+            churn = v.P < options.Churn.HighBelow ? ChurnLevel.High : v.P < options.Churn.MediumBelow ? ChurnLevel.Medium : ChurnLevel.Low;
+            basis = "model";
+        }
+        else
+        {
+            var usual = c.Orders > 1 ? (c.LastOrderAt.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1) : populationInterval;
+            usual = Math.Max(usual, 1);
+            churn = daysSince > options.Churn.HighMultiple * usual ? ChurnLevel.High
+                : daysSince > options.Churn.MediumMultiple * usual ? ChurnLevel.Medium : ChurnLevel.Low;
+            basis = "interval";
+        }
+        return new CustomerScore(c, r, f, m, Cell(r, f, m), _rfm.Group(r, f, m), hasModel ? v.P : 0, hasModel ? v.E : 0,
+            hasModel ? v.M : 0, hasModel ? v.Clv : 0, quadrant, decile, Ladder(c, asOfUtc), churn, basis, daysSince, hasModel);
+    }
+
+    /// <summary>Runs <paramref name="body"/>(from, to) over [0, count) in chunks, at most <paramref name="parallelism"/> at a time.</summary>
+    private static void ForChunks(int count, int parallelism, int chunkSize, Action<int, int> body)
+    {
+        var chunks = (int)(((long)count + chunkSize - 1) / chunkSize);
+        if (parallelism == 1 || chunks <= 1)
+        {
+            for (var k = 0; k < chunks; k++) body((int)((long)k * chunkSize), (int)Math.Min(count, (long)(k + 1) * chunkSize));
+            return;
+        }
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = parallelism },
+            k => body((int)((long)k * chunkSize), (int)Math.Min(count, (long)(k + 1) * chunkSize)));
     }
 
     // One string per RFM cell (scores 0-9), shared by every customer in it: a million scores then hold 125 strings, not a million.

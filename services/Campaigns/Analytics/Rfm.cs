@@ -31,7 +31,17 @@ public sealed class RfmTable(CampaignsOptions options)
         return max.Length + 1;
     }
 
-    public string Group(int r, int f, int m) =>
+    // Scores 0-9 each: the group of every cell worked out once, not per customer (a million customers a recompute).
+    private string?[]? _groups;
+
+    public string Group(int r, int f, int m)
+    {
+        if (r is < 0 or > 9 || f is < 0 or > 9 || m is < 0 or > 9) return GroupOf(r, f, m);
+        var groups = _groups ??= Enumerable.Range(0, 1000).Select(i => GroupOf(i / 100, i / 10 % 10, i % 10)).ToArray();
+        return groups[r * 100 + f * 10 + m]!;
+    }
+
+    private string GroupOf(int r, int f, int m) =>
         options.RfmGroups.FirstOrDefault(g => Matches(g.R, r) && Matches(g.F, f) && Matches(g.M, m))?.Name ?? "others";
 
     /// <summary>"*" or empty: any; "4-5": 4 to 5; "5": exactly 5.</summary>

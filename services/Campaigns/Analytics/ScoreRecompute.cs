@@ -11,8 +11,9 @@ public sealed record RecomputeRun(long Id, DateTime AsOf, int HorizonDays, long?
 /// <summary>
 /// The full recompute of the stored scores: one aggregate query streams every customer's facts (orders net of refunds,
 /// windows, tier) into compact records, the models are fitted on a random sample of buyers if asked (or if there is no
-/// fit yet), <see cref="Engine"/> scores the whole population as of now, and the rows replace the table in one
-/// transaction (TRUNCATE + binary COPY, so readers see the old run until the commit and then the new one).
+/// fit yet), <see cref="Engine"/> scores the whole population as of now in parallel chunks, and the rows are written by binary
+/// COPY on several connections into a staging table that then replaces the table in one short transaction
+/// (<see cref="StagedScores"/>: readers see the old run until the commit and then the new one).
 /// Memory: about 0.5 KB per customer while it runs (facts + scores), none after.
 /// </summary>
 public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries analytics, IOptions<CampaignsOptions> options, TimeProvider clock,
@@ -42,7 +43,9 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
         var asOf = started;
         var engine = analytics.Engine;
         var o = options.Value;
+        var phase = System.Diagnostics.Stopwatch.StartNew();
         var population = await LoadAsync(engine, asOf, ct);
+        var loadSeconds = phase.Elapsed.TotalSeconds;
 
         var fit = refitModels ? null : await analytics.FitByIdAsync(null, ct);
         int? fitSample = null;
@@ -56,23 +59,21 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
             }
         }
 
+        var fitSeconds = phase.Elapsed.TotalSeconds - loadSeconds;
         var horizon = o.DefaultHorizonDays;
-        var scores = engine.Score(population, asOf, fit?.Models, horizon);
+        var parallelism = o.Recompute.EffectiveParallelism;
+        var scores = engine.Score(population, asOf, fit?.Models, horizon, parallelism, o.Recompute.ChunkSize);
+        var scoreSeconds = phase.Elapsed.TotalSeconds - loadSeconds - fitSeconds;
 
-        await using var connection = await dataSource.OpenConnectionAsync(ct);
-        await using var tx = await connection.BeginTransactionAsync(ct);
-        var runId = await connection.ExecuteScalarAsync<long>(new CommandDefinition("""
-            INSERT INTO recompute_runs (as_of, horizon_days, model_fit_id, customers, started_at, finished_at, fit_sample)
-            VALUES (@asOf, @horizon, @fitId, @customers, @started, @started, @fitSample) RETURNING id
-            """, new { asOf, horizon, fitId = fit?.Id, customers = scores.Count, started, fitSample }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition("TRUNCATE customer_scores", transaction: tx, cancellationToken: ct));
-        await WriteAsync(connection, runId, scores, ct);
+        await using var staged = await StagedScores.StageAsync(dataSource, scores, parallelism, WriteAsync, ct);
         var finished = AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime);
-        await connection.ExecuteAsync(new CommandDefinition("UPDATE recompute_runs SET finished_at = @finished WHERE id = @runId",
-            new { finished, runId }, tx, cancellationToken: ct));
-        await tx.CommitAsync(ct);
-        logger.LogInformation("Recompute {Run}: {Customers} customers scored as of {AsOf:O} in {Seconds:0.0} s (model fit {Fit}{Sample})", runId,
-            scores.Count, asOf, (finished - started).TotalSeconds, fit?.Id, fitSample is { } n ? $", fitted now on {n} buyers" : "");
+        var runId = staged.RunId;
+        await staged.SwapInAsync(new { id = runId, asOf, horizon, fitId = fit?.Id, customers = scores.Count, started, finished, fitSample }, ct);
+        logger.LogInformation("Recompute {Run}: {Customers} customers scored as of {AsOf:O} in {Seconds:0.0} s (model fit {Fit}{Sample}); " +
+            "load {Load:0.00} s, fit {FitSeconds:0.00} s, score {Score:0.00} s, write {Write:0.00} s ({Staged})", runId,
+            scores.Count, asOf, (finished - started).TotalSeconds, fit?.Id, fitSample is { } n ? $", fitted now on {n} buyers" : "",
+            loadSeconds, fitSeconds, scoreSeconds, phase.Elapsed.TotalSeconds - loadSeconds - fitSeconds - scoreSeconds, staged.Timings);
+        // The run is complete here: its scores are live.
         return new RecomputeRun(runId, asOf, horizon, fit?.Id, scores.Count, started, finished, fitSample);
     }
 
@@ -153,10 +154,10 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
         return z ^ (z >> 31);
     }
 
-    private static async Task WriteAsync(NpgsqlConnection connection, long runId, IReadOnlyList<CustomerScore> scores, CancellationToken ct)
+    private static async Task WriteAsync(NpgsqlConnection connection, string table, long runId, IEnumerable<CustomerScore> scores, CancellationToken ct)
     {
-        await using var copy = await connection.BeginBinaryImportAsync("""
-            COPY customer_scores (customer_id, run_id, orders, net_spend, first_order_at, last_order_at, days_since_last_order,
+        await using var copy = await connection.BeginBinaryImportAsync($"""
+            COPY {table} (customer_id, run_id, orders, net_spend, first_order_at, last_order_at, days_since_last_order,
                 orders_12m, spend_12m, orders_24m, spend_24m, r, f, m, rfm_cell, rfm_group, p_active, expected_purchases,
                 expected_order_value, clv, quadrant, decile, ladder_stage, churn, churn_basis) FROM STDIN (FORMAT BINARY)
             """, ct);

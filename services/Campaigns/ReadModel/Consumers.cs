@@ -1,6 +1,7 @@
 using Crm.Contracts;
 using Crm.Messaging;
 using MassTransit;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Crm.Campaigns.ReadModel;
@@ -21,20 +22,20 @@ public sealed class CustomerUpdatedConsumer(NpgsqlDataSource dataSource) : Inbox
         ReadModelStore.UpsertProfileAsync(tx.Connection!, tx, ReadModelStore.FromSnapshot(context.Message.Customer, null), context.CancellationToken);
 }
 
-public sealed class OrderPaidConsumer(NpgsqlDataSource dataSource) : InboxConsumer<OrderPaid>(dataSource)
+/// <summary>One OrderPaid at a time: the batch consumer's fallback (see <see cref="OrderPaidBatchConsumer"/>), and usable alone.</summary>
+public sealed class OrderPaidConsumer(NpgsqlDataSource dataSource, IOptions<CampaignsOptions> options) : InboxConsumer<OrderPaid>(dataSource)
 {
-    protected override Task HandleAsync(ConsumeContext<OrderPaid> context, NpgsqlTransaction tx)
-    {
-        var o = context.Message;
-        return ReadModelStore.UpsertOrderAsync(tx.Connection!, tx, new ReadModelStore.OrderData(o.OrderId, o.CustomerId, o.ExternalOrderId, o.StoreId,
-            o.Channel, o.AmountPaid, 0, o.PaidAt.UtcDateTime, o.Lines), context.CancellationToken);
-    }
+    protected override Task HandleAsync(ConsumeContext<OrderPaid> context, NpgsqlTransaction tx) =>
+        ReadModelStore.UpsertOrderAsync(tx.Connection!, tx, ToOrder(context.Message), options.Value.TimeZone, context.CancellationToken);
+
+    public static ReadModelStore.OrderData ToOrder(OrderPaid o) =>
+        new(o.OrderId, o.CustomerId, o.ExternalOrderId, o.StoreId, o.Channel, o.AmountPaid, 0, o.PaidAt.UtcDateTime, o.Lines);
 }
 
-public sealed class OrderRefundedConsumer(NpgsqlDataSource dataSource) : InboxConsumer<OrderRefunded>(dataSource)
+public sealed class OrderRefundedConsumer(NpgsqlDataSource dataSource, IOptions<CampaignsOptions> options) : InboxConsumer<OrderRefunded>(dataSource)
 {
     protected override Task HandleAsync(ConsumeContext<OrderRefunded> context, NpgsqlTransaction tx) =>
-        ReadModelStore.ApplyRefundAsync(tx.Connection!, tx, context.Message, context.CancellationToken);
+        ReadModelStore.ApplyRefundAsync(tx.Connection!, tx, context.Message, options.Value.TimeZone, context.CancellationToken);
 }
 
 public sealed class TierChangedConsumer(NpgsqlDataSource dataSource) : InboxConsumer<TierChanged>(dataSource)

@@ -1,4 +1,5 @@
 using Crm.Campaigns.Analytics;
+using Crm.Campaigns.Reports;
 using Crm.Contracts;
 using Dapper;
 using Npgsql;
@@ -37,31 +38,54 @@ public sealed class ReadModelStore(NpgsqlDataSource dataSource)
             p.CustomerId, p.Version, p.RegisteredAt, BirthdayMonth = (short?)p.Birthday?.Month, p.Region, p.City, Tags = p.Tags.ToArray(), p.MarketingConsent,
         }, tx, cancellationToken: ct));
 
-    public static async Task UpsertOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, OrderData o, CancellationToken ct)
+    public static Task UpsertOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, OrderData o, string timeZone, CancellationToken ct) =>
+        UpsertOrdersAsync(connection, tx, [o], timeZone, ct);
+
+    /// <summary>
+    /// Orders and their lines in one round trip whatever their number (the batch consumer and the rebuild write many at
+    /// once), then their customers' months in the roll-up. The same order twice in <paramref name="orders"/> is written once.
+    /// </summary>
+    public static async Task UpsertOrdersAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, IReadOnlyList<OrderData> orders, string timeZone,
+        CancellationToken ct)
     {
+        // ON CONFLICT cannot touch one row twice in a statement: the last copy of an order wins (they are the same event).
+        var unique = orders.GroupBy(o => o.OrderId).Select(g => g.Last()).ToList();
+        if (unique.Count == 0) return;
+        var lines = unique.SelectMany(o => o.Lines.Select((l, i) => (o.OrderId, LineNo: i + 1, Line: l))).ToList();
+        // One round trip: the orders, their lines, then their customers' months (which see both).
         await connection.ExecuteAsync(new CommandDefinition("""
             INSERT INTO orders (order_id, customer_id, external_order_id, store_id, channel, amount_paid, amount_refunded, paid_at)
-            VALUES (@OrderId, @CustomerId, @ExternalOrderId, @StoreId, @Channel, @AmountPaid, @AmountRefunded, @PaidAt)
+            SELECT * FROM unnest(@ids, @customers, @externalIds, @stores, @channels, @paid, @refunded, @paidAts)
             ON CONFLICT (order_id) DO UPDATE SET
                 external_order_id = EXCLUDED.external_order_id, store_id = EXCLUDED.store_id, channel = EXCLUDED.channel,
                 amount_paid = EXCLUDED.amount_paid, paid_at = EXCLUDED.paid_at,
-                amount_refunded = greatest(orders.amount_refunded, EXCLUDED.amount_refunded)
-            """, new { o.OrderId, o.CustomerId, o.ExternalOrderId, o.StoreId, o.Channel, o.AmountPaid, o.AmountRefunded, PaidAt = Utc(o.PaidAt) },
-            tx, cancellationToken: ct));
-        var lines = o.Lines.Select((l, i) => new { o.OrderId, LineNo = i + 1, l.Sku, l.ProductName, l.Quantity, l.UnitPrice });
-        await connection.ExecuteAsync(new CommandDefinition("""
+                amount_refunded = greatest(orders.amount_refunded, EXCLUDED.amount_refunded);
             INSERT INTO order_lines (order_id, line_no, sku, product_name, quantity, unit_price)
-            VALUES (@OrderId, @LineNo, @Sku, @ProductName, @Quantity, @UnitPrice) ON CONFLICT DO NOTHING
-            """, lines, tx, cancellationToken: ct));
+            SELECT * FROM unnest(@orderIds, @lineNos, @skus, @names, @quantities, @prices) ON CONFLICT DO NOTHING;
+            """ + SalesRollup.RefreshSql, new
+        {
+            ids = unique.Select(o => o.OrderId).ToArray(), customers = unique.Select(o => o.CustomerId).ToArray(),
+            externalIds = unique.Select(o => o.ExternalOrderId).ToArray(), stores = unique.Select(o => o.StoreId).ToArray(),
+            channels = unique.Select(o => o.Channel).ToArray(), paid = unique.Select(o => o.AmountPaid).ToArray(),
+            refunded = unique.Select(o => o.AmountRefunded).ToArray(), paidAts = unique.Select(o => Utc(o.PaidAt)).ToArray(),
+            orderIds = lines.Select(l => l.OrderId).ToArray(), lineNos = lines.Select(l => l.LineNo).ToArray(),
+            skus = lines.Select(l => l.Line.Sku).ToArray(), names = lines.Select(l => l.Line.ProductName).ToArray(),
+            quantities = lines.Select(l => l.Line.Quantity).ToArray(), prices = lines.Select(l => l.Line.UnitPrice).ToArray(), timeZone,
+        }, tx, cancellationToken: ct));
     }
 
     /// <summary>A refund: the order's refund total becomes the greatest seen (a refund overtaking its payment leaves a placeholder row).</summary>
-    public static Task ApplyRefundAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, OrderRefunded r, CancellationToken ct) =>
-        connection.ExecuteAsync(new CommandDefinition("""
+    public static async Task ApplyRefundAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, OrderRefunded r, string timeZone, CancellationToken ct)
+    {
+        var paid = await connection.QuerySingleAsync<(Guid CustomerId, DateTime? PaidAt)>(new CommandDefinition("""
             INSERT INTO orders (order_id, customer_id, external_order_id, amount_paid, amount_refunded)
             VALUES (@OrderId, @CustomerId, @ExternalOrderId, @AmountPaid, @TotalRefunded)
             ON CONFLICT (order_id) DO UPDATE SET amount_refunded = greatest(orders.amount_refunded, EXCLUDED.amount_refunded)
+            RETURNING customer_id, paid_at
             """, new { r.OrderId, r.CustomerId, r.ExternalOrderId, r.AmountPaid, r.TotalRefunded }, tx, cancellationToken: ct));
+        // Not paid yet (the refund overtook its payment): the payment's write will count it.
+        if (paid.PaidAt is { } at) await SalesRollup.RefreshAsync(connection, tx, [(paid.CustomerId, at)], timeZone, ct);
+    }
 
     public static Task ApplyPointsAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, Guid customerId, long balance, long sequence, DateTimeOffset at,
         CancellationToken ct) =>

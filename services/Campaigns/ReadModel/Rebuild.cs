@@ -1,5 +1,7 @@
 using Crm.Contracts;
 using Crm.Customer.V1;
+using Crm.Campaigns.Reports;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Crm.Campaigns.ReadModel;
@@ -17,7 +19,7 @@ public sealed record RebuildState(RebuildPhase Phase, long Run, DateTime? Starte
 /// </summary>
 public sealed class Rebuilder(
     CustomerService.CustomerServiceClient customers, NpgsqlDataSource dataSource, TimeProvider clock, IHostApplicationLifetime lifetime,
-    ILogger<Rebuilder> logger)
+    IOptions<CampaignsOptions> options, ILogger<Rebuilder> logger)
 {
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(30);
     private readonly Lock _gate = new();
@@ -72,8 +74,7 @@ public sealed class Rebuilder(
                 await using (var connection = await dataSource.OpenConnectionAsync(ct))
                 await using (var tx = await connection.BeginTransactionAsync(ct))
                 {
-                    foreach (var o in page.Orders)
-                        await ReadModelStore.UpsertOrderAsync(connection, tx, ToOrder(o), ct);
+                    await ReadModelStore.UpsertOrdersAsync(connection, tx, page.Orders.Select(ToOrder).ToList(), options.Value.TimeZone, ct);
                     await tx.CommitAsync(ct);
                 }
                 orderCount += page.Orders.Count;
@@ -81,6 +82,8 @@ public sealed class Rebuilder(
                 token = page.NextPageToken;
             } while (token.Length > 0);
 
+            // The orders' writes kept their months up to date; a damaged roll-up is recomputed whole all the same.
+            await SalesRollup.RefillAsync(dataSource, options.Value.TimeZone, ct);
             Finish(run, RebuildPhase.Succeeded, customerCount, orderCount, null);
             logger.LogInformation("Rebuild {Run} of the analytics read model: {Customers} customers, {Orders} orders", run, customerCount, orderCount);
         }
