@@ -276,7 +276,7 @@ public sealed class GivingSteps(SuiteFixture suite)
     }
 
     /// <returns>The id of a new active coupon reward (no threshold, valid 30 days).</returns>
-    public async Task<string> CouponRewardAsync(decimal faceValue, int stock, long pointsCost = 0)
+    public async Task<string> CouponRewardAsync(decimal faceValue, int stock, long pointsCost = 200)
     {
         var reward = await new LoyaltyService.LoyaltyServiceClient(suite.Loyalty.Channel).UpsertRewardAsync(new UpsertRewardRequest
         {
