@@ -38,8 +38,9 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
             SELECT marketing_consent, tier, points_balance FROM customers WHERE customer_id = @customerId
             """, key, tx, cancellationToken: ct));
         SendOutcome outcome;
-        // Control group first: a held-out customer gets no message and no coupon, whatever the consent or the cap.
-        if (ControlGroup.IsHeldOut(campaign.CampaignId, customerId, campaign.ControlSharePercent)) outcome = SendOutcome.Control;
+        // Control group first: a held-out customer gets no message and no coupon and uses none of the cap. Only customers
+        // the campaign could reach are held out (consent), so the control group is comparable with the treated one.
+        if (customer.Consent && ControlGroup.IsHeldOut(campaign.CampaignId, customerId, campaign.ControlSharePercent)) outcome = SendOutcome.Control;
         else if (!customer.Consent) outcome = SendOutcome.NoConsent;
         else if (await NameAsync(customerId, ct) is not { } name) outcome = SendOutcome.Deferred;
         else

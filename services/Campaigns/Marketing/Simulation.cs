@@ -10,8 +10,8 @@ using Npgsql;
 namespace Crm.Campaigns.Marketing;
 
 /// <summary>
-/// What a run of a campaign would do now, read-only: the segment's members as the read model has them, minus the control
-/// group (the same hash the dispatcher uses), minus those without consent, minus those whose week is used up (the
+/// What a run of a campaign would do now, read-only: the segment's members as the read model has them, minus those without
+/// consent, minus the control group (the same hash the dispatcher uses, among those with consent), minus those whose week is used up (the
 /// delivery log's sent rows this week, the cap's source of truth); the rest are messages, costed per channel plus the
 /// reward's face value each.
 /// </summary>
@@ -37,8 +37,8 @@ public sealed class Simulation(NpgsqlDataSource db, SegmentStore segments, Segme
         var reply = new SimulateCampaignResponse { Audience = members.Count };
         foreach (var m in members)
         {
-            if (ControlGroup.IsHeldOut(campaign.CampaignId, m.CustomerId, campaign.ControlSharePercent)) reply.Control++;
-            else if (!m.Consent) reply.NoConsent++;
+            if (!m.Consent) reply.NoConsent++;
+            else if (ControlGroup.IsHeldOut(campaign.CampaignId, m.CustomerId, campaign.ControlSharePercent)) reply.Control++;
             else if (m.SentThisWeek >= options.Value.FrequencyCapPerWeek) reply.Capped++;
             else reply.Messages++;
         }

@@ -44,13 +44,12 @@ public class CampaignRoiTests(SuiteFixture suite)
         while (treated.Count < 5 || control is null)
         {
             var id = await _steps.NewCustomerAsync(pool, consent: true);
-            if (!HeldOut(id)) treated.Add(id);
+            if (!HeldOut(id)) { if (treated.Count < 5) treated.Add(id); }
             else control ??= id;
         }
         var capped = treated[4];
         treated.RemoveAt(4);
-        string noConsent;
-        do noConsent = await _steps.NewCustomerAsync(pool, consent: false); while (HeldOut(noConsent));
+        var noConsent = await _steps.NewCustomerAsync(pool, consent: false); // never held out: the control group is drawn from those with consent
         foreach (var id in treated.Append(control).Append(noConsent)) await _steps.SetTagsAsync(id, tag);
         await _steps.SetTagsAsync(capped, tag, capTag);
         var fixture = treated.Append(control).Append(noConsent).Append(capped).ToArray();
@@ -68,7 +67,7 @@ public class CampaignRoiTests(SuiteFixture suite)
         foreach (var occurrence in new[] { "w1", "w2" })
             Assert.Equal(1, (await _campaigns.RunCampaignAsync(new RunCampaignRequest { CampaignId = warmUp.CampaignId, Occurrence = occurrence })).Sent);
 
-        // Simulation: 7 members, 1 held out, 1 without consent, 1 capped → 4 messages.
+        // Simulation: 7 members, 1 without consent, 1 held out, 1 capped → 4 messages.
         // Cost: 4 × 0.05 (SMS) = 0.20 for messages + 4 × 50.00 coupons = 200.00 → 200.20. Coupons carry no points.
         var simulated = await _campaigns.SimulateCampaignAsync(new SimulateCampaignRequest { CampaignId = campaign.CampaignId });
         Assert.Equal((7L, 1L, 1L, 1L, 4L, "0.20", "200.00", "200.20", 0L),
