@@ -34,10 +34,13 @@ public static class CampaignsApp
             bus.AddConsumer<PointsExpiredConsumer>();
             bus.AddConsumer<PointsClawedBackConsumer>();
             bus.AddConsumer<TierWelcomeConsumer>();
+            bus.AddConsumer<CouponUsedConsumer>();
         });
         builder.AddGrpcDefaults();
         // The rebuild's source: the customer service, called as this service (role system), with a deadline per call.
         builder.AddServiceClient<CustomerService.CustomerServiceClient>("customer");
+        // A campaign's coupons: GrantReward (no points spent) and GetReward, with a deadline per call (discovery: services__loyalty__http__0).
+        builder.AddServiceClient<Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient>("loyalty");
 
         builder.Services.AddOptions<CampaignsOptions>().BindConfiguration("Campaigns").PostConfigure(o => o.ApplyDefaults())
             .Validate(o => TimeZoneExists(o.TimeZone), "Campaigns:TimeZone must be a known IANA time zone.")
@@ -59,6 +62,9 @@ public static class CampaignsApp
         builder.Services.AddSingleton<IMessageSender, DeliveryLogSender>();
         builder.Services.AddSingleton<CampaignStore>();
         builder.Services.AddSingleton<CampaignDispatcher>();
+        builder.Services.AddSingleton<CampaignRewards>();
+        builder.Services.AddSingleton<Simulation>();
+        builder.Services.AddSingleton<Attribution>();
         builder.Services.AddSingleton<StoredScores>();
         builder.Services.AddSingleton<ScoreRecompute>();
         builder.Services.AddHostedService<RecomputeSchedule>();

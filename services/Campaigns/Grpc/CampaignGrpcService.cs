@@ -10,7 +10,8 @@ using Grpc.Core;
 namespace Crm.Campaigns.Grpc;
 
 /// <summary>crm.campaigns.v1.CampaignService: validates, asks CampaignStore / CampaignDispatcher, maps to the wire.</summary>
-public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher dispatcher, SegmentStore segments, SegmentAudience audience)
+public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher dispatcher, SegmentStore segments, SegmentAudience audience,
+    CampaignRewards rewards, Simulation simulation, Attribution attribution)
     : CampaignService.CampaignServiceBase
 {
     [Allow(Roles.Marketing)]
@@ -44,6 +45,7 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
                 v.Require(request.Kind == CampaignKind.TierWelcome, "schedule.kind", "ON_EVENT is available for TIER_WELCOME (TierChanged) only.");
                 break;
         }
+        var give = await rewards.ValidateAsync(request, v, context.CancellationToken);
         v.ThrowIfInvalid();
         var ct = context.CancellationToken;
         if (segmentId is { } sid && await segments.GetAsync(sid, ct) is null) throw new NotFoundException("segment", sid.ToString());
@@ -51,6 +53,7 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
         {
             Name = name, Kind = (short)request.Kind, SegmentId = segmentId, Channel = (short)request.Channel, Template = request.Template,
             ScheduleKind = (short)schedule.Kind, StartAt = schedule.StartAt?.ToDateTime(), Cron = schedule.Cron.Trim(),
+            RewardId = give.RewardId, ControlSharePercent = give.ControlSharePercent, AttributionWindowDays = give.AttributionWindowDays,
         }, string.IsNullOrWhiteSpace(request.IdempotencyKey) ? null : request.IdempotencyKey.Trim(), ct);
         return ToProto(row);
     }
@@ -119,6 +122,7 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
                     case SendOutcome.Duplicate: reply.Duplicate++; break;
                     case SendOutcome.NoConsent: reply.NoConsent++; break;
                     case SendOutcome.Capped: reply.Capped++; break;
+                    case SendOutcome.Control: reply.Control++; break;
                     default: reply.Deferred++; break;
                 }
             }
@@ -153,15 +157,32 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
             At = Timestamp.FromDateTime(DateTime.SpecifyKind(d.At, DateTimeKind.Utc)),
             Status = d.Status switch
             {
-                "sent" => DeliveryStatus.Sent, "no_consent" => DeliveryStatus.NoConsent, "capped" => DeliveryStatus.Capped, _ => DeliveryStatus.Deferred,
+                "sent" => DeliveryStatus.Sent, "no_consent" => DeliveryStatus.NoConsent, "capped" => DeliveryStatus.Capped, "control" => DeliveryStatus.Control, _ => DeliveryStatus.Deferred,
             },
         }));
         if (rows.Count > pageSize) reply.NextPageToken = PageToken.Encode($"{rows[pageSize - 1].CustomerId}/{rows[pageSize - 1].Occurrence}", filters);
         return reply;
     }
 
+    // Rewards, control group, simulation, attribution.
+
+    [Allow(Roles.Marketing)]
+    public override async Task<SimulateCampaignResponse> SimulateCampaign(SimulateCampaignRequest request, ServerCallContext context)
+    {
+        var campaign = await store.RequireAsync(Ids.Parse(request.CampaignId, "campaign_id"), context.CancellationToken);
+        return await simulation.SimulateAsync(campaign, context.CancellationToken);
+    }
+
+    [Allow(Roles.Marketing)]
+    public override async Task<CampaignReport> GetCampaignReport(GetCampaignReportRequest request, ServerCallContext context)
+    {
+        var campaign = await store.RequireAsync(Ids.Parse(request.CampaignId, "campaign_id"), context.CancellationToken);
+        return await attribution.ReportAsync(campaign, context.CancellationToken);
+    }
+
     private static Campaign ToProto(CampaignRow c) => new()
     {
+        RewardId = c.RewardId ?? "", ControlSharePercent = c.ControlSharePercent, AttributionWindowDays = c.AttributionWindowDays,
         CampaignId = c.CampaignId.ToString(), Name = c.Name, Kind = (CampaignKind)c.Kind, State = CampaignStates.Parse(c.State),
         SegmentId = c.SegmentId?.ToString() ?? "", Channel = (CampaignChannel)c.Channel, Template = c.Template, Version = c.Version,
         Schedule = new CampaignSchedule

@@ -9,7 +9,7 @@ using Npgsql;
 
 namespace Crm.Campaigns.Marketing;
 
-public enum SendOutcome { Sent, Duplicate, NoConsent, Capped, Deferred }
+public enum SendOutcome { Sent, Duplicate, NoConsent, Capped, Deferred, Control }
 
 /// <summary>
 /// One campaign message to one customer, with every guard in order: the delivery log's key (campaign, customer,
@@ -17,7 +17,7 @@ public enum SendOutcome { Sent, Duplicate, NoConsent, Capped, Deferred }
 /// consent as the read model has it now, the text (its {name} from the customer service), the weekly cap, then the sender.
 /// </summary>
 public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IMessageSender sender, CustomerService.CustomerServiceClient customers,
-    IOptions<MarketingOptions> options, TimeProvider clock, ILogger<CampaignDispatcher> logger)
+    IOptions<MarketingOptions> options, TimeProvider clock, ILogger<CampaignDispatcher> logger, CampaignRewards rewards)
 {
     public async Task<SendOutcome> SendAsync(CampaignRow campaign, Guid customerId, string occurrence, string? tier, CancellationToken ct)
     {
@@ -38,7 +38,10 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
             SELECT marketing_consent, tier, points_balance FROM customers WHERE customer_id = @customerId
             """, key, tx, cancellationToken: ct));
         SendOutcome outcome;
-        if (!customer.Consent) outcome = SendOutcome.NoConsent;
+        // Control group first: a held-out customer gets no message and no coupon and uses none of the cap. Only customers
+        // the campaign could reach are held out (consent), so the control group is comparable with the treated one.
+        if (customer.Consent && ControlGroup.IsHeldOut(campaign.CampaignId, customerId, campaign.ControlSharePercent)) outcome = SendOutcome.Control;
+        else if (!customer.Consent) outcome = SendOutcome.NoConsent;
         else if (await NameAsync(customerId, ct) is not { } name) outcome = SendOutcome.Deferred;
         else
         {
@@ -48,13 +51,20 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
                 CapOutcome.Capped => SendOutcome.Capped,
                 _ => SendOutcome.Deferred,
             };
+            // The coupon, just before rendering: never a message without its coupon (no coupon → deferred, the cap given back).
+            string? coupon = "";
+            if (outcome == SendOutcome.Sent && campaign.RewardId is not null
+                && (coupon = await rewards.IssueAsync(tx, campaign, customerId, occurrence, ct)) is null)
+            {
+                outcome = SendOutcome.Deferred;
+                await cap.GiveBackAsync(customerId, now, ct);
+            }
             if (outcome == SendOutcome.Sent)
             {
                 var text = Templates.Render(campaign.Template, new Dictionary<string, string>
                 {
                     ["name"] = name, ["tier"] = tier ?? customer.Tier ?? "", ["points"] = (customer.Points ?? 0).ToString(CultureInfo.InvariantCulture),
-                    // Rewards through loyalty are not wired yet: a campaign's template should not use {coupon} until they are.
-                    ["coupon"] = "",
+                    ["coupon"] = coupon ?? "",
                 });
                 await sender.SendAsync(new OutgoingMessage(campaign.CampaignId, customerId, occurrence, (CampaignChannel)campaign.Channel, text), ct);
             }
@@ -71,6 +81,7 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
         SendOutcome.Sent => "sent",
         SendOutcome.NoConsent => "no_consent",
         SendOutcome.Capped => "capped",
+        SendOutcome.Control => "control",
         _ => "deferred",
     };
 

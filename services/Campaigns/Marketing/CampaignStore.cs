@@ -22,6 +22,10 @@ public sealed class CampaignRow
     public long Version { get; init; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; init; }
+    /// <summary>The loyalty coupon reward given with each message; null for none.</summary>
+    public string? RewardId { get; init; }
+    public int ControlSharePercent { get; init; }
+    public int AttributionWindowDays { get; init; } = 14;
 }
 
 public sealed class DeliveryRow
@@ -37,7 +41,8 @@ public sealed class DeliveryRow
 /// <summary>Campaigns and their delivery log in campaignsdb.</summary>
 public sealed class CampaignStore(NpgsqlDataSource db, TimeProvider clock)
 {
-    private const string Columns = "campaign_id, name, kind, state, segment_id, channel, template, schedule_kind, start_at, cron, version, created_at, updated_at";
+    private const string Columns = "campaign_id, name, kind, state, segment_id, channel, template, schedule_kind, start_at, cron, version, created_at, updated_at" +
+        ", reward_id, control_share_percent, attribution_window_days";
 
     public async Task<CampaignRow> CreateAsync(CampaignRow c, string? idempotencyKey, CancellationToken ct)
     {
@@ -55,6 +60,10 @@ public sealed class CampaignStore(NpgsqlDataSource db, TimeProvider clock)
             VALUES (@id, @Name, @Kind, 'draft', @SegmentId, @Channel, @Template, @ScheduleKind, @StartAt, @Cron, @idempotencyKey, @now, @now)
             ON CONFLICT (idempotency_key) DO NOTHING
             """, new { id, c.Name, c.Kind, c.SegmentId, c.Channel, c.Template, c.ScheduleKind, c.StartAt, c.Cron, idempotencyKey, now }, tx, cancellationToken: ct));
+        if (inserted == 1)
+            await connection.ExecuteAsync(new CommandDefinition(
+                "UPDATE campaigns SET reward_id = @RewardId, control_share_percent = @ControlSharePercent, attribution_window_days = @AttributionWindowDays WHERE campaign_id = @id",
+                new { id, c.RewardId, c.ControlSharePercent, c.AttributionWindowDays }, tx, cancellationToken: ct));
         if (inserted == 0)
         {
             await tx.RollbackAsync(ct);

@@ -45,7 +45,8 @@ public sealed class SuiteFixture : IAsyncLifetime
         CampaignsDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("campaignsdb"));
         Campaigns = await ServiceHost.StartAsync(
             args => Crm.Campaigns.CampaignsApp.Build(args, s => Microsoft.Extensions.DependencyInjection.OptionsServiceCollectionExtensions.Configure<MassTransit.MassTransitHostOptions>(s, o => o.WaitUntilStarted = true)),
-            Infrastructure, "campaigns", "campaignsdb", extraArgs: [$"--services:customer:http:0={Customer.GrpcAddress}"]);
+            Infrastructure, "campaigns", "campaignsdb", extraArgs: [$"--services:customer:http:0={Customer.GrpcAddress}",
+                $"--services:loyalty:http:0={Loyalty.GrpcAddress}"]);
     }
 
     public async Task DisposeAsync()
