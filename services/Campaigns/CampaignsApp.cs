@@ -6,6 +6,7 @@ using Crm.Campaigns.Reports;
 using Crm.Campaigns.Segments;
 using Crm.Customer.V1;
 using Crm.ServiceDefaults.Security;
+using Microsoft.Extensions.Options;
 
 namespace Crm.Campaigns;
 
@@ -57,6 +58,23 @@ public static class CampaignsApp
         builder.Services.AddSingleton<IMessageSender, DeliveryLogSender>();
         builder.Services.AddSingleton<CampaignStore>();
         builder.Services.AddSingleton<CampaignDispatcher>();
+        // When campaigns send: quiet hours, the scheduler (one-off, recurring, birthday, win-back) and the retry of deferred sends.
+        builder.Services.AddOptions<MarketingOptions>()
+            .Validate(o => QuietHours.Valid(o.QuietHoursStart) && QuietHours.Valid(o.QuietHoursEnd), "Marketing:QuietHoursStart and End must be HH:mm or empty.")
+            .Validate(o => o.Scheduler.TickInterval > TimeSpan.Zero && o.Scheduler.RetryInterval > TimeSpan.Zero && o.Scheduler.BirthdayCatchUpDays >= 0,
+                "Marketing:Scheduler needs positive intervals and BirthdayCatchUpDays >= 0.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton(s => new QuietHours(s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursStart,
+            s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursEnd,
+            TimeZoneInfo.FindSystemTimeZoneById(s.GetRequiredService<IOptions<CampaignsOptions>>().Value.TimeZone)));
+        builder.Services.AddSingleton<CampaignRunner>();
+        builder.Services.AddSingleton<CampaignRuns>();
+        builder.Services.AddSingleton<BirthdayAudience>();
+        builder.Services.AddSingleton<WinBackTrigger>();
+        builder.Services.AddSingleton<CampaignScheduler>();
+        builder.Services.AddHostedService(s => s.GetRequiredService<CampaignScheduler>());
+        builder.Services.AddSingleton<DeferredRetry>();
+        builder.Services.AddHostedService(s => s.GetRequiredService<DeferredRetry>());
         builder.Services.AddSingleton<StoredScores>();
         builder.Services.AddSingleton<ScoreRecompute>();
         builder.Services.AddHostedService<RecomputeSchedule>();
