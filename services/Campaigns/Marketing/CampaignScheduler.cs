@@ -1,3 +1,4 @@
+using System.Globalization;
 using Crm.Campaigns.V1;
 using Crm.ServiceDefaults.Data;
 using Dapper;
@@ -77,7 +78,7 @@ public sealed class CampaignScheduler(NpgsqlDataSource db, CampaignRuns runs, Ca
                 await RunOccurrenceAsync(campaign, segmentId, "once", startAt, now, ct);
                 break;
             case ScheduleKind.Recurring when Due(campaign, now) is { } due:
-                await RunOccurrenceAsync(campaign, segmentId, due.ToString("yyyy-MM-dd'T'HH:mm"), ToUtc(due), now, ct);
+                await RunOccurrenceAsync(campaign, segmentId, due.ToString("yyyy-MM-dd'T'HH:mm", CultureInfo.InvariantCulture), ToUtc(due), now, ct);
                 break;
             case ScheduleKind.OnEvent when campaign.Kind == (short)CampaignKind.Birthday:
                 await RunBirthdaysAsync(campaign, segmentId, now, ct);
