@@ -238,4 +238,52 @@ public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
         Assert.Equal(1, claims.Count(c => c));
         await FinishAsync(campaign.CampaignId);
     }
+    [Fact]
+    public async Task Win_back_goes_to_a_customer_whose_churn_risk_rose_into_the_high_band_after_a_recompute_once_per_rise()
+    {
+        // 10:00 in Shanghai on the next UTC day: the baseline recompute, hours after the customer's only order (churn low).
+        var baseline = new DateTimeOffset(DateTime.UtcNow.Date.AddDays(1).AddHours(2), TimeSpan.Zero);
+        _clock.SetUtcNow(baseline);
+        var tag = "winback-" + Guid.NewGuid().ToString("N")[..10];
+        var w = await NewCustomerAsync(tag, "吴昊");
+        var order = new RecordOrderRequest
+        {
+            CustomerId = w, ExternalOrderId = "WB-" + Guid.NewGuid().ToString("N"), Channel = "store", AmountPaid = Crm.Common.V1.Money.FromDecimal(1_200m),
+            PaidAt = Timestamp.FromDateTime(DateTime.UtcNow.AddMinutes(-1)),
+        };
+        order.Lines.Add(new OrderLine { Sku = "RING-9", Quantity = 1, UnitPrice = Crm.Common.V1.Money.FromDecimal(1_200m) });
+        await _customers.RecordOrderAsync(order);
+        await WaitForProfilesAsync(w);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        await using (var connection = await _db.OpenConnectionAsync())
+            while (await connection.ExecuteScalarAsync<int>("SELECT count(*) FROM orders WHERE customer_id = @w", new { w = Guid.Parse(w) }) == 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the order did not reach the clocked read model");
+                await Task.Delay(100);
+            }
+        var campaign = await RunningAsync(tag, CampaignKind.WinBack, new CampaignSchedule { Kind = ScheduleKind.OnEvent }, "{name}，好久不见");
+        var recompute = _host.Services.GetRequiredService<Crm.Campaigns.Analytics.ScoreRecompute>();
+
+        async Task<(long Run, string Churn)> RecomputeAsync()
+        {
+            var run = await recompute.RunAfterOthersAsync(false, CancellationToken.None);
+            await TickAsync();
+            await using var connection = await _db.OpenConnectionAsync();
+            return (run.Id, await connection.ExecuteScalarAsync<string>("SELECT churn FROM customer_scores WHERE customer_id = @w", new { w = Guid.Parse(w) }) ?? "");
+        }
+
+        var first = await RecomputeAsync();
+        Assert.Equal("low", first.Churn);
+        Assert.Empty(await DeliveriesAsync(campaign.CampaignId));
+
+        // Three years without an order: high risk — a rise, so the win-back goes out once.
+        _clock.SetUtcNow(baseline.AddYears(3));
+        var risen = await RecomputeAsync();
+        Assert.Equal("high", risen.Churn);
+        // Still high at the next recompute: no new rise, no new message.
+        var again = await RecomputeAsync();
+        Assert.Equal("high", again.Churn);
+        Assert.Equal([(Guid.Parse(w), $"win-back:{risen.Run}", "吴昊，好久不见")], await MessagesAsync(campaign.CampaignId));
+        await FinishAsync(campaign.CampaignId);
+    }
 }
