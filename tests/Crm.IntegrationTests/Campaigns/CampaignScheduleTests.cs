@@ -148,6 +148,8 @@ public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
         var ga = Guid.Parse(a);
         Assert.Equal([(ga, "birthday:2026", "deferred", new DateTime(2026, 11, 27, 1, 0, 0))], await DeliveriesAsync(campaign.CampaignId));
         Assert.Empty(await MessagesAsync(campaign.CampaignId));
+        var listed = (await _campaigns.ListDeliveriesAsync(new ListDeliveriesRequest { CampaignId = campaign.CampaignId })).Deliveries.Single();
+        Assert.Equal((DeliveryStatus.Deferred, new DateTime(2026, 11, 27, 1, 0, 0, DateTimeKind.Utc)), (listed.Status, listed.NotBefore.ToDateTime()));
 
         // 09:00:30 local: the retry sends it, with the occurrence kept.
         SetUtc(2026, 11, 27, 1, 0, 30);
