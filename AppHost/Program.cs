@@ -18,7 +18,7 @@ var customer = builder.AddProject("customer", "../services/Customer/Crm.Customer
        .WithDevelopmentAuth();
 
 var loyaltydb = postgres.AddDatabase("loyaltydb");
-builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
+var loyalty = builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
        .WithReference(loyaltydb).WithReference(cache).WithReference(messaging)
        .WaitFor(loyaltydb).WaitFor(messaging)
        .WithDevelopmentAuth();
@@ -39,6 +39,7 @@ builder.AddProject("tickets", "../services/Tickets/Crm.Tickets.csproj")
 var campaignsdb = postgres.AddDatabase("campaignsdb");
 builder.AddProject("campaigns", "../services/Campaigns/Crm.Campaigns.csproj")
        .WithReference(campaignsdb).WithReference(cache).WithReference(messaging).WithReference(customer)
+       .WithReference(loyalty) // points-expiring reminders ask loyalty's ListExpiringPoints
        .WaitFor(campaignsdb).WaitFor(messaging)
        .WithDevelopmentAuth();
 

@@ -61,8 +61,9 @@ public static class CampaignsApp
         // When campaigns send: quiet hours, the scheduler (one-off, recurring, birthday, win-back) and the retry of deferred sends.
         builder.Services.AddOptions<MarketingOptions>()
             .Validate(o => QuietHours.Valid(o.QuietHoursStart) && QuietHours.Valid(o.QuietHoursEnd), "Marketing:QuietHoursStart and End must be HH:mm or empty.")
-            .Validate(o => o.Scheduler.TickInterval > TimeSpan.Zero && o.Scheduler.RetryInterval > TimeSpan.Zero && o.Scheduler.BirthdayCatchUpDays >= 0,
-                "Marketing:Scheduler needs positive intervals and BirthdayCatchUpDays >= 0.")
+            .Validate(o => o.Scheduler.TickInterval > TimeSpan.Zero && o.Scheduler.RetryInterval > TimeSpan.Zero && o.Scheduler.BirthdayCatchUpDays >= 0
+                && o.Scheduler.PointsExpiringWithinDays is >= 1 and <= 366,
+                "Marketing:Scheduler needs positive intervals, BirthdayCatchUpDays >= 0 and PointsExpiringWithinDays 1-366.")
             .ValidateOnStart();
         builder.Services.AddSingleton(s => new QuietHours(s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursStart,
             s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursEnd,
@@ -71,6 +72,10 @@ public static class CampaignsApp
         builder.Services.AddSingleton<CampaignRuns>();
         builder.Services.AddSingleton<BirthdayAudience>();
         builder.Services.AddSingleton<WinBackTrigger>();
+        builder.Services.AddSingleton<PointsExpiringTrigger>();
+        // Points-expiring reminders ask the loyalty service (as this service, role system) whose points expire soon.
+        if (!builder.Services.Any(d => d.ServiceType == typeof(Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient)))
+            builder.AddServiceClient<Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient>("loyalty");
         builder.Services.AddSingleton<CampaignScheduler>();
         builder.Services.AddHostedService(s => s.GetRequiredService<CampaignScheduler>());
         builder.Services.AddSingleton<DeferredRetry>();

@@ -40,8 +40,9 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
                 if (Cron.TryParse(schedule.Cron, out var cronError) is null) v.Add("schedule.cron", cronError);
                 break;
             case ScheduleKind.OnEvent:
-                v.Require(request.Kind is CampaignKind.TierWelcome or CampaignKind.Birthday or CampaignKind.WinBack, "schedule.kind",
-                    "ON_EVENT is available for TIER_WELCOME (TierChanged), BIRTHDAY (the day) and WIN_BACK (a churn risk rise) only.");
+                v.Require(request.Kind is CampaignKind.TierWelcome or CampaignKind.Birthday or CampaignKind.WinBack or CampaignKind.PointsExpiring,
+                    "schedule.kind", "ON_EVENT is available for TIER_WELCOME (TierChanged), BIRTHDAY (the day), WIN_BACK (a churn risk rise) and "
+                    + "POINTS_EXPIRING (points expiring soon) only.");
                 break;
         }
         v.ThrowIfInvalid();

@@ -29,6 +29,14 @@ public sealed class CampaignRuns(NpgsqlDataSource db, IOptions<MarketingOptions>
             new { campaignId, occurrence, sent, now }, cancellationToken: ct));
     }
 
+    /// <summary>Gives an unfinished claim back after a failure, so the next tick (here or elsewhere) runs the occurrence again.</summary>
+    public async Task ReleaseAsync(Guid campaignId, string occurrence)
+    {
+        await using var connection = await db.OpenConnectionAsync();
+        await connection.ExecuteAsync(new CommandDefinition(
+            "DELETE FROM campaign_runs WHERE campaign_id = @campaignId AND occurrence = @occurrence AND finished_at IS NULL", new { campaignId, occurrence }));
+    }
+
     /// <summary>The due time of the latest finished run whose occurrence starts with <paramref name="prefix"/>.</summary>
     public async Task<DateTime?> LastFinishedAsync(Guid campaignId, string prefix, CancellationToken ct)
     {

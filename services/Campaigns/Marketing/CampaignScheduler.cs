@@ -12,11 +12,11 @@ namespace Crm.Campaigns.Marketing;
 /// a one-off at or after its start_at (occurrence "once"); a recurring one at the latest due time of its cron in the brand's
 /// time zone (occurrence "2026-11-27T09:00") — after an outage only that latest one runs, not each missed time; a birthday
 /// campaign (kind BIRTHDAY, schedule ON_EVENT) each local day to the segment's members born that day (occurrence
-/// "birthday:2026", so once a year), catching up a few missed days. Each occurrence is claimed in campaign_runs first, so two
+/// "birthday:2026", so once a year), catching up a few missed days; a points-expiring campaign (ON_EVENT) once a day. Each occurrence is claimed in campaign_runs first, so two
 /// instances never both run it (and the delivery log's key keeps a takeover from sending twice). Then the win-back trigger.
 /// </summary>
 public sealed class CampaignScheduler(NpgsqlDataSource db, CampaignRuns runs, CampaignRunner runner, CampaignDispatcher dispatcher,
-    BirthdayAudience birthdays, WinBackTrigger winBack, IOptions<MarketingOptions> options, IOptions<CampaignsOptions> campaignsOptions,
+    BirthdayAudience birthdays, WinBackTrigger winBack, PointsExpiringTrigger expiring, IOptions<MarketingOptions> options, IOptions<CampaignsOptions> campaignsOptions,
     TimeProvider clock, ILogger<CampaignScheduler> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -51,11 +51,11 @@ public sealed class CampaignScheduler(NpgsqlDataSource db, CampaignRuns runs, Ca
             var now = clock.UtcNowForDb();
             await using (var connection = await db.OpenConnectionAsync(ct))
                 foreach (var campaign in await connection.QueryAsync<CampaignRow>(new CommandDefinition("""
-                    SELECT * FROM campaigns WHERE state = 'running' AND (schedule_kind IN (@once, @recurring) OR (schedule_kind = @onEvent AND kind = @birthday))
+                    SELECT * FROM campaigns WHERE state = 'running' AND (schedule_kind IN (@once, @recurring) OR (schedule_kind = @onEvent AND kind IN (@birthday, @expiring)))
                     """, new
                     {
                         once = (short)ScheduleKind.Once, recurring = (short)ScheduleKind.Recurring, onEvent = (short)ScheduleKind.OnEvent,
-                        birthday = (short)CampaignKind.Birthday,
+                        birthday = (short)CampaignKind.Birthday, expiring = (short)CampaignKind.PointsExpiring,
                     }, cancellationToken: ct)))
                 {
                     try { await RunDueAsync(campaign, now, ct); }
@@ -83,6 +83,9 @@ public sealed class CampaignScheduler(NpgsqlDataSource db, CampaignRuns runs, Ca
             case ScheduleKind.OnEvent when campaign.Kind == (short)CampaignKind.Birthday:
                 await RunBirthdaysAsync(campaign, segmentId, now, ct);
                 break;
+            case ScheduleKind.OnEvent when campaign.Kind == (short)CampaignKind.PointsExpiring:
+                await RunExpiringAsync(campaign, segmentId, now, ct);
+                break;
         }
     }
 
@@ -99,7 +102,13 @@ public sealed class CampaignScheduler(NpgsqlDataSource db, CampaignRuns runs, Ca
     private async Task RunOccurrenceAsync(CampaignRow campaign, Guid segmentId, string occurrence, DateTime dueAt, DateTime now, CancellationToken ct)
     {
         if (!await runs.TryClaimAsync(campaign.CampaignId, occurrence, dueAt, now, ct)) return;
-        var result = await runner.RunAsync(campaign, segmentId, occurrence, ct);
+        RunCampaignResponse result;
+        try { result = await runner.RunAsync(campaign, segmentId, occurrence, ct); }
+        catch
+        {
+            await runs.ReleaseAsync(campaign.CampaignId, occurrence);
+            throw;
+        }
         await runs.FinishAsync(campaign.CampaignId, occurrence, result.Sent, clock.UtcNowForDb(), ct);
         logger.LogInformation("Campaign {Campaign} ran {Occurrence}: {Sent} sent, {Deferred} deferred, {Capped} capped, {NoConsent} without consent",
             campaign.CampaignId, occurrence, result.Sent, result.Deferred, result.Capped, result.NoConsent);
@@ -122,6 +131,22 @@ public sealed class CampaignScheduler(NpgsqlDataSource db, CampaignRuns runs, Ca
                 if (await dispatcher.SendAsync(campaign, customerId, $"birthday:{day.Year}", null, ct) == SendOutcome.Sent) sent++;
             await runs.FinishAsync(campaign.CampaignId, occurrence, sent, clock.UtcNowForDb(), ct);
         }
+    }
+
+    /// <summary>Once per brand-time day: the members whose points expire soon (see <see cref="PointsExpiringTrigger"/>).</summary>
+    private async Task RunExpiringAsync(CampaignRow campaign, Guid segmentId, DateTime now, CancellationToken ct)
+    {
+        var today = DateOnly.FromDateTime(ToLocal(now));
+        var occurrence = $"expiring-day:{today:yyyy-MM-dd}";
+        if (!await runs.TryClaimAsync(campaign.CampaignId, occurrence, ToUtc(today.ToDateTime(TimeOnly.MinValue)), now, ct)) return;
+        int sent;
+        try { sent = await expiring.RunAsync(campaign, segmentId, ct); }
+        catch
+        {
+            await runs.ReleaseAsync(campaign.CampaignId, occurrence);
+            throw;
+        }
+        await runs.FinishAsync(campaign.CampaignId, occurrence, sent, clock.UtcNowForDb(), ct);
     }
 
     private DateTime ToLocal(DateTime utc) => TimeZoneInfo.ConvertTimeFromUtc(DateTime.SpecifyKind(utc, DateTimeKind.Utc), _zone);

@@ -29,4 +29,6 @@ public sealed class SchedulerOptions
     public int BirthdayCatchUpDays { get; set; } = 3;
     /// <summary>Churn levels of the at-risk band: a customer rising into it after a recompute gets the win-back campaigns.</summary>
     public string[] WinBackChurn { get; set; } = ["high"];
+    /// <summary>Points-expiring reminders go to members whose points expire within this many days (1-366).</summary>
+    public int PointsExpiringWithinDays { get; set; } = 30;
 }

@@ -22,6 +22,8 @@ namespace Crm.IntegrationTests.Campaigns;
 public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
 {
     private readonly FakeTimeProvider _clock = new(new DateTimeOffset(2026, 11, 20, 0, 0, 0, TimeSpan.Zero));
+    private readonly FakeTimeProvider _loyaltyClock = new(new DateTimeOffset(2026, 11, 20, 0, 0, 0, TimeSpan.Zero));
+    private ServiceHost _loyaltyHost = null!;
     private ServiceHost _host = null!;
     private NpgsqlDataSource _db = null!;
     private readonly CustomerService.CustomerServiceClient _customers = new(suite.Customer.Channel);
@@ -30,6 +32,15 @@ public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        // A loyalty service of its own (database loyaltyexpirydb, queues loyalty-expiry-*) on its own fake clock: its point lots
+        // are earned "now" and expire at the end of next year, so the points-expiring test moves its clock to that December.
+        _loyaltyHost = await ServiceHost.StartAsync(
+            args => Crm.Loyalty.LoyaltyApp.Build(args, services =>
+            {
+                services.AddSingleton<TimeProvider>(_loyaltyClock);
+                services.Configure<MassTransit.MassTransitHostOptions>(o => o.WaitUntilStarted = true);
+            }),
+            suite.Infrastructure, "loyalty-expiry", "loyaltyexpirydb", connectionName: "loyaltydb");
         _host = await ServiceHost.StartAsync(
             args => Crm.Campaigns.CampaignsApp.Build(args, services =>
             {
@@ -37,7 +48,11 @@ public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
                 services.Configure<MassTransit.MassTransitHostOptions>(o => o.WaitUntilStarted = true);
             }),
             suite.Infrastructure, "campaigns-clock", "campaignsclockdb", connectionName: "campaignsdb",
-            extraArgs: [$"--services:customer:http:0={suite.Customer.GrpcAddress}", "--Campaigns:Recompute:Scheduled=false"]);
+            extraArgs:
+            [
+                $"--services:customer:http:0={suite.Customer.GrpcAddress}", $"--services:loyalty:http:0={_loyaltyHost.GrpcAddress}",
+                "--Campaigns:Recompute:Scheduled=false",
+            ]);
         _db = NpgsqlDataSource.Create(suite.Infrastructure.Postgres!.ConnectionString("campaignsclockdb"));
         _segments = new(_host.ChannelFor(Crm.ServiceDefaults.Security.Roles.Marketing));
         _campaigns = new(_host.ChannelFor(Crm.ServiceDefaults.Security.Roles.Marketing));
@@ -46,6 +61,7 @@ public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await _host.DisposeAsync();
+        await _loyaltyHost.DisposeAsync();
         await _db.DisposeAsync();
     }
 
@@ -286,6 +302,46 @@ public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
         var again = await RecomputeAsync();
         Assert.Equal("high", again.Churn);
         Assert.Equal([(Guid.Parse(w), $"win-back:{risen.Run}", "吴昊，好久不见")], await MessagesAsync(campaign.CampaignId));
+        await FinishAsync(campaign.CampaignId);
+    }
+    [Fact]
+    public async Task Points_expiring_reminds_members_of_their_expiring_batch_once_however_many_days_it_stays_in_the_window()
+    {
+        // Earned on 26 November 2026 (loyalty's clock): the lot expires at the end of 2027 in brand time.
+        _loyaltyClock.SetUtcNow(new DateTimeOffset(2026, 11, 26, 2, 0, 0, TimeSpan.Zero));
+        var tag = "expiry-" + Guid.NewGuid().ToString("N")[..10];
+        var x = await NewCustomerAsync(tag, "郑洁");
+        var order = new RecordOrderRequest
+        {
+            CustomerId = x, ExternalOrderId = "EXP-" + Guid.NewGuid().ToString("N"), Channel = "store", AmountPaid = Crm.Common.V1.Money.FromDecimal(880m),
+            PaidAt = Timestamp.FromDateTime(DateTime.UtcNow.AddMinutes(-1)),
+        };
+        order.Lines.Add(new OrderLine { Sku = "BANGLE-2", Quantity = 1, UnitPrice = Crm.Common.V1.Money.FromDecimal(880m) });
+        await _customers.RecordOrderAsync(order);
+        await WaitForProfilesAsync(x);
+        var loyalty = new Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient(_loyaltyHost.Channel);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            try
+            {
+                if ((await loyalty.GetAccountAsync(new Crm.Loyalty.V1.GetAccountRequest { CustomerId = x })).Balance == 880) break;
+            }
+            catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.NotFound) { }
+            Assert.True(DateTime.UtcNow < deadline, "the points were not earned in the loyalty instance");
+            await Task.Delay(100);
+        }
+
+        // 10 December 2027, 10:00 in Shanghai on both clocks: within 30 days of the expiry.
+        void Both(DateTimeOffset t) { _clock.SetUtcNow(t); _loyaltyClock.SetUtcNow(t); }
+        Both(new DateTimeOffset(2027, 12, 10, 2, 0, 0, TimeSpan.Zero));
+        var campaign = await RunningAsync(tag, CampaignKind.PointsExpiring, new CampaignSchedule { Kind = ScheduleKind.OnEvent }, "{name}，您有积分即将到期");
+        await TickAsync();
+        // The next day the points are still in the window: no second reminder for the same batch.
+        Both(new DateTimeOffset(2027, 12, 11, 2, 0, 0, TimeSpan.Zero));
+        await TickAsync();
+        Assert.Equal(["expiring-day:2027-12-10", "expiring-day:2027-12-11"], await RunsAsync(campaign.CampaignId));
+        Assert.Equal([(Guid.Parse(x), "expiring:2028-01-01T00:00", "郑洁，您有积分即将到期")], await MessagesAsync(campaign.CampaignId));
         await FinishAsync(campaign.CampaignId);
     }
 }

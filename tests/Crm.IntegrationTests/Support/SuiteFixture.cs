@@ -27,7 +27,7 @@ public sealed class SuiteFixture : IAsyncLifetime
         Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb",
             "loyaltyoutagedb", "customerfreezedb", "campaignsdb",
             "salesdb", "salesclockdb", "salesoutagedb",
-            "ticketsdb", "ticketsclockdb", "campaignsclockdb"));
+            "ticketsdb", "ticketsclockdb", "campaignsclockdb", "loyaltyexpirydb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
         LoyaltyDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("loyaltydb"));
         // Loyalty first, so its queues exist before the customer service publishes anything.
