@@ -39,7 +39,8 @@ builder.AddProject("tickets", "../services/Tickets/Crm.Tickets.csproj")
 // a campaign's coupons from the loyalty service (services__loyalty__http__0).
 var campaignsdb = postgres.AddDatabase("campaignsdb");
 builder.AddProject("campaigns", "../services/Campaigns/Crm.Campaigns.csproj")
-       .WithReference(campaignsdb).WithReference(cache).WithReference(messaging).WithReference(customer).WithReference(loyalty)
+       .WithReference(campaignsdb).WithReference(cache).WithReference(messaging).WithReference(customer)
+       .WithReference(loyalty) // points-expiring reminders ask loyalty's ListExpiringPoints
        .WaitFor(campaignsdb).WaitFor(messaging)
        .WithDevelopmentAuth().WithWebhookSecretKey();
 

@@ -6,6 +6,7 @@ using Crm.Campaigns.Reports;
 using Crm.Campaigns.Segments;
 using Crm.Customer.V1;
 using Crm.ServiceDefaults.Security;
+using Microsoft.Extensions.Options;
 
 namespace Crm.Campaigns;
 
@@ -65,6 +66,28 @@ public static class CampaignsApp
         builder.Services.AddSingleton<CampaignRewards>();
         builder.Services.AddSingleton<Simulation>();
         builder.Services.AddSingleton<Attribution>();
+        // When campaigns send: quiet hours, the scheduler (one-off, recurring, birthday, win-back) and the retry of deferred sends.
+        builder.Services.AddOptions<MarketingOptions>()
+            .Validate(o => QuietHours.Valid(o.QuietHoursStart) && QuietHours.Valid(o.QuietHoursEnd), "Marketing:QuietHoursStart and End must be HH:mm or empty.")
+            .Validate(o => o.Scheduler.TickInterval > TimeSpan.Zero && o.Scheduler.RetryInterval > TimeSpan.Zero && o.Scheduler.BirthdayCatchUpDays >= 0
+                && o.Scheduler.PointsExpiringWithinDays is >= 1 and <= 366,
+                "Marketing:Scheduler needs positive intervals, BirthdayCatchUpDays >= 0 and PointsExpiringWithinDays 1-366.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton(s => new QuietHours(s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursStart,
+            s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursEnd,
+            TimeZoneInfo.FindSystemTimeZoneById(s.GetRequiredService<IOptions<CampaignsOptions>>().Value.TimeZone)));
+        builder.Services.AddSingleton<CampaignRunner>();
+        builder.Services.AddSingleton<CampaignRuns>();
+        builder.Services.AddSingleton<BirthdayAudience>();
+        builder.Services.AddSingleton<WinBackTrigger>();
+        builder.Services.AddSingleton<PointsExpiringTrigger>();
+        // Points-expiring reminders ask the loyalty service (as this service, role system) whose points expire soon.
+        if (!builder.Services.Any(d => d.ServiceType == typeof(Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient)))
+            builder.AddServiceClient<Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient>("loyalty");
+        builder.Services.AddSingleton<CampaignScheduler>();
+        builder.Services.AddHostedService(s => s.GetRequiredService<CampaignScheduler>());
+        builder.Services.AddSingleton<DeferredRetry>();
+        builder.Services.AddHostedService(s => s.GetRequiredService<DeferredRetry>());
         builder.Services.AddSingleton<StoredScores>();
         builder.Services.AddSingleton<ScoreRecompute>();
         builder.Services.AddHostedService<RecomputeSchedule>();

@@ -38,11 +38,12 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
                 v.Require(schedule.StartAt is not null, "schedule.start_at", "is required for a one-off campaign.");
                 break;
             case ScheduleKind.Recurring:
-                v.Require(schedule.Cron.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 5, "schedule.cron",
-                    "must have five fields (minute hour day-of-month month day-of-week), in the brand's time zone.");
+                if (Cron.TryParse(schedule.Cron, out var cronError) is null) v.Add("schedule.cron", cronError);
                 break;
             case ScheduleKind.OnEvent:
-                v.Require(request.Kind == CampaignKind.TierWelcome, "schedule.kind", "ON_EVENT is available for TIER_WELCOME (TierChanged) only.");
+                v.Require(request.Kind is CampaignKind.TierWelcome or CampaignKind.Birthday or CampaignKind.WinBack or CampaignKind.PointsExpiring,
+                    "schedule.kind", "ON_EVENT is available for TIER_WELCOME (TierChanged), BIRTHDAY (the day), WIN_BACK (a churn risk rise) and "
+                    + "POINTS_EXPIRING (points expiring soon) only.");
                 break;
         }
         var give = await rewards.ValidateAsync(request, v, context.CancellationToken);
@@ -155,6 +156,7 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
         {
             CustomerId = d.CustomerId.ToString(), Occurrence = d.Occurrence, Channel = (CampaignChannel)(d.Channel ?? 0), Message = d.Message ?? "",
             At = Timestamp.FromDateTime(DateTime.SpecifyKind(d.At, DateTimeKind.Utc)),
+            NotBefore = d.NotBefore is { } notBefore ? Timestamp.FromDateTime(DateTime.SpecifyKind(notBefore, DateTimeKind.Utc)) : null,
             Status = d.Status switch
             {
                 "sent" => DeliveryStatus.Sent, "no_consent" => DeliveryStatus.NoConsent, "capped" => DeliveryStatus.Capped, "control" => DeliveryStatus.Control, _ => DeliveryStatus.Deferred,

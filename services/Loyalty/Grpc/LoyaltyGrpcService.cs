@@ -110,7 +110,7 @@ public sealed partial class LoyaltyGrpcService(
         return Wire.ToProto(entry);
     }
 
-    [Allow(Roles.Marketing, Roles.Service)]
+    [Allow(Roles.Marketing, Roles.Service, Roles.System)]
     public override async Task<ListExpiringPointsResponse> ListExpiringPoints(ListExpiringPointsRequest request, ServerCallContext context)
     {
         var v = new Validator();
