@@ -105,39 +105,29 @@ try
     var clients = options.Clients;
     var threads = Math.Min(options.PgbenchThreads, clients);
 
+    // The bare echo, then the same echo behind the services' authentication, rate limiter and role check.
+    async Task<LoadResult> EchoPhaseAsync(string phase, string name, bool secured, string description)
+    {
+        await QuietAsync(phase);
+        echo = await EchoServer.StartAsync(BenchHost.FreePort(), secured);
+        var echoClients = Channels(echo.Address).Select(c => new EchoService.EchoServiceClient(c)).ToArray();
+        Log($"{description}, {clients} clients, {options.WarmupSeconds} s warm-up + {options.DurationSeconds} s");
+        var result = await ClosedLoop.RunAsync(name, clients, options.Connections, warmup, duration, i =>
+        {
+            var client = echoClients[i % echoClients.Length];
+            var request = new EchoMessage { Text = idStrings[i % idStrings.Length] };
+            return async () => await client.EchoAsync(request, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
+        }, cpu, ct);
+        Log(Summary(result));
+        await echo.DisposeAsync();
+        echo = null;
+        return result;
+    }
     if (options.Phases.Contains("echo"))
-    {
-        await QuietAsync("echo");
-        echo = await EchoServer.StartAsync(BenchHost.FreePort());
-        var echoClients = Channels(echo.Address).Select(c => new EchoService.EchoServiceClient(c)).ToArray();
-        Log($"Ceiling for the RPC stack: bare gRPC echo, {clients} clients, {options.WarmupSeconds} s warm-up + {options.DurationSeconds} s");
-        report.Echo = await ClosedLoop.RunAsync("Echo", clients, options.Connections, warmup, duration, i =>
-        {
-            var client = echoClients[i % echoClients.Length];
-            var request = new EchoMessage { Text = idStrings[i % idStrings.Length] };
-            return async () => await client.EchoAsync(request, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
-        }, cpu, ct);
-        Log(Summary(report.Echo));
-        await echo.DisposeAsync();
-        echo = null;
-    }
-
+        report.Echo = await EchoPhaseAsync("echo", "Echo", secured: false, "Ceiling for the RPC stack: bare gRPC echo");
     if (options.Phases.Contains("echo-auth"))
-    {
-        await QuietAsync("echo-auth");
-        echo = await EchoServer.StartAsync(BenchHost.FreePort(), secured: true);
-        var echoClients = Channels(echo.Address).Select(c => new EchoService.EchoServiceClient(c)).ToArray();
-        Log($"The same echo behind the services' authentication, rate limiter and role check, {clients} clients");
-        report.EchoAuth = await ClosedLoop.RunAsync("Echo with auth", clients, options.Connections, warmup, duration, i =>
-        {
-            var client = echoClients[i % echoClients.Length];
-            var request = new EchoMessage { Text = idStrings[i % idStrings.Length] };
-            return async () => await client.EchoAsync(request, deadline: DateTime.UtcNow.AddSeconds(10), cancellationToken: ct);
-        }, cpu, ct);
-        Log(Summary(report.EchoAuth));
-        await echo.DisposeAsync();
-        echo = null;
-    }
+        report.EchoAuth = await EchoPhaseAsync("echo-auth", "Echo with auth", secured: true,
+            "The same echo behind the services' authentication, rate limiter and role check");
 
     if (options.Phases.Contains("pgbench-select"))
     {
