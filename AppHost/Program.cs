@@ -36,11 +36,11 @@ builder.AddProject("tickets", "../services/Tickets/Crm.Tickets.csproj")
        .WithDevelopmentAuth().WithWebhookSecretKey();
 
 // Campaigns: the analytics read model (events) and its rebuild from the customer service (discovery: services__customer__http__0);
-// a campaign's coupons from the loyalty service (services__loyalty__http__0).
+// a campaign's coupons and the points-expiring reminders' audience from the loyalty service (services__loyalty__http__0).
 var campaignsdb = postgres.AddDatabase("campaignsdb");
 builder.AddProject("campaigns", "../services/Campaigns/Crm.Campaigns.csproj")
        .WithReference(campaignsdb).WithReference(cache).WithReference(messaging).WithReference(customer)
-       .WithReference(loyalty) // points-expiring reminders ask loyalty's ListExpiringPoints
+       .WithReference(loyalty)
        .WaitFor(campaignsdb).WaitFor(messaging)
        .WithDevelopmentAuth().WithWebhookSecretKey();
 

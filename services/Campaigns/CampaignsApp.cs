@@ -40,7 +40,8 @@ public static class CampaignsApp
         builder.AddGrpcDefaults();
         // The rebuild's source: the customer service, called as this service (role system), with a deadline per call.
         builder.AddServiceClient<CustomerService.CustomerServiceClient>("customer");
-        // A campaign's coupons: GrantReward (no points spent) and GetReward, with a deadline per call (discovery: services__loyalty__http__0).
+        // The loyalty service: a campaign's coupons (GrantReward, GetReward) and whose points expire soon (ListExpiringPoints),
+        // called as this service (role system) with a deadline per call (discovery: services__loyalty__http__0).
         builder.AddServiceClient<Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient>("loyalty");
 
         builder.Services.AddOptions<CampaignsOptions>().BindConfiguration("Campaigns").PostConfigure(o => o.ApplyDefaults())
@@ -81,9 +82,6 @@ public static class CampaignsApp
         builder.Services.AddSingleton<BirthdayAudience>();
         builder.Services.AddSingleton<WinBackTrigger>();
         builder.Services.AddSingleton<PointsExpiringTrigger>();
-        // Points-expiring reminders ask the loyalty service (as this service, role system) whose points expire soon.
-        if (!builder.Services.Any(d => d.ServiceType == typeof(Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient)))
-            builder.AddServiceClient<Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient>("loyalty");
         builder.Services.AddSingleton<CampaignScheduler>();
         builder.Services.AddHostedService(s => s.GetRequiredService<CampaignScheduler>());
         builder.Services.AddSingleton<DeferredRetry>();

@@ -10,7 +10,7 @@ using Grpc.Core;
 namespace Crm.Campaigns.Grpc;
 
 /// <summary>crm.campaigns.v1.CampaignService: validates, asks CampaignStore / CampaignDispatcher, maps to the wire.</summary>
-public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher dispatcher, SegmentStore segments, SegmentAudience audience,
+public sealed class CampaignGrpcService(CampaignStore store, CampaignRunner runner, SegmentStore segments,
     CampaignRewards rewards, Simulation simulation, Attribution attribution)
     : CampaignService.CampaignServiceBase
 {
@@ -108,29 +108,7 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
         if (campaign.SegmentId is not { } segmentId)
             throw new PreconditionFailedException("CAMPAIGN_NO_SEGMENT", $"campaign/{id}", "This campaign sends on its event only: it has no segment to run over.");
 
-        // The audience of an occurrence is frozen once: a retried run goes over the same customers (consent is checked per send).
-        var snapshot = await audience.SnapshotAsync(segmentId, $"campaign {id} {occurrence}", $"campaign:{id}:{occurrence}", ct);
-        var reply = new RunCampaignResponse();
-        var after = Guid.Empty;
-        while (true)
-        {
-            var page = await segments.SnapshotMembersAsync(snapshot.SnapshotId, after, 500, ct);
-            foreach (var customerId in page)
-            {
-                switch (await dispatcher.SendAsync(campaign, customerId, occurrence, null, ct))
-                {
-                    case SendOutcome.Sent: reply.Sent++; break;
-                    case SendOutcome.Duplicate: reply.Duplicate++; break;
-                    case SendOutcome.NoConsent: reply.NoConsent++; break;
-                    case SendOutcome.Capped: reply.Capped++; break;
-                    case SendOutcome.Control: reply.Control++; break;
-                    default: reply.Deferred++; break;
-                }
-            }
-            if (page.Count < 500) break;
-            after = page[^1];
-        }
-        return reply;
+        return await runner.RunAsync(campaign, segmentId, occurrence, ct);
     }
 
     [Allow(Roles.Marketing)]

@@ -28,7 +28,7 @@ public sealed class CampaignRunner(SegmentStore segments, SegmentAudience audien
         return reply;
     }
 
-    public static void Count(RunCampaignResponse reply, SendOutcome outcome)
+    private static void Count(RunCampaignResponse reply, SendOutcome outcome)
     {
         switch (outcome)
         {
@@ -36,6 +36,7 @@ public sealed class CampaignRunner(SegmentStore segments, SegmentAudience audien
             case SendOutcome.Duplicate: reply.Duplicate++; break;
             case SendOutcome.NoConsent: reply.NoConsent++; break;
             case SendOutcome.Capped: reply.Capped++; break;
+            case SendOutcome.Control: reply.Control++; break;
             default: reply.Deferred++; break;
         }
     }
