@@ -18,7 +18,7 @@ var customer = builder.AddProject("customer", "../services/Customer/Crm.Customer
        .WithDevelopmentAuth().WithWebhookSecretKey();
 
 var loyaltydb = postgres.AddDatabase("loyaltydb");
-builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
+var loyalty = builder.AddProject("loyalty", "../services/Loyalty/Crm.Loyalty.csproj")
        .WithReference(loyaltydb).WithReference(cache).WithReference(messaging)
        .WaitFor(loyaltydb).WaitFor(messaging)
        .WithDevelopmentAuth().WithWebhookSecretKey();
@@ -35,10 +35,12 @@ builder.AddProject("tickets", "../services/Tickets/Crm.Tickets.csproj")
        .WaitFor(ticketsdb).WaitFor(messaging)
        .WithDevelopmentAuth().WithWebhookSecretKey();
 
-// Campaigns: the analytics read model (events) and its rebuild from the customer service (discovery: services__customer__http__0).
+// Campaigns: the analytics read model (events) and its rebuild from the customer service (discovery: services__customer__http__0);
+// a campaign's coupons and the points-expiring reminders' audience from the loyalty service (services__loyalty__http__0).
 var campaignsdb = postgres.AddDatabase("campaignsdb");
 builder.AddProject("campaigns", "../services/Campaigns/Crm.Campaigns.csproj")
        .WithReference(campaignsdb).WithReference(cache).WithReference(messaging).WithReference(customer)
+       .WithReference(loyalty)
        .WaitFor(campaignsdb).WaitFor(messaging)
        .WithDevelopmentAuth().WithWebhookSecretKey();
 

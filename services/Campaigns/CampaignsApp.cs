@@ -6,6 +6,7 @@ using Crm.Campaigns.Reports;
 using Crm.Campaigns.Segments;
 using Crm.Customer.V1;
 using Crm.ServiceDefaults.Security;
+using Microsoft.Extensions.Options;
 
 namespace Crm.Campaigns;
 
@@ -34,10 +35,14 @@ public static class CampaignsApp
             bus.AddConsumer<PointsExpiredConsumer>();
             bus.AddConsumer<PointsClawedBackConsumer>();
             bus.AddConsumer<TierWelcomeConsumer>();
+            bus.AddConsumer<CouponUsedConsumer>();
         });
         builder.AddGrpcDefaults();
         // The rebuild's source: the customer service, called as this service (role system), with a deadline per call.
         builder.AddServiceClient<CustomerService.CustomerServiceClient>("customer");
+        // The loyalty service: a campaign's coupons (GrantReward, GetReward) and whose points expire soon (ListExpiringPoints),
+        // called as this service (role system) with a deadline per call (discovery: services__loyalty__http__0).
+        builder.AddServiceClient<Crm.Loyalty.V1.LoyaltyService.LoyaltyServiceClient>("loyalty");
 
         builder.Services.AddOptions<CampaignsOptions>().BindConfiguration("Campaigns").PostConfigure(o => o.ApplyDefaults())
             .Validate(o => TimeZoneExists(o.TimeZone), "Campaigns:TimeZone must be a known IANA time zone.")
@@ -59,6 +64,28 @@ public static class CampaignsApp
         builder.Services.AddSingleton<IMessageSender, DeliveryLogSender>();
         builder.Services.AddSingleton<CampaignStore>();
         builder.Services.AddSingleton<CampaignDispatcher>();
+        builder.Services.AddSingleton<CampaignRewards>();
+        builder.Services.AddSingleton<Simulation>();
+        builder.Services.AddSingleton<Attribution>();
+        // When campaigns send: quiet hours, the scheduler (one-off, recurring, birthday, win-back) and the retry of deferred sends.
+        builder.Services.AddOptions<MarketingOptions>()
+            .Validate(o => QuietHours.Valid(o.QuietHoursStart) && QuietHours.Valid(o.QuietHoursEnd), "Marketing:QuietHoursStart and End must be HH:mm or empty.")
+            .Validate(o => o.Scheduler.TickInterval > TimeSpan.Zero && o.Scheduler.RetryInterval > TimeSpan.Zero && o.Scheduler.BirthdayCatchUpDays >= 0
+                && o.Scheduler.PointsExpiringWithinDays is >= 1 and <= 366,
+                "Marketing:Scheduler needs positive intervals, BirthdayCatchUpDays >= 0 and PointsExpiringWithinDays 1-366.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton(s => new QuietHours(s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursStart,
+            s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursEnd,
+            TimeZoneInfo.FindSystemTimeZoneById(s.GetRequiredService<IOptions<CampaignsOptions>>().Value.TimeZone)));
+        builder.Services.AddSingleton<CampaignRunner>();
+        builder.Services.AddSingleton<CampaignRuns>();
+        builder.Services.AddSingleton<BirthdayAudience>();
+        builder.Services.AddSingleton<WinBackTrigger>();
+        builder.Services.AddSingleton<PointsExpiringTrigger>();
+        builder.Services.AddSingleton<CampaignScheduler>();
+        builder.Services.AddHostedService(s => s.GetRequiredService<CampaignScheduler>());
+        builder.Services.AddSingleton<DeferredRetry>();
+        builder.Services.AddHostedService(s => s.GetRequiredService<DeferredRetry>());
         builder.Services.AddSingleton<StoredScores>();
         builder.Services.AddSingleton<ScoreRecompute>();
         builder.Services.AddHostedService<RecomputeSchedule>();

@@ -40,6 +40,7 @@ public static class LoyaltyApp
         builder.Services.AddSingleton<Rewards.Coupons>();
         builder.Services.AddSingleton<Rewards.Redemptions>();
         builder.Services.AddSingleton<Rewards.LotteryDraws>();
+        builder.Services.AddSingleton<Rewards.RewardGrants>();
         overrides?.Invoke(builder.Services);
 
         var app = builder.Build();

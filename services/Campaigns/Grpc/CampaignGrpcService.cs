@@ -10,7 +10,8 @@ using Grpc.Core;
 namespace Crm.Campaigns.Grpc;
 
 /// <summary>crm.campaigns.v1.CampaignService: validates, asks CampaignStore / CampaignDispatcher, maps to the wire.</summary>
-public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher dispatcher, SegmentStore segments, SegmentAudience audience)
+public sealed class CampaignGrpcService(CampaignStore store, CampaignRunner runner, SegmentStore segments,
+    CampaignRewards rewards, Simulation simulation, Attribution attribution)
     : CampaignService.CampaignServiceBase
 {
     [Allow(Roles.Marketing)]
@@ -37,13 +38,15 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
                 v.Require(schedule.StartAt is not null, "schedule.start_at", "is required for a one-off campaign.");
                 break;
             case ScheduleKind.Recurring:
-                v.Require(schedule.Cron.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 5, "schedule.cron",
-                    "must have five fields (minute hour day-of-month month day-of-week), in the brand's time zone.");
+                if (Cron.TryParse(schedule.Cron, out var cronError) is null) v.Add("schedule.cron", cronError);
                 break;
             case ScheduleKind.OnEvent:
-                v.Require(request.Kind == CampaignKind.TierWelcome, "schedule.kind", "ON_EVENT is available for TIER_WELCOME (TierChanged) only.");
+                v.Require(request.Kind is CampaignKind.TierWelcome or CampaignKind.Birthday or CampaignKind.WinBack or CampaignKind.PointsExpiring,
+                    "schedule.kind", "ON_EVENT is available for TIER_WELCOME (TierChanged), BIRTHDAY (the day), WIN_BACK (a churn risk rise) and "
+                    + "POINTS_EXPIRING (points expiring soon) only.");
                 break;
         }
+        var give = await rewards.ValidateAsync(request, v, context.CancellationToken);
         v.ThrowIfInvalid();
         var ct = context.CancellationToken;
         if (segmentId is { } sid && await segments.GetAsync(sid, ct) is null) throw new NotFoundException("segment", sid.ToString());
@@ -51,6 +54,7 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
         {
             Name = name, Kind = (short)request.Kind, SegmentId = segmentId, Channel = (short)request.Channel, Template = request.Template,
             ScheduleKind = (short)schedule.Kind, StartAt = schedule.StartAt?.ToDateTime(), Cron = schedule.Cron.Trim(),
+            RewardId = give.RewardId, ControlSharePercent = give.ControlSharePercent, AttributionWindowDays = give.AttributionWindowDays,
         }, string.IsNullOrWhiteSpace(request.IdempotencyKey) ? null : request.IdempotencyKey.Trim(), ct);
         return ToProto(row);
     }
@@ -104,28 +108,7 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
         if (campaign.SegmentId is not { } segmentId)
             throw new PreconditionFailedException("CAMPAIGN_NO_SEGMENT", $"campaign/{id}", "This campaign sends on its event only: it has no segment to run over.");
 
-        // The audience of an occurrence is frozen once: a retried run goes over the same customers (consent is checked per send).
-        var snapshot = await audience.SnapshotAsync(segmentId, $"campaign {id} {occurrence}", $"campaign:{id}:{occurrence}", ct);
-        var reply = new RunCampaignResponse();
-        var after = Guid.Empty;
-        while (true)
-        {
-            var page = await segments.SnapshotMembersAsync(snapshot.SnapshotId, after, 500, ct);
-            foreach (var customerId in page)
-            {
-                switch (await dispatcher.SendAsync(campaign, customerId, occurrence, null, ct))
-                {
-                    case SendOutcome.Sent: reply.Sent++; break;
-                    case SendOutcome.Duplicate: reply.Duplicate++; break;
-                    case SendOutcome.NoConsent: reply.NoConsent++; break;
-                    case SendOutcome.Capped: reply.Capped++; break;
-                    default: reply.Deferred++; break;
-                }
-            }
-            if (page.Count < 500) break;
-            after = page[^1];
-        }
-        return reply;
+        return await runner.RunAsync(campaign, segmentId, occurrence, ct);
     }
 
     [Allow(Roles.Marketing)]
@@ -151,17 +134,35 @@ public sealed class CampaignGrpcService(CampaignStore store, CampaignDispatcher 
         {
             CustomerId = d.CustomerId.ToString(), Occurrence = d.Occurrence, Channel = (CampaignChannel)(d.Channel ?? 0), Message = d.Message ?? "",
             At = Timestamp.FromDateTime(DateTime.SpecifyKind(d.At, DateTimeKind.Utc)),
+            NotBefore = d.NotBefore is { } notBefore ? Timestamp.FromDateTime(DateTime.SpecifyKind(notBefore, DateTimeKind.Utc)) : null,
             Status = d.Status switch
             {
-                "sent" => DeliveryStatus.Sent, "no_consent" => DeliveryStatus.NoConsent, "capped" => DeliveryStatus.Capped, _ => DeliveryStatus.Deferred,
+                "sent" => DeliveryStatus.Sent, "no_consent" => DeliveryStatus.NoConsent, "capped" => DeliveryStatus.Capped, "control" => DeliveryStatus.Control, _ => DeliveryStatus.Deferred,
             },
         }));
         if (rows.Count > pageSize) reply.NextPageToken = PageToken.Encode($"{rows[pageSize - 1].CustomerId}/{rows[pageSize - 1].Occurrence}", filters);
         return reply;
     }
 
+    // Rewards, control group, simulation, attribution.
+
+    [Allow(Roles.Marketing)]
+    public override async Task<SimulateCampaignResponse> SimulateCampaign(SimulateCampaignRequest request, ServerCallContext context)
+    {
+        var campaign = await store.RequireAsync(Ids.Parse(request.CampaignId, "campaign_id"), context.CancellationToken);
+        return await simulation.SimulateAsync(campaign, context.CancellationToken);
+    }
+
+    [Allow(Roles.Marketing)]
+    public override async Task<CampaignReport> GetCampaignReport(GetCampaignReportRequest request, ServerCallContext context)
+    {
+        var campaign = await store.RequireAsync(Ids.Parse(request.CampaignId, "campaign_id"), context.CancellationToken);
+        return await attribution.ReportAsync(campaign, context.CancellationToken);
+    }
+
     private static Campaign ToProto(CampaignRow c) => new()
     {
+        RewardId = c.RewardId ?? "", ControlSharePercent = c.ControlSharePercent, AttributionWindowDays = c.AttributionWindowDays,
         CampaignId = c.CampaignId.ToString(), Name = c.Name, Kind = (CampaignKind)c.Kind, State = CampaignStates.Parse(c.State),
         SegmentId = c.SegmentId?.ToString() ?? "", Channel = (CampaignChannel)c.Channel, Template = c.Template, Version = c.Version,
         Schedule = new CampaignSchedule

@@ -1,6 +1,8 @@
 using System.Globalization;
 using Crm.Campaigns.V1;
+using Crm.Contracts;
 using Crm.Customer.V1;
+using Crm.Messaging;
 using Crm.ServiceDefaults.Data;
 using Dapper;
 using Grpc.Core;
@@ -9,15 +11,16 @@ using Npgsql;
 
 namespace Crm.Campaigns.Marketing;
 
-public enum SendOutcome { Sent, Duplicate, NoConsent, Capped, Deferred }
+public enum SendOutcome { Sent, Duplicate, NoConsent, Capped, Deferred, Control }
 
 /// <summary>
 /// One campaign message to one customer, with every guard in order: the delivery log's key (campaign, customer,
 /// occurrence) taken in a transaction — a concurrent copy of the same trigger waits on it and then sees it sent —, marketing
-/// consent as the read model has it now, the text (its {name} from the customer service), the weekly cap, then the sender.
+/// consent as the read model has it now, quiet hours (deferred until they end), the text (its {name} from the customer service),
+/// the weekly cap, then the sender and MessageSent.
 /// </summary>
 public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IMessageSender sender, CustomerService.CustomerServiceClient customers,
-    IOptions<MarketingOptions> options, TimeProvider clock, ILogger<CampaignDispatcher> logger)
+    IOptions<MarketingOptions> options, TimeProvider clock, ILogger<CampaignDispatcher> logger, CampaignRewards rewards, QuietHours quietHours, Outbox outbox)
 {
     public async Task<SendOutcome> SendAsync(CampaignRow campaign, Guid customerId, string occurrence, string? tier, CancellationToken ct)
     {
@@ -38,7 +41,13 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
             SELECT marketing_consent, tier, points_balance FROM customers WHERE customer_id = @customerId
             """, key, tx, cancellationToken: ct));
         SendOutcome outcome;
-        if (!customer.Consent) outcome = SendOutcome.NoConsent;
+        // Control group first: a held-out customer gets no message and no coupon and uses none of the cap. Only customers
+        // the campaign could reach are held out (consent), so the control group is comparable with the treated one.
+        DateTime? notBefore = null;
+        if (customer.Consent && ControlGroup.IsHeldOut(campaign.CampaignId, customerId, campaign.ControlSharePercent)) outcome = SendOutcome.Control;
+        else if (!customer.Consent) outcome = SendOutcome.NoConsent;
+        // Quiet hours: the send waits until they end (deferred with a not-before time; DeferredRetry sends it then).
+        else if ((notBefore = quietHours.NotBefore(now)) is not null) outcome = SendOutcome.Deferred;
         else if (await NameAsync(customerId, ct) is not { } name) outcome = SendOutcome.Deferred;
         else
         {
@@ -48,21 +57,33 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
                 CapOutcome.Capped => SendOutcome.Capped,
                 _ => SendOutcome.Deferred,
             };
+            // The coupon, just before rendering: never a message without its coupon (no coupon → deferred, the cap given back).
+            string? coupon = "";
+            if (outcome == SendOutcome.Sent && campaign.RewardId is not null
+                && (coupon = await rewards.IssueAsync(tx, campaign, customerId, occurrence, ct)) is null)
+            {
+                outcome = SendOutcome.Deferred;
+                await cap.GiveBackAsync(customerId, now, ct);
+            }
             if (outcome == SendOutcome.Sent)
             {
                 var text = Templates.Render(campaign.Template, new Dictionary<string, string>
                 {
                     ["name"] = name, ["tier"] = tier ?? customer.Tier ?? "", ["points"] = (customer.Points ?? 0).ToString(CultureInfo.InvariantCulture),
-                    // Rewards through loyalty are not wired yet: a campaign's template should not use {coupon} until they are.
-                    ["coupon"] = "",
+                    ["coupon"] = coupon ?? "",
                 });
                 await sender.SendAsync(new OutgoingMessage(campaign.CampaignId, customerId, occurrence, (CampaignChannel)campaign.Channel, text), ct);
+                // MessageSent in the send's transaction: it exists if and only if the delivery is recorded as sent.
+                await outbox.AddAsync(tx, new MessageSent(campaign.CampaignId, customerId, occurrence,
+                    CampaignStore.EventName((CampaignChannel)campaign.Channel), new DateTimeOffset(now, TimeSpan.Zero)), ct);
             }
         }
         await connection.ExecuteAsync(new CommandDefinition("""
-            UPDATE campaign_deliveries SET status = @status, at = @now WHERE campaign_id = @CampaignId AND customer_id = @customerId AND occurrence = @occurrence
-            """, new { campaign.CampaignId, customerId, occurrence, now, status = Status(outcome) }, tx, cancellationToken: ct));
+            UPDATE campaign_deliveries SET status = @status, at = @now, not_before = @notBefore
+            WHERE campaign_id = @CampaignId AND customer_id = @customerId AND occurrence = @occurrence
+            """, new { campaign.CampaignId, customerId, occurrence, now, notBefore, status = Status(outcome) }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
+        if (outcome == SendOutcome.Sent) outbox.Wake();
         return outcome;
     }
 
@@ -71,6 +92,7 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
         SendOutcome.Sent => "sent",
         SendOutcome.NoConsent => "no_consent",
         SendOutcome.Capped => "capped",
+        SendOutcome.Control => "control",
         _ => "deferred",
     };
 

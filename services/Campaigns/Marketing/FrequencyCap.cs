@@ -44,6 +44,21 @@ public sealed class FrequencyCap(IConnectionMultiplexer redis, NpgsqlDataSource 
         }
     }
 
+    /// <summary>
+    /// Returns an allowance taken by <see cref="TryTakeAsync"/> for a message that was not sent after all (its coupon could
+    /// not be issued). Best effort: when Redis cannot be reached the counter stays one too high until it expires or is
+    /// seeded again from the delivery log — a message too few, never one too many.
+    /// </summary>
+    public async Task GiveBackAsync(Guid customerId, DateTime nowUtc, CancellationToken ct)
+    {
+        var key = $"campaigns:cap:{customerId:N}:{Week(nowUtc).Start:yyyyMMdd}";
+        try
+        {
+            await redis.GetDatabase().StringDecrementAsync(key);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException) { }
+    }
+
     /// <summary>Monday 00:00 to the next Monday 00:00 in the brand's time zone, as UTC.</summary>
     public (DateTime Start, DateTime End) Week(DateTime nowUtc)
     {

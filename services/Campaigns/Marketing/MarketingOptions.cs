@@ -7,4 +7,50 @@ public sealed class MarketingOptions
     public int FrequencyCapPerWeek { get; set; } = 2;
     /// <summary>Deadline of the customer service call that fetches the {name} of a message.</summary>
     public TimeSpan CustomerCallTimeout { get; set; } = TimeSpan.FromSeconds(2);
+    /// <summary>Deadline of the loyalty service call that issues a campaign's coupon; past it the send is deferred.</summary>
+    public TimeSpan LoyaltyCallTimeout { get; set; } = TimeSpan.FromSeconds(2);
+    /// <summary>What one message costs per channel, in yuan (simulation and ROI).</summary>
+    public MessageUnitCosts UnitCost { get; set; } = new();
+
+    /// <summary>Quiet hours in the brand's time zone, "HH:mm" each; a send in them is deferred until they end. Empty: none.</summary>
+    public string QuietHoursStart { get; set; } = "21:00";
+    public string QuietHoursEnd { get; set; } = "09:00";
+    /// <summary>The scheduler (one-off, recurring, birthday, win-back runs) and the retry of deferred sends.</summary>
+    public SchedulerOptions Scheduler { get; set; } = new();
+}
+
+public sealed class SchedulerOptions
+{
+    /// <summary>Off: campaigns send only through RunCampaign and their events (the test suite's shared instance).</summary>
+    public bool Enabled { get; set; } = true;
+    /// <summary>How often the scheduler looks for due occurrences (a cron minute is caught within it).</summary>
+    public TimeSpan TickInterval { get; set; } = TimeSpan.FromSeconds(20);
+    /// <summary>How often deferred sends whose not-before time has come are tried again.</summary>
+    public TimeSpan RetryInterval { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>A run not finished after this long (its instance died) may be taken over by another instance.</summary>
+    public TimeSpan RunLease { get; set; } = TimeSpan.FromMinutes(30);
+    /// <summary>Days of missed birthdays (the service was down) greeted late when it comes back.</summary>
+    public int BirthdayCatchUpDays { get; set; } = 3;
+    /// <summary>Churn levels of the at-risk band: a customer rising into it after a recompute gets the win-back campaigns.</summary>
+    public string[] WinBackChurn { get; set; } = ["high"];
+    /// <summary>Points-expiring reminders go to members whose points expire within this many days (1-366).</summary>
+    public int PointsExpiringWithinDays { get; set; } = 30;
+}
+
+/// <summary>Settings under <c>Marketing:UnitCost</c>: yuan per message.</summary>
+public sealed class MessageUnitCosts
+{
+    public decimal Sms { get; set; } = 0.05m;
+    public decimal Email { get; set; } = 0.01m;
+    public decimal AppPush { get; set; } = 0.01m;
+    public decimal WeChat { get; set; } = 0.02m;
+
+    public decimal For(Crm.Campaigns.V1.CampaignChannel channel) => channel switch
+    {
+        Crm.Campaigns.V1.CampaignChannel.Sms => Sms,
+        Crm.Campaigns.V1.CampaignChannel.Email => Email,
+        Crm.Campaigns.V1.CampaignChannel.AppPush => AppPush,
+        Crm.Campaigns.V1.CampaignChannel.Wechat => WeChat,
+        _ => 0m,
+    };
 }

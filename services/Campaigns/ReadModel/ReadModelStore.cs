@@ -25,17 +25,19 @@ public sealed class ReadModelStore(NpgsqlDataSource dataSource)
 
     public static Task UpsertProfileAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, Profile p, CancellationToken ct) =>
         connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO customers (customer_id, profile_version, registered_at, birthday_month, region, city, tags, marketing_consent)
-            VALUES (@CustomerId, @Version, @RegisteredAt, @BirthdayMonth, @Region, @City, @Tags, @MarketingConsent)
+            INSERT INTO customers (customer_id, profile_version, registered_at, birthday_month, birthday_day, region, city, tags, marketing_consent)
+            VALUES (@CustomerId, @Version, @RegisteredAt, @BirthdayMonth, @BirthdayDay, @Region, @City, @Tags, @MarketingConsent)
             ON CONFLICT (customer_id) DO UPDATE SET
                 registered_at = coalesce(customers.registered_at, EXCLUDED.registered_at),
-                profile_version = EXCLUDED.profile_version, birthday_month = EXCLUDED.birthday_month, region = EXCLUDED.region,
-                city = EXCLUDED.city, tags = EXCLUDED.tags, marketing_consent = EXCLUDED.marketing_consent
+                profile_version = EXCLUDED.profile_version, birthday_month = EXCLUDED.birthday_month, birthday_day = EXCLUDED.birthday_day,
+                region = EXCLUDED.region, city = EXCLUDED.city, tags = EXCLUDED.tags, marketing_consent = EXCLUDED.marketing_consent
             WHERE customers.profile_version < EXCLUDED.profile_version
                OR (customers.registered_at IS NULL AND EXCLUDED.registered_at IS NOT NULL AND customers.profile_version = EXCLUDED.profile_version)
+               -- Rows written before the day was kept (migration 0005) take it from the next copy of the same version (a rebuild).
+               OR (customers.birthday_day IS NULL AND EXCLUDED.birthday_day IS NOT NULL AND customers.profile_version = EXCLUDED.profile_version)
             """, new
         {
-            p.CustomerId, p.Version, p.RegisteredAt, BirthdayMonth = (short?)p.Birthday?.Month, p.Region, p.City, Tags = p.Tags.ToArray(), p.MarketingConsent,
+            p.CustomerId, p.Version, p.RegisteredAt, BirthdayMonth = (short?)p.Birthday?.Month, BirthdayDay = (short?)p.Birthday?.Day, p.Region, p.City, Tags = p.Tags.ToArray(), p.MarketingConsent,
         }, tx, cancellationToken: ct));
 
     public static Task UpsertOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, OrderData o, string timeZone, CancellationToken ct) =>

@@ -12,7 +12,8 @@ namespace Crm.Loyalty.Grpc;
 /// <summary>crm.loyalty.v1.LoyaltyService: accounts, ledger, activities and expiry. Rewards and coupons: LoyaltyGrpcService.Rewards.cs.</summary>
 public sealed partial class LoyaltyGrpcService(
     AccountQueries queries, AccountTransactions accounts, PointsAdjustments adjustments, CheckIns checkIns, ActivityPoints activities,
-    PointsExpiry expiry, TierTable tiers, Rewards.RewardCatalog rewards, Rewards.Redemptions redemptions, Rewards.LotteryDraws draws, Rewards.Coupons coupons) : LoyaltyService.LoyaltyServiceBase
+    PointsExpiry expiry, TierTable tiers, Rewards.RewardCatalog rewards, Rewards.Redemptions redemptions, Rewards.LotteryDraws draws, Rewards.Coupons coupons,
+    Rewards.RewardGrants grants) : LoyaltyService.LoyaltyServiceBase
 {
     [Allow(Roles.Service)]
     public override async Task<Account> OpenAccount(OpenAccountRequest request, ServerCallContext context)
@@ -109,7 +110,7 @@ public sealed partial class LoyaltyGrpcService(
         return Wire.ToProto(entry);
     }
 
-    [Allow(Roles.Marketing, Roles.Service)]
+    [Allow(Roles.Marketing, Roles.Service, Roles.System)]
     public override async Task<ListExpiringPointsResponse> ListExpiringPoints(ListExpiringPointsRequest request, ServerCallContext context)
     {
         var v = new Validator();

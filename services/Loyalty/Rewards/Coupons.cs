@@ -11,7 +11,7 @@ namespace Crm.Loyalty.Rewards;
 public sealed record CouponCheck(CouponRecord Coupon, bool Valid, string Reason, decimal Discount);
 
 /// <summary>
-/// Coupons: issued inside a redemption's or draw's transaction (each with its CouponIssued event), checked at the
+/// Coupons: issued inside a redemption's, draw's or grant's transaction (each with its CouponIssued event), checked at the
 /// till without writing, and used once — a conditional update on the issued status, so two tills racing for the
 /// same code cannot both win.
 /// </summary>
@@ -23,13 +23,13 @@ public sealed class Coupons(NpgsqlDataSource dataSource, Outbox outbox, TimeProv
 
     /// <summary>Issues <paramref name="count"/> coupons valid from <paramref name="now"/> for the terms' days, in code order.</summary>
     public async Task<IReadOnlyList<CouponRecord>> IssueAsync(NpgsqlTransaction tx, Guid customerId, string rewardId, CouponTerms terms,
-        int count, Guid? redemptionId, Guid? drawId, DateTime now, CancellationToken ct)
+        int count, Guid? redemptionId, Guid? drawId, DateTime now, CancellationToken ct, Guid? grantId = null)
     {
         var validUntil = now.AddDays(terms.ValidDays);
         var issued = new List<CouponRecord>(count);
         for (var i = 0; i < count; i++)
         {
-            var code = await InsertAsync(tx, customerId, rewardId, terms, redemptionId, drawId, now, validUntil, ct);
+            var code = await InsertAsync(tx, customerId, rewardId, terms, redemptionId, drawId, grantId, now, validUntil, ct);
             issued.Add(new CouponRecord(code, customerId, rewardId, terms.FaceValue, terms.Threshold, now, validUntil, CouponStatus.Issued, null, null));
             await outbox.AddAsync(tx, new CouponIssued(code, customerId, rewardId, terms.FaceValue, terms.Threshold,
                 new DateTimeOffset(validUntil, TimeSpan.Zero), new DateTimeOffset(now, TimeSpan.Zero)), ct);
@@ -38,30 +38,32 @@ public sealed class Coupons(NpgsqlDataSource dataSource, Outbox outbox, TimeProv
     }
 
     private static async Task<string> InsertAsync(NpgsqlTransaction tx, Guid customerId, string rewardId, CouponTerms terms,
-        Guid? redemptionId, Guid? drawId, DateTime now, DateTime validUntil, CancellationToken ct)
+        Guid? redemptionId, Guid? drawId, Guid? grantId, DateTime now, DateTime validUntil, CancellationToken ct)
     {
         for (var attempt = 1; attempt <= MaxCodeAttempts; attempt++)
         {
             // A clash is ~1 in 10^18 per code, but a unique violation would abort the whole transaction: skip it instead.
             var code = CouponCodes.New();
             var inserted = await tx.Connection!.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO coupons (code, customer_id, reward_id, redemption_id, draw_id, face_value, threshold, valid_from, valid_until)
-                VALUES (@code, @customerId, @rewardId, @redemptionId, @drawId, @FaceValue, @Threshold, @now, @validUntil)
+                INSERT INTO coupons (code, customer_id, reward_id, redemption_id, draw_id, grant_id, face_value, threshold, valid_from, valid_until)
+                VALUES (@code, @customerId, @rewardId, @redemptionId, @drawId, @grantId, @FaceValue, @Threshold, @now, @validUntil)
                 ON CONFLICT (code) DO NOTHING
-                """, new { code, customerId, rewardId, redemptionId, drawId, terms.FaceValue, terms.Threshold, now, validUntil },
+                """, new { code, customerId, rewardId, redemptionId, drawId, grantId, terms.FaceValue, terms.Threshold, now, validUntil },
                 tx, cancellationToken: ct));
             if (inserted == 1) return code;
         }
         throw new InvalidOperationException($"No free coupon code after {MaxCodeAttempts} attempts.");
     }
 
-    public static async Task<IReadOnlyList<CouponRecord>> ListForAsync(NpgsqlTransaction tx, Guid? redemptionId, Guid? drawId, DateTime now, CancellationToken ct)
+    public static async Task<IReadOnlyList<CouponRecord>> ListForAsync(NpgsqlTransaction tx, Guid? redemptionId, Guid? drawId, DateTime now, CancellationToken ct,
+        Guid? grantId = null)
     {
         var rows = await tx.Connection!.QueryAsync<CouponRow>(new CommandDefinition($"""
             SELECT {Columns} FROM coupons
             WHERE (@redemptionId::uuid IS NOT NULL AND redemption_id = @redemptionId) OR (@drawId::uuid IS NOT NULL AND draw_id = @drawId)
+               OR (@grantId::uuid IS NOT NULL AND grant_id = @grantId)
             ORDER BY code
-            """, new { redemptionId, drawId }, tx, cancellationToken: ct));
+            """, new { redemptionId, drawId, grantId }, tx, cancellationToken: ct));
         return rows.Select(r => r.ToRecord(now)).ToList();
     }
 

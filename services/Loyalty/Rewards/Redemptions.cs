@@ -45,9 +45,7 @@ public sealed class Redemptions(AccountTransactions accounts, Ledger ledger, Cou
         var reward = await RewardCatalog.GetAsync(tx, rewardId, ct) ?? throw new NotFoundException("reward", rewardId);
         if (reward.Kind == RewardKind.Lottery)
             throw new ValidationException("reward_id", $"'{rewardId}' is a lottery: draw it with Draw, not Redeem.");
-        var taken = await tx.Connection!.ExecuteScalarAsync<long>(new CommandDefinition(
-            "SELECT coalesce(sum(quantity), 0)::bigint FROM redemptions WHERE customer_id = @CustomerId AND reward_id = @rewardId",
-            new { account.CustomerId, rewardId }, tx, cancellationToken: ct));
+        var taken = await RewardGrants.TakenAsync(tx, account.CustomerId, rewardId, ct); // granted units count against the limit too
         RewardEligibility.Ensure(reward, account, tiers, taken, quantity);
         if (reward.Stock != -1 && reward.Stock < quantity) throw RewardEligibility.OutOfStock(rewardId);
 

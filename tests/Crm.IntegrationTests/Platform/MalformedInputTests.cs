@@ -100,6 +100,8 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         Assert.Contains(counts, c => c.Rpc == "crm.loyalty.v1.LoyaltyService/AdjustPoints");
         Assert.Contains(counts, c => c.Rpc == "crm.customer.v1.CustomerImport/ImportOrders"); // streaming RPCs are covered too
         Assert.Contains(counts, c => c.Rpc == "crm.sales.v1.SalesService/ConvertLead");
+        Assert.Contains(counts, c => c.Rpc == "crm.loyalty.v1.LoyaltyService/GrantReward");
+        Assert.Contains(counts, c => c.Rpc == "crm.campaigns.v1.CampaignService/GetCampaignReport");
         Assert.True(failures.Count == 0,
             $"{failures.Count} of {counts.Sum(c => c.Calls)} malformed calls failed:\n" + string.Join("\n", failures.Take(40)));
     }
@@ -412,6 +414,17 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         });
         var endpoint = await new Crm.Webhooks.V1.Webhooks.WebhooksClient(suite.Customer.Channel).CreateEndpointAsync(new Crm.Webhooks.V1.CreateEndpointRequest
             { Url = "http://127.0.0.1:9/malformed-seed", EventTypes = { "MalformedSeed" } }); // a type no event has: nothing is ever sent
+        // A coupon reward for the seeded campaign, so its simulation and report reach the loyalty service.
+        var campaignCoupon = await loyalty.UpsertRewardAsync(new Crm.Loyalty.V1.UpsertRewardRequest
+        {
+            Reward = new Crm.Loyalty.V1.Reward
+            {
+                Id = "malformed-coupon-" + Guid.NewGuid().ToString("N")[..8], Name = "Seed coupon", Kind = Crm.Loyalty.V1.RewardKind.Coupon,
+                PointsCost = 1, Stock = -1, Active = true,
+                Coupon = new Crm.Loyalty.V1.CouponTerms
+                    { FaceValue = new Crm.Common.V1.Money { Amount = "10.00" }, Threshold = new Crm.Common.V1.Money { Amount = "0" }, ValidDays = 30 },
+            },
+        });
         var segments = new Crm.Campaigns.V1.SegmentService.SegmentServiceClient(suite.Campaigns.Channel);
         var segment = await segments.CreateSegmentAsync(new Crm.Campaigns.V1.CreateSegmentRequest
         {
@@ -423,6 +436,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         {
             Name = "Malformed seed", Kind = Crm.Campaigns.V1.CampaignKind.NewProduct, SegmentId = segment.SegmentId, Channel = Crm.Campaigns.V1.CampaignChannel.Sms,
             Template = "{name}", Schedule = new Crm.Campaigns.V1.CampaignSchedule { Kind = Crm.Campaigns.V1.ScheduleKind.Once, StartAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow) },
+            RewardId = campaignCoupon.Id, ControlSharePercent = 10,
         });
         return new Dictionary<string, string>
         {

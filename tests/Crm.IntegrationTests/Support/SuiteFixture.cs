@@ -27,7 +27,7 @@ public sealed class SuiteFixture : IAsyncLifetime
         Infrastructure = await Crm.Launcher.Infrastructure.StartAsync(InfrastructureOptions.ForTests("customerdb", "loyaltydb", "loyaltyclockdb", "inboxtestdb",
             "loyaltyoutagedb", "customerfreezedb", "customerrestartdb", "campaignsdb",
             "salesdb", "salesclockdb", "salesoutagedb",
-            "ticketsdb", "ticketsclockdb"));
+            "ticketsdb", "ticketsclockdb", "campaignsclockdb", "loyaltyexpirydb"));
         CustomerDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("customerdb"));
         LoyaltyDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("loyaltydb"));
         // Loyalty first, so its queues exist before the customer service publishes anything.
@@ -45,7 +45,10 @@ public sealed class SuiteFixture : IAsyncLifetime
         CampaignsDb = NpgsqlDataSource.Create(Infrastructure.Postgres!.ConnectionString("campaignsdb"));
         Campaigns = await ServiceHost.StartAsync(
             args => Crm.Campaigns.CampaignsApp.Build(args, s => Microsoft.Extensions.DependencyInjection.OptionsServiceCollectionExtensions.Configure<MassTransit.MassTransitHostOptions>(s, o => o.WaitUntilStarted = true)),
-            Infrastructure, "campaigns", "campaignsdb", extraArgs: [$"--services:customer:http:0={Customer.GrpcAddress}"]);
+            Infrastructure, "campaigns", "campaignsdb", extraArgs: [$"--services:customer:http:0={Customer.GrpcAddress}",
+                $"--services:loyalty:http:0={Loyalty.GrpcAddress}",
+                // The shared instance runs on the real clock: no scheduler or quiet hours there (CampaignScheduleTests has its own).
+                "--Marketing:Scheduler:Enabled=false", "--Marketing:QuietHoursStart="]);
     }
 
     public async Task DisposeAsync()
