@@ -98,8 +98,17 @@ try
     result.Quiet["recompute"] = await QuietAsync("recompute");
     service.StartWindow();
     var watch = Stopwatch.StartNew();
-    var run = await analytics.RecomputeScoresAsync(new RecomputeScoresRequest { RefitModels = true }, deadline: DateTime.UtcNow.AddMinutes(30), cancellationToken: ct);
+    // RecomputeScores starts the run and answers at once; the duration runs from the call to the first poll that sees it FINISHED.
+    var run = await analytics.RecomputeScoresAsync(new RecomputeScoresRequest { RefitModels = true }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: ct);
+    var recomputeDeadline = DateTime.UtcNow.AddMinutes(30);
+    while (run.State == RecomputeState.Running)
+    {
+        if (DateTime.UtcNow > recomputeDeadline) throw new TimeoutException($"recompute {run.Id} still running after 30 minutes");
+        await Task.Delay(20, ct);
+        run = await analytics.GetRecomputeRunAsync(new GetRecomputeRunRequest { Id = run.Id }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: ct);
+    }
     result.RecomputeSeconds = watch.Elapsed.TotalSeconds;
+    if (run.State != RecomputeState.Finished) throw new InvalidOperationException($"recompute {run.Id} {run.State}: {run.Error}");
     result.RecomputePeakRssKb = await service.EndWindowAsync();
     result.Run = run;
     Log($"Recompute: {result.RecomputeSeconds:0.00} s for {run.Customers:N0} customers (fit on {run.FitSample:N0}), peak RSS {result.RecomputePeakRssKb / 1024} MiB");

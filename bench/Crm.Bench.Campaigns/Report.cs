@@ -77,7 +77,7 @@ public static class Report
                         $"{d.Orders:N0} orders ({d.Refunded:N0} refunded, in full or part), {d.Lines:N0} lines, net revenue {d.NetRevenue:N0} yuan, three years to {d.End:yyyy-MM-dd}. " +
                         $"Binary COPY {d.LoadSeconds:0.0} s; keys, indexes, foreign key and VACUUM ANALYZE {d.IndexSeconds:0.0} s.");
         s.AppendLine(c, $"- Ceiling: `{r.CeilingSql}` read to the last row, work_mem {r.Options.WorkMem} (the recompute's query sets the same); {r.CeilingSeconds:0.00} s (first, cache-warming run {r.CeilingWarmSeconds:0.00} s).");
-        s.AppendLine(c, $"- Recompute: RecomputeScores(refit_models) over gRPC to the service process, models fitted on a hash sample of {r.Run?.FitSample:N0} buyers, " +
+        s.AppendLine(c, $"- Recompute: RecomputeScores(refit_models) over gRPC to the service process, timed from the call to the GetRecomputeRun poll (every 20 ms) that sees it FINISHED, models fitted on a hash sample of {r.Run?.FitSample:N0} buyers, " +
                         $"{r.Run?.Customers:N0} customers scored in parallel chunks and written (binary COPY on several connections into a staging table, swapped in); peak RSS during it {r.RecomputePeakRssKb / 1024.0:0} MiB. " +
                         $"Model: r {r.Run?.Models?.R:0.000}, α {r.Run?.Models?.AlphaDays:0.0} days, a {r.Run?.Models?.A:0.000}, b {r.Run?.Models?.B:0.000}; p {r.Run?.Models?.P:0.00}, q {r.Run?.Models?.Q:0.00}, γ {r.Run?.Models?.Gamma:0.0}.");
         s.AppendLine(c, $"- Sales report: GetSalesReport by month {r.ReportRange} ({r.ReportPeriods} months, {r.ReportOrders:N0} orders), second call measured (first {r.ReportWarmSeconds:0.00} s).");

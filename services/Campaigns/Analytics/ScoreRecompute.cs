@@ -8,6 +8,11 @@ namespace Crm.Campaigns.Analytics;
 public sealed record RecomputeRun(long Id, DateTime AsOf, int HorizonDays, long? ModelFitId, int Customers, DateTime StartedAt, DateTime FinishedAt,
     int? FitSample);
 
+public enum RecomputeState { Running, Finished, Failed }
+
+/// <summary>A recompute as its caller sees it: <see cref="Run"/> is set once it has finished, <see cref="Error"/> if it failed.</summary>
+public sealed record RecomputeStatus(long Id, RecomputeState State, DateTime StartedAt, int HorizonDays, RecomputeRun? Run, string? Error);
+
 /// <summary>
 /// The full recompute of the stored scores: one aggregate query streams every customer's facts (orders net of refunds,
 /// windows, tier) into compact records, the models are fitted on a random sample of buyers if asked (or if there is no
@@ -15,31 +20,94 @@ public sealed record RecomputeRun(long Id, DateTime AsOf, int HorizonDays, long?
 /// COPY on several connections into a staging table that then replaces the table in one short transaction
 /// (<see cref="StagedScores"/>: readers see the old run until the commit and then the new one).
 /// Memory: about 0.5 KB per customer while it runs (facts + scores), none after.
+/// One run at a time per instance, in the background: <see cref="StartAsync"/> answers at once, <see cref="GetAsync"/> polls.
 /// </summary>
-public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries analytics, IOptions<CampaignsOptions> options, TimeProvider clock,
-    ILogger<ScoreRecompute> logger)
+public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries analytics, StoredScores stored, IOptions<CampaignsOptions> options,
+    TimeProvider clock, IHostApplicationLifetime lifetime, ILogger<ScoreRecompute> logger)
 {
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    private const int Remembered = 100;
+    private readonly SemaphoreSlim _starting = new(1, 1);
+    private readonly Lock _lock = new();
+    private readonly Dictionary<long, RecomputeStatus> _recent = [];
+    private RecomputeStatus? _current;
+    private Task<RecomputeRun> _task = Task.FromResult<RecomputeRun>(null!);
 
-    /// <summary>Runs a recompute, or returns null at once when one is already running in this instance.</summary>
-    public async Task<RecomputeRun?> TryRunAsync(bool refitModels, CancellationToken ct)
+    /// <summary>Starts a recompute in the background and returns it (RUNNING), or returns the one already running.</summary>
+    public async Task<RecomputeStatus> StartAsync(bool refitModels, CancellationToken ct) => (await StartOrJoinAsync(refitModels, ct)).Status;
+
+    /// <summary>A run this instance knows (running, failed or finished), else a finished run from the stored runs; null if none has the id.</summary>
+    public async Task<RecomputeStatus?> GetAsync(long id, CancellationToken ct)
     {
-        if (!await _gate.WaitAsync(0, ct)) return null;
-        try { return await RunAsync(refitModels, ct); }
-        finally { _gate.Release(); }
+        lock (_lock)
+            if (_recent.TryGetValue(id, out var known)) return known;
+        return await stored.RunAsync(id, ct) is { } run ? Finished(run) : null;
     }
 
-    /// <summary>Runs a recompute after the one running, if any (the schedule).</summary>
+    /// <summary>Runs a recompute that starts after the one running, if any, and waits for it (the schedule; throws if it fails).</summary>
     public async Task<RecomputeRun> RunAfterOthersAsync(bool refitModels, CancellationToken ct)
     {
-        await _gate.WaitAsync(ct);
-        try { return await RunAsync(refitModels, ct); }
-        finally { _gate.Release(); }
+        while (true)
+        {
+            var (_, task, started) = await StartOrJoinAsync(refitModels, ct);
+            if (started) return await task.WaitAsync(ct);
+            try { await task.WaitAsync(ct); }
+            catch (Exception) when (!ct.IsCancellationRequested) { } // someone else's run failed: ours comes next
+        }
     }
 
-    private async Task<RecomputeRun> RunAsync(bool refitModels, CancellationToken ct)
+    private async Task<(RecomputeStatus Status, Task<RecomputeRun> Task, bool Started)> StartOrJoinAsync(bool refitModels, CancellationToken ct)
     {
-        var started = AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime);
+        await _starting.WaitAsync(ct);
+        try
+        {
+            lock (_lock)
+                if (_current is { State: RecomputeState.Running } running) return (running, _task, false);
+            // The id is taken now so that the caller can poll it; the rows carry it and the run's row is inserted with the swap.
+            long id;
+            await using (var connection = await dataSource.OpenConnectionAsync(ct))
+                id = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                    "SELECT nextval(pg_get_serial_sequence('recompute_runs', 'id'))", cancellationToken: ct));
+            var status = new RecomputeStatus(id, RecomputeState.Running, AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime),
+                options.Value.DefaultHorizonDays, null, null);
+            lock (_lock)
+            {
+                Track(status);
+                _task = Task.Run(() => RunTrackedAsync(status, refitModels, lifetime.ApplicationStopping), CancellationToken.None);
+                return (status, _task, true);
+            }
+        }
+        finally { _starting.Release(); }
+    }
+
+    private async Task<RecomputeRun> RunTrackedAsync(RecomputeStatus status, bool refitModels, CancellationToken ct)
+    {
+        try
+        {
+            var run = await RunAsync(status.Id, status.StartedAt, refitModels, ct);
+            lock (_lock) Track(Finished(run));
+            return run;
+        }
+        catch (Exception e)
+        {
+            var error = ct.IsCancellationRequested ? "The service stopped during the recompute." : e.Message;
+            logger.LogError(e, "Recompute {Run} failed after {Seconds:0.0} s; the previous run's scores stay in use", status.Id,
+                (clock.GetUtcNow().UtcDateTime - status.StartedAt).TotalSeconds);
+            lock (_lock) Track(status with { State = RecomputeState.Failed, Error = error });
+            throw;
+        }
+    }
+
+    private void Track(RecomputeStatus status)
+    {
+        _current = status;
+        _recent[status.Id] = status;
+        if (_recent.Count > Remembered) _recent.Remove(_recent.Keys.Min());
+    }
+
+    private static RecomputeStatus Finished(RecomputeRun run) => new(run.Id, RecomputeState.Finished, run.StartedAt, run.HorizonDays, run, null);
+
+    private async Task<RecomputeRun> RunAsync(long runId, DateTime started, bool refitModels, CancellationToken ct)
+    {
         var asOf = started;
         var engine = analytics.Engine;
         var o = options.Value;
@@ -65,9 +133,8 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
         var scores = engine.Score(population, asOf, fit?.Models, horizon, parallelism, o.Recompute.ChunkSize);
         var scoreSeconds = phase.Elapsed.TotalSeconds - loadSeconds - fitSeconds;
 
-        await using var staged = await StagedScores.StageAsync(dataSource, scores, parallelism, WriteAsync, ct);
+        await using var staged = await StagedScores.StageAsync(dataSource, runId, scores, parallelism, WriteAsync, ct);
         var finished = AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime);
-        var runId = staged.RunId;
         await staged.SwapInAsync(new { id = runId, asOf, horizon, fitId = fit?.Id, customers = scores.Count, started, finished, fitSample }, ct);
         logger.LogInformation("Recompute {Run}: {Customers} customers scored as of {AsOf:O} in {Seconds:0.0} s (model fit {Fit}{Sample}); " +
             "load {Load:0.00} s, fit {FitSeconds:0.00} s, score {Score:0.00} s, write {Write:0.00} s ({Staged})", runId,

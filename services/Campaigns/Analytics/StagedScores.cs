@@ -35,11 +35,10 @@ public sealed partial class StagedScores : IAsyncDisposable
 
     public delegate Task Writer(NpgsqlConnection connection, string table, long runId, IEnumerable<CustomerScore> scores, CancellationToken ct);
 
-    /// <summary>Takes the run's id, writes <paramref name="scores"/> into the staging table in <paramref name="parallelism"/> parts and indexes it.</summary>
-    public static async Task<StagedScores> StageAsync(NpgsqlDataSource dataSource, IReadOnlyList<CustomerScore> scores, int parallelism, Writer write,
-        CancellationToken ct)
+    /// <summary>Writes <paramref name="scores"/> of run <paramref name="runId"/> into the staging table in <paramref name="parallelism"/> parts and indexes it.</summary>
+    public static async Task<StagedScores> StageAsync(NpgsqlDataSource dataSource, long runId, IReadOnlyList<CustomerScore> scores, int parallelism,
+        Writer write, CancellationToken ct)
     {
-        long runId;
         List<(string, string, bool)> indexes;
         var connection = await dataSource.OpenConnectionAsync(ct);
         try
@@ -49,9 +48,6 @@ public sealed partial class StagedScores : IAsyncDisposable
                 DROP TABLE IF EXISTS {Next};
                 CREATE TABLE {Next} (LIKE {Live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED);
                 """, cancellationToken: ct));
-            // The id is taken now so the rows can carry it; the run's row is inserted with the swap.
-            runId = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
-                "SELECT nextval(pg_get_serial_sequence('recompute_runs', 'id'))", cancellationToken: ct));
             indexes = (await connection.QueryAsync<(string, string, bool)>(new CommandDefinition($"""
                 SELECT i.relname, pg_get_indexdef(i.oid), x.indisprimary
                 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid

@@ -33,6 +33,14 @@ public sealed class StoredScores(NpgsqlDataSource dataSource)
         return row?.ToRun();
     }
 
+    public async Task<RecomputeRun?> RunAsync(long id, CancellationToken ct)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        var row = await connection.QuerySingleOrDefaultAsync<RunRow>(new CommandDefinition(
+            "SELECT * FROM recompute_runs WHERE id = @id", new { id }, cancellationToken: ct));
+        return row?.ToRun();
+    }
+
     public async Task<CustomerScore?> GetAsync(Guid customerId, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);

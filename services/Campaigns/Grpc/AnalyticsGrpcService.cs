@@ -279,16 +279,42 @@ public sealed class AnalyticsGrpcService(AnalyticsQueries analytics, StoredScore
     public override Task<RebuildStatus> GetRebuildStatus(GetRebuildStatusRequest request, ServerCallContext context) => Task.FromResult(ToProto(rebuilder.State));
 
     [Allow(Roles.Admin, Roles.Marketing)]
-    public override async Task<V1.RecomputeRun> RecomputeScores(RecomputeScoresRequest request, ServerCallContext context)
+    public override async Task<V1.RecomputeRun> RecomputeScores(RecomputeScoresRequest request, ServerCallContext context) =>
+        await ToProtoAsync(await recompute.StartAsync(request.RefitModels, context.CancellationToken), context.CancellationToken);
+
+    [Allow(Roles.Admin, Roles.Marketing)]
+    public override async Task<V1.RecomputeRun> GetRecomputeRun(GetRecomputeRunRequest request, ServerCallContext context)
     {
-        var run = await recompute.TryRunAsync(request.RefitModels, context.CancellationToken)
-            ?? throw new PreconditionFailedException("RECOMPUTE_RUNNING", "recompute", "A recompute of the scores is running; try again when it has finished.");
-        var models = run.ModelFitId is { } id ? (await analytics.FitByIdAsync(id, context.CancellationToken))?.Models : null;
-        return new V1.RecomputeRun
+        var v = new Validator();
+        v.Require(request.Id > 0, "id", "is required: a recompute run's id as RecomputeScores returns it.");
+        v.ThrowIfInvalid();
+        var status = await recompute.GetAsync(request.Id, context.CancellationToken)
+            ?? throw new NotFoundException("recompute run", request.Id.ToString(CultureInfo.InvariantCulture));
+        return await ToProtoAsync(status, context.CancellationToken);
+    }
+
+    private async Task<V1.RecomputeRun> ToProtoAsync(RecomputeStatus status, CancellationToken ct)
+    {
+        var reply = new V1.RecomputeRun
         {
-            Id = run.Id, AsOf = Utc(run.AsOf), HorizonDays = run.HorizonDays, Customers = run.Customers, StartedAt = Utc(run.StartedAt),
-            FinishedAt = Utc(run.FinishedAt), Models = ToProto(models), FitSample = run.FitSample ?? 0,
+            Id = status.Id, AsOf = Utc(status.StartedAt), HorizonDays = status.HorizonDays, StartedAt = Utc(status.StartedAt), Error = status.Error ?? "",
+            State = status.State switch
+            {
+                Analytics.RecomputeState.Running => V1.RecomputeState.Running,
+                Analytics.RecomputeState.Finished => V1.RecomputeState.Finished,
+                _ => V1.RecomputeState.Failed,
+            },
         };
+        if (status.Run is { } run)
+        {
+            var models = run.ModelFitId is { } id ? (await analytics.FitByIdAsync(id, ct))?.Models : null;
+            reply.AsOf = Utc(run.AsOf);
+            reply.Customers = run.Customers;
+            reply.FinishedAt = Utc(run.FinishedAt);
+            reply.Models = ToProto(models);
+            reply.FitSample = run.FitSample ?? 0;
+        }
+        return reply;
     }
 
     // ---- helpers ----

@@ -64,7 +64,7 @@ public class SegmentTests(SuiteFixture suite)
     private async Task SetScoresAsync(params (string CustomerId, int R, int F, int M, string Group, string? Quadrant, string Churn)[] rows)
     {
         var analytics = new Crm.Campaigns.V1.AnalyticsService.AnalyticsServiceClient(suite.Campaigns.ChannelFor(Crm.ServiceDefaults.Security.Roles.Marketing));
-        await analytics.RecomputeScoresAsync(new Crm.Campaigns.V1.RecomputeScoresRequest());
+        await Recompute.RunAsync(analytics);
         await using var db = await suite.CampaignsDb.OpenConnectionAsync();
         foreach (var r in rows)
         {

@@ -77,7 +77,7 @@ public class StoredScoresTests(SuiteFixture suite)
         await WaitForOrdersAsync(steady, tag, 3);
         await WaitForOrdersAsync(lapsed, tag, 2);
 
-        var run = await _analytics.RecomputeScoresAsync(new RecomputeScoresRequest());
+        var run = await Recompute.RunAsync(_analytics);
         Assert.True(run.Id > 0 && run.Customers >= 3 && run.HorizonDays == 365, run.ToString());
 
         var r = await StoredAsync(recent);
@@ -110,7 +110,7 @@ public class StoredScoresTests(SuiteFixture suite)
         var stale = await StoredAsync(lapsed);
         Assert.Equal((run.Id, "121"), (stale.RecomputeRunId, stale.RfmCell));
 
-        var next = await _analytics.RecomputeScoresAsync(new RecomputeScoresRequest());
+        var next = await Recompute.RunAsync(_analytics);
         Assert.True(next.Id > run.Id);
         var fresh = await StoredAsync(lapsed);
         // Now R 5; three orders → F 2; average (700 + 300 + 6,000) / 3 = 2,333.33 → M 3: "523", promising (R 4-5, F 1-2).

@@ -438,6 +438,8 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
             Template = "{name}", Schedule = new Crm.Campaigns.V1.CampaignSchedule { Kind = Crm.Campaigns.V1.ScheduleKind.Once, StartAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(DateTime.UtcNow) },
             RewardId = campaignCoupon.Id, ControlSharePercent = 10,
         });
+        // A recompute run, so GetRecomputeRun's plausible id (1) names a stored run once one has finished.
+        await new Crm.Campaigns.V1.AnalyticsService.AnalyticsServiceClient(suite.Campaigns.Channel).RecomputeScoresAsync(new Crm.Campaigns.V1.RecomputeScoresRequest());
         return new Dictionary<string, string>
         {
             ["endpoint_id"] = endpoint.Endpoint.Id,
