@@ -66,6 +66,7 @@ try
     [
         $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}", "--Kestrel:Endpoints:http:Protocols=Http2",
         $"--services:customer:http:0=http://127.0.0.1:{standInPort}", // the stand-in: GetCustomer for the campaign dispatcher's {name}
+        "--Marketing:QuietHoursStart=", // no quiet hours: between 21:00 and 09:00 Shanghai time every tier-welcome send would be deferred
         "--Campaigns:Recompute:Scheduled=false", $"--Campaigns:Recompute:FitSampleSize={options.FitSample}",
         "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Crm.Campaigns=Information", $"--Campaigns:OrderPaidBatches={(options.OrderPaidSingle ? "false" : "true")}",
         $"--Bench:DataDirectory={dataDirectory}", // names the run, so bench/run.sh finds the process if it were left behind
