@@ -34,7 +34,7 @@ public static class CampaignsApp
             bus.AddConsumer<PointsRedeemedConsumer>();
             bus.AddConsumer<PointsExpiredConsumer>();
             bus.AddConsumer<PointsClawedBackConsumer>();
-            bus.AddConsumer<TierWelcomeConsumer>();
+            bus.AddConsumer<TierWelcomeConsumer>(typeof(TierWelcomeConsumerDefinition));
             bus.AddConsumer<CouponUsedConsumer>();
         });
         builder.AddGrpcDefaults();
@@ -73,6 +73,10 @@ public static class CampaignsApp
             .Validate(o => o.Scheduler.TickInterval > TimeSpan.Zero && o.Scheduler.RetryInterval > TimeSpan.Zero && o.Scheduler.BirthdayCatchUpDays >= 0
                 && o.Scheduler.PointsExpiringWithinDays is >= 1 and <= 366,
                 "Marketing:Scheduler needs positive intervals, BirthdayCatchUpDays >= 0 and PointsExpiringWithinDays 1-366.")
+            .Validate(o => o.TierWelcome.ConcurrentMessageLimit is >= 1 and <= 64 && o.TierWelcome.PrefetchCount is >= 0 and <= 1000,
+                "Marketing:TierWelcome needs ConcurrentMessageLimit 1-64 and PrefetchCount 0-1000 (0: twice the limit).")
+            .Validate<Npgsql.NpgsqlDataSource>((o, db) => 3 * o.TierWelcome.ConcurrentMessageLimit < new Npgsql.NpgsqlConnectionStringBuilder(db.ConnectionString).MaxPoolSize,
+                "Marketing:TierWelcome:ConcurrentMessageLimit × 3 must stay below the database pool's Maximum Pool Size (each send in flight holds up to three connections).")
             .ValidateOnStart();
         builder.Services.AddSingleton(s => new QuietHours(s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursStart,
             s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursEnd,

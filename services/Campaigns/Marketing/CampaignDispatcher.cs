@@ -51,7 +51,7 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
         else if (await NameAsync(customerId, ct) is not { } name) outcome = SendOutcome.Deferred;
         else
         {
-            outcome = await cap.TryTakeAsync(customerId, now, ct) switch
+            outcome = await cap.TryTakeAsync(tx, customerId, now, ct) switch
             {
                 CapOutcome.Allowed => SendOutcome.Sent,
                 CapOutcome.Capped => SendOutcome.Capped,

@@ -14,11 +14,13 @@ public enum CapOutcome { Allowed, Capped, Unavailable }
 /// week, so a restart never hands out a fresh allowance. Redis unreachable: <see cref="CapOutcome.Unavailable"/> — the
 /// caller defers the send; it never sends unchecked.
 /// </summary>
-public sealed class FrequencyCap(IConnectionMultiplexer redis, NpgsqlDataSource db, IOptions<MarketingOptions> options, IOptions<CampaignsOptions> campaigns)
+public sealed class FrequencyCap(IConnectionMultiplexer redis, IOptions<MarketingOptions> options, IOptions<CampaignsOptions> campaigns)
 {
     private readonly TimeZoneInfo _zone = TimeZoneInfo.FindSystemTimeZoneById(campaigns.Value.TimeZone);
 
-    public async Task<CapOutcome> TryTakeAsync(Guid customerId, DateTime nowUtc, CancellationToken ct)
+    /// <param name="tx">The send's transaction: the seed is read on its connection rather than a second one from the pool
+    /// (a burst of sends each holding one connection and waiting for another would exhaust the pool).</param>
+    public async Task<CapOutcome> TryTakeAsync(NpgsqlTransaction tx, Guid customerId, DateTime nowUtc, CancellationToken ct)
     {
         var (weekStart, weekEnd) = Week(nowUtc);
         var key = $"campaigns:cap:{customerId:N}:{weekStart:yyyyMMdd}";
@@ -27,11 +29,9 @@ public sealed class FrequencyCap(IConnectionMultiplexer redis, NpgsqlDataSource 
             var cache = redis.GetDatabase();
             if (!await cache.KeyExistsAsync(key))
             {
-                long sent;
-                await using (var connection = await db.OpenConnectionAsync(ct))
-                    sent = await connection.ExecuteScalarAsync<long>(new CommandDefinition("""
-                        SELECT count(*) FROM campaign_deliveries WHERE customer_id = @customerId AND status = 'sent' AND at >= @weekStart
-                        """, new { customerId, weekStart }, cancellationToken: ct));
+                var sent = await tx.Connection!.ExecuteScalarAsync<long>(new CommandDefinition("""
+                    SELECT count(*) FROM campaign_deliveries WHERE customer_id = @customerId AND status = 'sent' AND at >= @weekStart
+                    """, new { customerId, weekStart }, tx, cancellationToken: ct));
                 TimeSpan? ttl = weekEnd - nowUtc + TimeSpan.FromHours(1);
                 await cache.StringSetAsync(key, (RedisValue)sent, ttl, When.NotExists);
             }

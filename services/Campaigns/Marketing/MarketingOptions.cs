@@ -17,6 +17,26 @@ public sealed class MarketingOptions
     public string QuietHoursEnd { get; set; } = "09:00";
     /// <summary>The scheduler (one-off, recurring, birthday, win-back runs) and the retry of deferred sends.</summary>
     public SchedulerOptions Scheduler { get; set; } = new();
+    /// <summary>The endpoint that turns TierChanged into tier-welcome messages.</summary>
+    public TierWelcomeOptions TierWelcome { get; set; } = new();
+}
+
+/// <summary>
+/// Settings under <c>Marketing:TierWelcome</c>. Each TierChanged waits mostly on the database, Redis and the customer
+/// service, so several at once keep up where one at a time cannot; every guard stays exact however many run at once (the
+/// delivery key, consent read in the send's transaction, the cap's atomic counter). Each message in flight holds up to
+/// three of the service's pooled database connections at once (the inbox's transaction, the send's, the delivery log's
+/// write): keep three times the limit below the pool (20 unless the connection string says otherwise), or a burst
+/// leaves every connection held by a send that waits for another one until the pool's timeout.
+/// </summary>
+public sealed class TierWelcomeOptions
+{
+    /// <summary>TierChanged messages handled at once (MassTransit's ConcurrentMessageLimit on the endpoint), 1-64.</summary>
+    public int ConcurrentMessageLimit { get; set; } = 6;
+    /// <summary>Messages RabbitMQ hands the endpoint ahead of acknowledgement; 0: twice the concurrent limit.</summary>
+    public int PrefetchCount { get; set; }
+
+    public int EffectivePrefetchCount => PrefetchCount > 0 ? PrefetchCount : 2 * ConcurrentMessageLimit;
 }
 
 public sealed class SchedulerOptions

@@ -31,3 +31,15 @@ public sealed class TierWelcomeConsumer(NpgsqlDataSource dataSource, CampaignSto
         }
     }
 }
+
+/// <summary>The tier-welcome endpoint handles Marketing:TierWelcome:ConcurrentMessageLimit messages at once.</summary>
+public sealed class TierWelcomeConsumerDefinition(IOptions<MarketingOptions> options) : ConsumerDefinition<TierWelcomeConsumer>
+{
+    protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpoint, IConsumerConfigurator<TierWelcomeConsumer> consumer,
+        IRegistrationContext context)
+    {
+        var o = options.Value.TierWelcome;
+        endpoint.PrefetchCount = o.EffectivePrefetchCount;
+        endpoint.ConcurrentMessageLimit = o.ConcurrentMessageLimit;
+    }
+}

@@ -65,7 +65,7 @@ public class CampaignCapTests(SuiteFixture suite)
                    EndPoints = { "127.0.0.1:1" }, AbortOnConnectFail = false, ConnectTimeout = 200, AsyncTimeout = 300, SyncTimeout = 300,
                }))
         {
-            var unreachable = new FrequencyCap(down, suite.CampaignsDb, services.GetRequiredService<IOptions<MarketingOptions>>(),
+            var unreachable = new FrequencyCap(down, services.GetRequiredService<IOptions<MarketingOptions>>(),
                 services.GetRequiredService<IOptions<CampaignsOptions>>());
             var dispatcher = ActivatorUtilities.CreateInstance<CampaignDispatcher>(services, unreachable);
             Assert.Equal(SendOutcome.Deferred, await dispatcher.SendAsync(campaign, Guid.Parse(b), "r1", null, CancellationToken.None));
