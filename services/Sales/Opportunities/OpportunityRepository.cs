@@ -38,7 +38,7 @@ public sealed record NewOpportunity(
 
 public sealed record StageChangeRow(long Id, string? FromStage, string ToStage, string? Reason, string ChangedBy, DateTime ChangedAt);
 
-public sealed record OpportunityFilter(string? OwnerId, string? Stage, Guid? CustomerId);
+public sealed record OpportunityFilter(string? OwnerId, string? Stage, Guid? CustomerId, string? OrderStatus);
 
 /// <summary>Opportunities and their stage history; won/lost events go out through the outbox with the change.</summary>
 public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox outbox, Pipeline pipeline, TimeProvider clock)
@@ -93,9 +93,10 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
         return (await connection.QueryAsync<OpportunityRow>(new CommandDefinition($"""
             SELECT {Columns} FROM opportunities
             WHERE {scope.Sql()} AND (@ownerId::text IS NULL OR owner_id = @ownerId) AND (@stage::text IS NULL OR stage = @stage)
-              AND (@customerId::uuid IS NULL OR customer_id = @customerId) AND (@before::bigint IS NULL OR seq < @before)
+              AND (@customerId::uuid IS NULL OR customer_id = @customerId) AND (@orderStatus::text IS NULL OR order_status = @orderStatus)
+              AND (@before::bigint IS NULL OR seq < @before)
             ORDER BY seq DESC LIMIT @limit
-            """, new { scopeSubject = scope.Subject, scopeTeam = scope.Team, ownerId = f.OwnerId, stage = f.Stage, customerId = f.CustomerId, before = beforeSeq, limit },
+            """, new { scopeSubject = scope.Subject, scopeTeam = scope.Team, ownerId = f.OwnerId, stage = f.Stage, customerId = f.CustomerId, orderStatus = f.OrderStatus, before = beforeSeq, limit },
             cancellationToken: ct))).ToList();
     }
 

@@ -100,6 +100,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         Assert.Contains(counts, c => c.Rpc == "crm.loyalty.v1.LoyaltyService/AdjustPoints");
         Assert.Contains(counts, c => c.Rpc == "crm.customer.v1.CustomerImport/ImportOrders"); // streaming RPCs are covered too
         Assert.Contains(counts, c => c.Rpc == "crm.sales.v1.SalesService/ConvertLead");
+        Assert.Contains(counts, c => c.Rpc == "crm.sales.v1.SalesService/RetryOrder"); // seeded by opportunity_id (an unpaid one: FAILED_PRECONDITION)
         Assert.True(failures.Count == 0,
             $"{failures.Count} of {counts.Sum(c => c.Calls)} malformed calls failed:\n" + string.Join("\n", failures.Take(40)));
     }
