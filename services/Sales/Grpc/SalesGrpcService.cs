@@ -439,7 +439,7 @@ public sealed class SalesGrpcService(
         var v = new Validator();
         var ownerId = Rules.Optional(request.OwnerId, "owner_id", v, 100);
         v.ThrowIfInvalid();
-        var r = await reports.PipelineAsync(Scope.ForReports(context), ownerId, context.CancellationToken);
+        var r = await reports.PipelineAsync(Scope.ForReports(context), ownerId, fromRows: false, context.CancellationToken);
         var response = new PipelineReport
         {
             Won = r.Won, Lost = r.Lost, WinRatePercent = Rules.Percent(r.Won, r.Won + r.Lost),

@@ -75,9 +75,12 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
                 id, o.Title, o.CustomerId, o.LeadId, o.ProductInterest, o.Amount, close = o.ExpectedCloseDate.ToDateTime(TimeOnly.MinValue),
                 o.Stage, furthest, o.OwnerId, o.OwnerTeam, o.RequestId, now,
             }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, NULL, @Stage, 'opened', @changedBy, @now)
-            """, new { id, o.Stage, changedBy, now }, tx, cancellationToken: ct));
+        var args = PipelineCounts.Change(null, row);
+        args.AddDynamicParams(new { id, o.Stage, changedBy, now });
+        await connection.ExecuteAsync(new CommandDefinition($"""
+            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, NULL, @Stage, 'opened', @changedBy, @now);
+            {PipelineCounts.Sql}
+            """, args, tx, cancellationToken: ct));
         return row;
     }
 
@@ -131,9 +134,12 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
                 id, stage = target.Code, furthest = pipeline.Furthest(current.FurthestStage, target), closing = target.IsClosed, won = target.IsWon, reason, now,
                 close = newCloseDate?.ToDateTime(TimeOnly.MinValue),
             }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, @from, @to, @reason, @changedBy, @now)
-            """, new { id, from = from.Code, to = target.Code, reason, changedBy, now }, tx, cancellationToken: ct));
+        var args = PipelineCounts.Change(current, row);
+        args.AddDynamicParams(new { id, from = from.Code, to = target.Code, reason, changedBy, now });
+        await connection.ExecuteAsync(new CommandDefinition($"""
+            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, @from, @to, @reason, @changedBy, @now);
+            {PipelineCounts.Sql}
+            """, args, tx, cancellationToken: ct));
         var at = new DateTimeOffset(now, TimeSpan.Zero);
         if (target.IsWon)
             await outbox.AddAsync(tx, new OpportunityWon(id, row.CustomerId, row.Amount, row.OwnerId, row.OwnerTeam, reason!, at), ct);
