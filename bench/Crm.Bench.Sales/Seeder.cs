@@ -151,8 +151,10 @@ public static class Seeder
             }
             await writer.CompleteAsync(ct);
         }
+        // COPY bypassed the service, which keeps the report summary with every write: build it from what was loaded.
+        await PipelineCounts.RebuildAsync(connection, ct);
         // What autovacuum would have done by the time anyone reads reports over two years of data.
-        foreach (var table in (string[])["opportunities", "stage_history"])
+        foreach (var table in (string[])["opportunities", "stage_history", "pipeline_counts"])
         {
             await using var vacuum = new NpgsqlCommand($"VACUUM ANALYZE {table}", connection);
             await vacuum.ExecuteNonQueryAsync(ct);

@@ -30,6 +30,7 @@ public static class SalesApp
         builder.Services.AddSingleton<OpportunityRepository>();
         builder.Services.AddSingleton<OrderRecorderSignal>();
         builder.Services.AddSingleton<Receipts>();
+        builder.Services.AddSingleton<ParkedOrders>();
         builder.Services.AddSingleton<OrderRecorder>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<OrderRecorder>());
         builder.Services.AddSingleton<ActivityRepository>();

@@ -15,7 +15,7 @@ namespace Crm.Sales.Grpc;
 
 /// <summary>crm.sales.v1.SalesService: validates, checks who may touch which record, calls the repositories, maps to the wire.</summary>
 public sealed class SalesGrpcService(
-    LeadRepository leads, LeadConversion conversion, OpportunityRepository opportunities, Receipts receipts, ActivityRepository activities,
+    LeadRepository leads, LeadConversion conversion, OpportunityRepository opportunities, Receipts receipts, ParkedOrders parkedOrders, ActivityRepository activities,
     SalesReports reports, Pipeline pipeline, IOptions<SalesOptions> options, TimeProvider clock, ILogger<SalesGrpcService> logger)
     : SalesService.SalesServiceBase
 {
@@ -200,7 +200,10 @@ public sealed class SalesGrpcService(
         var v = new Validator();
         var pageSize = PageToken.PageSize(request.PageSize, v);
         var stage = StageRules.Parse(pipeline, request.Stage, "stage", v, required: false);
-        var filter = new OpportunityFilter(Rules.Optional(request.OwnerId, "owner_id", v, 100), stage?.Code, Rules.OptionalId(request.CustomerId, "customer_id", v));
+        var orderStatus = Rules.Optional(request.OrderStatus, "order_status", v, 20)?.ToLowerInvariant();
+        if (orderStatus is not null && !ParkedOrders.Statuses.Contains(orderStatus))
+            v.Add("order_status", $"'{Echo.Cut(request.OrderStatus)}' is not an order status ({string.Join(", ", ParkedOrders.Statuses)}).");
+        var filter = new OpportunityFilter(Rules.Optional(request.OwnerId, "owner_id", v, 100), stage?.Code, Rules.OptionalId(request.CustomerId, "customer_id", v), orderStatus);
         var before = SeqToken(request.PageToken, filter.ToString(), v);
         v.ThrowIfInvalid();
         var page = await opportunities.ListAsync(Scope.Of(context), filter, before, pageSize + 1, context.CancellationToken);
@@ -298,6 +301,15 @@ public sealed class SalesGrpcService(
         response.Receipts.AddRange(page.Take(pageSize).Select(Wire.ToProto));
         if (page.Count > pageSize) response.NextPageToken = PageToken.Encode($"{page[pageSize - 1].PaidAt.Ticks}/{page[pageSize - 1].ReceiptId}", id.ToString());
         return response;
+    }
+
+    [Allow(Roles.Admin)]
+    public override async Task<Opportunity> RetryOrder(RetryOrderRequest request, ServerCallContext context)
+    {
+        var id = Ids.Parse(request.OpportunityId, "opportunity_id");
+        var row = await parkedOrders.RetryAsync(id, context.CancellationToken);
+        if (row.OrderStatus == "pending") logger.LogInformation("Order of opportunity {OpportunityId} put back in the queue by {Subject}", id, Scope.Of(context).Subject);
+        return Wire.ToProto(row, pipeline);
     }
 
     // ---- activities ----
@@ -427,7 +439,7 @@ public sealed class SalesGrpcService(
         var v = new Validator();
         var ownerId = Rules.Optional(request.OwnerId, "owner_id", v, 100);
         v.ThrowIfInvalid();
-        var r = await reports.PipelineAsync(Scope.ForReports(context), ownerId, context.CancellationToken);
+        var r = await reports.PipelineAsync(Scope.ForReports(context), ownerId, fromRows: false, context.CancellationToken);
         var response = new PipelineReport
         {
             Won = r.Won, Lost = r.Lost, WinRatePercent = Rules.Percent(r.Won, r.Won + r.Lost),

@@ -38,7 +38,7 @@ public sealed record NewOpportunity(
 
 public sealed record StageChangeRow(long Id, string? FromStage, string ToStage, string? Reason, string ChangedBy, DateTime ChangedAt);
 
-public sealed record OpportunityFilter(string? OwnerId, string? Stage, Guid? CustomerId);
+public sealed record OpportunityFilter(string? OwnerId, string? Stage, Guid? CustomerId, string? OrderStatus);
 
 /// <summary>Opportunities and their stage history; won/lost events go out through the outbox with the change.</summary>
 public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox outbox, Pipeline pipeline, TimeProvider clock)
@@ -75,9 +75,12 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
                 id, o.Title, o.CustomerId, o.LeadId, o.ProductInterest, o.Amount, close = o.ExpectedCloseDate.ToDateTime(TimeOnly.MinValue),
                 o.Stage, furthest, o.OwnerId, o.OwnerTeam, o.RequestId, now,
             }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, NULL, @Stage, 'opened', @changedBy, @now)
-            """, new { id, o.Stage, changedBy, now }, tx, cancellationToken: ct));
+        var args = PipelineCounts.Change(null, row);
+        args.AddDynamicParams(new { id, o.Stage, changedBy, now });
+        await connection.ExecuteAsync(new CommandDefinition($"""
+            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, NULL, @Stage, 'opened', @changedBy, @now);
+            {PipelineCounts.Sql}
+            """, args, tx, cancellationToken: ct));
         return row;
     }
 
@@ -93,9 +96,10 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
         return (await connection.QueryAsync<OpportunityRow>(new CommandDefinition($"""
             SELECT {Columns} FROM opportunities
             WHERE {scope.Sql()} AND (@ownerId::text IS NULL OR owner_id = @ownerId) AND (@stage::text IS NULL OR stage = @stage)
-              AND (@customerId::uuid IS NULL OR customer_id = @customerId) AND (@before::bigint IS NULL OR seq < @before)
+              AND (@customerId::uuid IS NULL OR customer_id = @customerId) AND (@orderStatus::text IS NULL OR order_status = @orderStatus)
+              AND (@before::bigint IS NULL OR seq < @before)
             ORDER BY seq DESC LIMIT @limit
-            """, new { scopeSubject = scope.Subject, scopeTeam = scope.Team, ownerId = f.OwnerId, stage = f.Stage, customerId = f.CustomerId, before = beforeSeq, limit },
+            """, new { scopeSubject = scope.Subject, scopeTeam = scope.Team, ownerId = f.OwnerId, stage = f.Stage, customerId = f.CustomerId, orderStatus = f.OrderStatus, before = beforeSeq, limit },
             cancellationToken: ct))).ToList();
     }
 
@@ -130,9 +134,12 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
                 id, stage = target.Code, furthest = pipeline.Furthest(current.FurthestStage, target), closing = target.IsClosed, won = target.IsWon, reason, now,
                 close = newCloseDate?.ToDateTime(TimeOnly.MinValue),
             }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, @from, @to, @reason, @changedBy, @now)
-            """, new { id, from = from.Code, to = target.Code, reason, changedBy, now }, tx, cancellationToken: ct));
+        var args = PipelineCounts.Change(current, row);
+        args.AddDynamicParams(new { id, from = from.Code, to = target.Code, reason, changedBy, now });
+        await connection.ExecuteAsync(new CommandDefinition($"""
+            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, @from, @to, @reason, @changedBy, @now);
+            {PipelineCounts.Sql}
+            """, args, tx, cancellationToken: ct));
         var at = new DateTimeOffset(now, TimeSpan.Zero);
         if (target.IsWon)
             await outbox.AddAsync(tx, new OpportunityWon(id, row.CustomerId, row.Amount, row.OwnerId, row.OwnerTeam, reason!, at), ct);

@@ -31,7 +31,7 @@ public sealed class OrderRecorderSignal
 /// Each row is leased (its next attempt pushed a minute ahead) before the call, so two instances rarely call together.
 /// After Sales:OrderMaxAttempts failures the row is parked (order_status 'parked', the last error kept) and logged as an
 /// error saying how to retry it; the loop no longer calls for it, so a deal the customer service refuses for good (an
-/// unknown customer, a rejected amount) does not hammer it forever. Setting the row back to 'pending' retries it.
+/// unknown customer, a rejected amount) does not hammer it forever. RetryOrder (<see cref="ParkedOrders"/>) puts it back to 'pending'.
 /// </summary>
 public sealed class OrderRecorder(
     NpgsqlDataSource dataSource, CustomerService.CustomerServiceClient customers, OrderRecorderSignal signal,
@@ -111,7 +111,7 @@ public sealed class OrderRecorder(
                     logger.LogError(
                         "Order for opportunity {OpportunityId} (customer {CustomerId}, {Amount} yuan, external order id {ExternalOrderId}) parked after " +
                         "{Attempts} failed RecordOrder calls (last: {Error}); the customer is paid up but has no order (no loyalty points) until " +
-                        "it is recorded. Fix the cause, then retry it in salesdb: {Retry} (a retry never records it twice)",
+                        "it is recorded. Fix the cause, then retry it with RetryOrder (admin) or in salesdb: {Retry} (a retry never records it twice)",
                         d.Id, d.CustomerId, d.Amount, ExternalOrderId(d.Id), attempt, error,
                         $"UPDATE opportunities SET order_status = 'pending', order_attempts = 0, order_next_attempt = now() WHERE id = '{d.Id}'");
                     continue;

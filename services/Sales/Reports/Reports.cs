@@ -69,12 +69,14 @@ public sealed class SalesReports(NpgsqlDataSource dataSource, Pipeline pipeline)
     }
 
     private sealed record OpenTotal(string Stage, int Opportunities, decimal Amount, decimal Weighted);
-    private sealed record StageCount(string Stage, string? FurthestStage, int Opportunities, double? WonSeconds);
+    private sealed record StageCount(string Stage, string? FurthestStage, int Opportunities, decimal? WonSeconds);
 
-    public async Task<PipelineReportResult> PipelineAsync(Scope scope, string? ownerId, CancellationToken ct)
+    /// <param name="fromRows">Count by grouping the opportunities themselves instead of reading pipeline_counts: the
+    /// same answer, slower; what the summary is checked against.</param>
+    public async Task<PipelineReportResult> PipelineAsync(Scope scope, string? ownerId, bool fromRows, CancellationToken ct)
     {
         // The two queries are independent: run on two connections at once, the report costs the longer one rather than both.
-        var countsTask = StageCountsAsync(scope, ownerId, ct);
+        var countsTask = StageCountsAsync(scope, ownerId, fromRows, ct);
         var openTask = OpenTotalsAsync(scope, ownerId, ct);
         await Task.WhenAll(countsTask, openTask);
         var counts = countsTask.Result;
@@ -83,7 +85,7 @@ public sealed class SalesReports(NpgsqlDataSource dataSource, Pipeline pipeline)
         var won = counts.Where(c => c.Stage == Pipeline.Won).ToList();
         var wonCount = won.Sum(c => c.Opportunities);
         decimal? cycleDays = wonCount == 0 ? null
-            : Math.Round((decimal)won.Sum(c => c.WonSeconds ?? 0) / wonCount / 86400m, 2, MidpointRounding.AwayFromZero);
+            : Math.Round(won.Sum(c => c.WonSeconds ?? 0) / wonCount / 86400m, 2, MidpointRounding.AwayFromZero);
 
         var ladder = pipeline.Ladder;
         int ReachedAtLeast(int i) => counts.Where(c => pipeline.Progress(c.FurthestStage) >= i).Sum(c => c.Opportunities);
@@ -97,18 +99,24 @@ public sealed class SalesReports(NpgsqlDataSource dataSource, Pipeline pipeline)
     }
 
     /// <summary>
-    /// One pass over the caller's opportunities: per stage and furthest stage reached, the count and (won only) the time
-    /// to win. date_part (double) rather than extract (numeric): the sum over every row is a third cheaper, and the
-    /// average is rounded to hundredths of a day.
+    /// Per stage and furthest stage reached, the count and (won only) the summed time from created to won, over the
+    /// caller's scope: from the pipeline_counts summary (a few rows per owner), or from the opportunities themselves.
     /// </summary>
-    private async Task<List<StageCount>> StageCountsAsync(Scope scope, string? ownerId, CancellationToken ct)
+    private async Task<List<StageCount>> StageCountsAsync(Scope scope, string? ownerId, bool fromRows, CancellationToken ct)
     {
+        var sql = fromRows
+            ? $"""
+              SELECT stage, furthest_stage, count(*)::int AS opportunities, sum(extract(epoch FROM won_at - created_at)) AS won_seconds
+              FROM opportunities WHERE {scope.Sql()} AND (@ownerId::text IS NULL OR owner_id = @ownerId)
+              GROUP BY stage, furthest_stage
+              """
+            : $"""
+              SELECT stage, nullif(furthest_stage, '') AS furthest_stage, sum(opportunities)::int AS opportunities, sum(won_seconds) AS won_seconds
+              FROM pipeline_counts WHERE {scope.Sql()} AND (@ownerId::text IS NULL OR owner_id = @ownerId)
+              GROUP BY 1, 2 HAVING sum(opportunities) > 0
+              """;
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        return (await connection.QueryAsync<StageCount>(new CommandDefinition($"""
-            SELECT stage, furthest_stage, count(*)::int AS opportunities, sum(date_part('epoch', won_at - created_at)) AS won_seconds
-            FROM opportunities WHERE {scope.Sql()} AND (@ownerId::text IS NULL OR owner_id = @ownerId)
-            GROUP BY stage, furthest_stage
-            """, Args(scope, ownerId), cancellationToken: ct))).ToList();
+        return (await connection.QueryAsync<StageCount>(new CommandDefinition(sql, Args(scope, ownerId), cancellationToken: ct))).ToList();
     }
 
     private async Task<Dictionary<string, OpenTotal>> OpenTotalsAsync(Scope scope, string? ownerId, CancellationToken ct)

@@ -102,6 +102,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
         Assert.Contains(counts, c => c.Rpc == "crm.sales.v1.SalesService/ConvertLead");
         Assert.Contains(counts, c => c.Rpc == "crm.loyalty.v1.LoyaltyService/GrantReward");
         Assert.Contains(counts, c => c.Rpc == "crm.campaigns.v1.CampaignService/GetCampaignReport");
+        Assert.Contains(counts, c => c.Rpc == "crm.sales.v1.SalesService/RetryOrder"); // seeded by opportunity_id (an unpaid one: FAILED_PRECONDITION)
         Assert.True(failures.Count == 0,
             $"{failures.Count} of {counts.Sum(c => c.Calls)} malformed calls failed:\n" + string.Join("\n", failures.Take(40)));
     }
