@@ -12,7 +12,7 @@ namespace Crm.Bench.Tickets;
 /// Writes tickets with binary COPY after the service applied its migrations. Each row is what OpenTicket and the state
 /// changes after it would have left (the service's own TicketRow, SLA due times from its own calendar and policies for
 /// the ticket's priority and tier; complaints get their "receive" step), back-dated so that its targets fall where the
-/// phase needs them. No outbox rows: their events were published long ago.
+/// phase needs them; each running SLA target gets its sla_targets row. No outbox rows: their events were published long ago.
 /// </summary>
 public sealed class TicketSeeder(NpgsqlDataSource db, TicketsOptions options)
 {
@@ -204,6 +204,19 @@ public sealed class TicketSeeder(NpgsqlDataSource db, TicketsOptions options)
         {
             foreach (var r in rows) await search.WriteRowAsync(ct, r.Id, r.Subject + " " + r.Description);
             await search.CompleteAsync(ct);
+        }
+        await using (var targets = await connection.BeginBinaryImportAsync(
+            "COPY sla_targets (due_at, ticket_id, target) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            foreach (var r in rows)
+            foreach (var (target, due) in RunningTargets.Of(r))
+            {
+                await targets.StartRowAsync(ct);
+                await targets.WriteAsync(due, NpgsqlDbType.TimestampTz, ct);
+                await targets.WriteAsync(r.Id, NpgsqlDbType.Uuid, ct);
+                await targets.WriteAsync(target, NpgsqlDbType.Smallint, ct);
+            }
+            await targets.CompleteAsync(ct);
         }
         await using (var steps = await connection.BeginBinaryImportAsync(
             "COPY complaint_steps (ticket_id, step, done_by, done_at) FROM STDIN (FORMAT BINARY)", ct))

@@ -53,20 +53,17 @@ public sealed class TicketQueries(NpgsqlDataSource db, TimeProvider clock)
     {
         var until = clock.UtcNowForDb().AddMinutes(withinMinutes);
         await using var connection = await db.OpenConnectionAsync(ct);
+        // Running targets only live in sla_targets; its key (due_at, ticket_id, target) is also the page order.
         return (await connection.QueryAsync<AtRiskRow>(new CommandDefinition("""
-            SELECT * FROM (
-                SELECT id AS ticket_id, 'first_response' AS target, fr_due_at AS due_at, priority, queue, assignee FROM tickets
-                WHERE fr_met_at IS NULL AND fr_breached_at IS NULL AND fr_due_at <= @until AND state BETWEEN 1 AND 4
-                UNION ALL
-                SELECT id, 'resolution', res_due_at, priority, queue, assignee FROM tickets
-                WHERE res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL AND res_due_at <= @until AND state BETWEEN 1 AND 4
-            ) r
-            WHERE (@queue = '' OR r.queue = @queue) AND (NOT @paged OR (r.due_at, r.ticket_id, r.target) > (@afterDue, @afterId, @afterTarget))
-            ORDER BY r.due_at, r.ticket_id, r.target LIMIT @limit
+            SELECT s.ticket_id, CASE s.target WHEN 1 THEN 'first_response' ELSE 'resolution' END AS target, s.due_at, t.priority, t.queue, t.assignee
+            FROM sla_targets s JOIN tickets t ON t.id = s.ticket_id
+            WHERE s.due_at <= @until AND (@queue = '' OR t.queue = @queue)
+              AND (NOT @paged OR (s.due_at, s.ticket_id, s.target) > (@afterDue, @afterId, @afterTarget))
+            ORDER BY s.due_at, s.ticket_id, s.target LIMIT @limit
             """, new
             {
                 until, queue = queue ?? "", paged = after is not null, afterDue = after?.Due ?? DateTime.MinValue, afterId = after?.Id ?? Guid.Empty,
-                afterTarget = after?.Target ?? "", limit,
+                afterTarget = after is { } a ? RunningTargets.Number(a.Target) : (short)0, limit,
             }, cancellationToken: ct))).ToList();
     }
 

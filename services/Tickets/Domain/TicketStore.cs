@@ -87,19 +87,24 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             FrTargetMinutes = targets.FirstResponseMinutes, FrDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.FirstResponseMinutes)),
             ResTargetMinutes = targets.ResolutionMinutes, ResDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.ResolutionMinutes)),
         };
-        // The ticket and its search text in one statement: ticket_search gets a row only when the ticket went in.
-        var inserted = await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+        // One statement writes the ticket, its search text, its two running SLA targets and a complaint's "receive" step:
+        // the rest go in only when the ticket did (not a retry that lost the race for the idempotency key).
+        var parameters = new DynamicParameters(row);
+        parameters.Add("complaint", row.Type == TicketTypes.Complaint);
+        var inserted = await tx.Connection!.ExecuteScalarAsync<long>(new CommandDefinition("""
             WITH ticket AS (
-            INSERT INTO tickets (id, customer_id, type, channel, priority, state, order_ref, subject, description, tags, attachments,
-                queue, customer_tier, opened_by, opened_at, updated_at, idempotency_key, fr_target_minutes, fr_due_at, res_target_minutes, res_due_at)
-            VALUES (@Id, @CustomerId, @Type, @Channel, @Priority, @State, @OrderRef, @Subject, @Description, @Tags, @Attachments::jsonb,
-                @Queue, @CustomerTier, @OpenedBy, @OpenedAt, @UpdatedAt, @IdempotencyKey, @FrTargetMinutes, @FrDueAt, @ResTargetMinutes, @ResDueAt)
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING id)
-            INSERT INTO ticket_search (ticket_id, search_text) SELECT id, @Subject || ' ' || @Description FROM ticket
-            """, row, tx, cancellationToken: ct));
+                INSERT INTO tickets (id, customer_id, type, channel, priority, state, order_ref, subject, description, tags, attachments,
+                    queue, customer_tier, opened_by, opened_at, updated_at, idempotency_key, fr_target_minutes, fr_due_at, res_target_minutes, res_due_at)
+                VALUES (@Id, @CustomerId, @Type, @Channel, @Priority, @State, @OrderRef, @Subject, @Description, @Tags, @Attachments::jsonb,
+                    @Queue, @CustomerTier, @OpenedBy, @OpenedAt, @UpdatedAt, @IdempotencyKey, @FrTargetMinutes, @FrDueAt, @ResTargetMinutes, @ResDueAt)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING id),
+            search AS (INSERT INTO ticket_search (ticket_id, search_text) SELECT id, @Subject || ' ' || @Description FROM ticket),
+            sla AS (INSERT INTO sla_targets (due_at, ticket_id, target) SELECT @FrDueAt, id, 1 FROM ticket UNION ALL SELECT @ResDueAt, id, 2 FROM ticket),
+            step AS (INSERT INTO complaint_steps (ticket_id, step, done_by, done_at) SELECT id, 'receive', @OpenedBy, @OpenedAt FROM ticket WHERE @complaint)
+            SELECT count(*) FROM ticket
+            """, parameters, tx, cancellationToken: ct));
         if (inserted == 0) return null;
-        if (row.Type == TicketTypes.Complaint) await StepAsync(tx, row, "receive", openedBy, now, ct);
         await outbox.AddAsync(tx, new TicketOpened(row.Id, row.CustomerId, TypeNames[row.Type], ChannelNames[row.Channel],
             SlaPolicies.PriorityNames[row.Priority], row.OrderRef, row.Tags, tier, Utc(now)), ct);
         return row;
@@ -287,9 +292,10 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             return;
         }
         var now = clock.UtcNowForDb();
+        var running = RunningTargets.Of(row);
         await change(tx, row, now);
         row.UpdatedAt = now;
-        await SaveAsync(tx, row, ct);
+        await SaveAsync(tx, row, running, ct);
         await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, id.ToString(), ct);
         await tx.CommitAsync(ct);
         outbox.Wake();
@@ -299,15 +305,32 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
         await tx.Connection!.QuerySingleOrDefaultAsync<TicketRow>(new CommandDefinition(
             $"SELECT {TicketRow.Columns} FROM tickets WHERE id = @id FOR UPDATE", new { id }, tx, cancellationToken: ct));
 
-    internal static Task SaveAsync(NpgsqlTransaction tx, TicketRow row, CancellationToken ct) =>
-        tx.Connection!.ExecuteAsync(new CommandDefinition("""
+    /// <summary>Writes the row back and brings its sla_targets rows in step: <paramref name="runningBefore"/> is what it had.</summary>
+    internal static Task SaveAsync(NpgsqlTransaction tx, TicketRow row, List<(short Target, DateTime DueAt)> runningBefore, CancellationToken ct)
+    {
+        var runningNow = RunningTargets.Of(row);
+        var stopped = runningBefore.Except(runningNow).ToList();
+        var started = runningNow.Except(runningBefore).ToList();
+        var parameters = new DynamicParameters(row);
+        parameters.Add("stoppedDue", stopped.Select(x => x.DueAt).ToArray());
+        parameters.Add("stoppedTarget", stopped.Select(x => (int)x.Target).ToArray());
+        parameters.Add("startedDue", started.Select(x => x.DueAt).ToArray());
+        parameters.Add("startedTarget", started.Select(x => (int)x.Target).ToArray());
+        return tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            WITH stopped AS (
+                DELETE FROM sla_targets s USING unnest(@stoppedDue::timestamptz[], @stoppedTarget::int[]) AS x(due_at, target)
+                WHERE s.due_at = x.due_at AND s.ticket_id = @Id AND s.target = x.target),
+            started AS (
+                INSERT INTO sla_targets (due_at, ticket_id, target) SELECT x.due_at, @Id, x.target
+                FROM unnest(@startedDue::timestamptz[], @startedTarget::int[]) AS x(due_at, target))
             UPDATE tickets SET priority = @Priority, state = @State, queue = @Queue, assignee = @Assignee, escalated = @Escalated,
                 updated_at = @UpdatedAt, fr_met_at = @FrMetAt, fr_breached_at = @FrBreachedAt, first_response_at = @FirstResponseAt,
                 res_due_at = @ResDueAt, res_met_at = @ResMetAt, res_breached_at = @ResBreachedAt, paused_since = @PausedSince,
                 paused_seconds = @PausedSeconds, resolved_at = @ResolvedAt, closed_at = @ClosedAt, survey_score = @SurveyScore,
                 survey_comment = @SurveyComment, survey_answered_at = @SurveyAnsweredAt
             WHERE id = @Id
-            """, row, tx, cancellationToken: ct));
+            """, parameters, tx, cancellationToken: ct));
+    }
 
     // ---- access ----
 

@@ -12,8 +12,9 @@ public sealed record SchedulerPass(int Breaches, int NearBreaches, int CareCalls
 
 /// <summary>
 /// One pass: every running SLA target past its due time is breached (SlaBreached once per target, the ticket escalated),
-/// targets about to fall due are logged once as near-breach, and care calls whose time has come are opened. Rows are
-/// taken with FOR UPDATE SKIP LOCKED, so two instances never breach the same target twice.
+/// targets about to fall due are logged once as near-breach, and care calls whose time has come are opened. It reads the
+/// narrow sla_targets table only; tickets are taken with FOR UPDATE SKIP LOCKED, so two instances never breach the same
+/// target twice.
 /// </summary>
 public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvider clock, TicketStore store, IOptions<TicketsOptions> options,
     ILogger<SlaScheduler> logger)
@@ -28,30 +29,33 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
         {
             (found, var n) = await BreachBatchAsync(ct);
             breaches += n;
-        } while (found == Batch);
+        } while (found >= Batch);
         var near = await MarkNearBreachesAsync(ct);
         var care = await OpenCareCallsAsync(ct);
         return new SchedulerPass(breaches, near, care);
     }
 
+    /// <summary>
+    /// A batch of due targets in a fixed number of statements, whatever its size: lock the tickets, delete their due
+    /// targets (RETURNING what was due), one UPDATE escalating every ticket, one INSERT of every SlaBreached.
+    /// </summary>
     private async Task<(int Found, int Breaches)> BreachBatchAsync(CancellationToken ct)
     {
         var now = clock.UtcNowForDb();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var due = (await connection.QueryAsync<DueTicket>(new CommandDefinition($"""
-            SELECT id, customer_id, priority, queue, fr_due_at, res_due_at,
-                   (fr_met_at IS NULL AND fr_breached_at IS NULL AND fr_due_at <= @now) AS first_response_due,
-                   (res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL AND res_due_at <= @now) AS resolution_due
-            FROM tickets
-            WHERE id IN (
-                SELECT id FROM tickets WHERE fr_met_at IS NULL AND fr_breached_at IS NULL AND fr_due_at <= @now
-                UNION
-                SELECT id FROM tickets WHERE res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL AND res_due_at <= @now)
-              AND state BETWEEN 1 AND 4
-            ORDER BY id LIMIT {Batch} FOR UPDATE SKIP LOCKED
-            """, new { now }, tx, cancellationToken: ct))).ToList();
-        if (due.Count == 0) return (0, 0);
+        // Tickets first, then their targets: the order in which TicketStore takes them too, so the two never deadlock.
+        var tickets = (await connection.QueryAsync<DueTicket>(new CommandDefinition($"""
+            SELECT id, customer_id, priority, queue FROM tickets
+            WHERE id IN (SELECT ticket_id FROM sla_targets WHERE due_at <= @now ORDER BY due_at LIMIT {Batch})
+            ORDER BY id FOR UPDATE SKIP LOCKED
+            """, new { now }, tx, cancellationToken: ct))).ToDictionary(t => t.Id);
+        if (tickets.Count == 0) return (0, 0);
+        // Read under the ticket locks: a target met or paused meanwhile is gone already and is not breached.
+        var due = (await connection.QueryAsync<(Guid TicketId, short Target, DateTime DueAt)>(new CommandDefinition("""
+            DELETE FROM sla_targets WHERE due_at <= @now AND ticket_id = ANY(@ids) RETURNING ticket_id, target, due_at
+            """, new { now, ids = tickets.Keys.ToArray() }, tx, cancellationToken: ct)))
+            .OrderBy(x => x.TicketId).ThenBy(x => x.Target).ToList();
 
         // Escalation goes to the supervisor queue of the ticket's team, else the configured one; one query for the batch.
         var supervisors = (await connection.QueryAsync<(string Queue, string? Supervisor)>(new CommandDefinition("""
@@ -61,18 +65,17 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
         string Escalate(string? queue) => queue is not null && supervisors.GetValueOrDefault(queue) is { } s ? s : options.Value.SupervisorQueue;
 
         // Each target breached once: the priority goes one step up per breach and the event carries where it went.
-        var events = new List<SlaBreached>();
-        foreach (var t in due)
+        var events = new List<SlaBreached>(due.Count);
+        foreach (var (ticketId, target, dueAt) in due)
         {
-            foreach (var (isDue, target, dueAt) in new[] { (t.FirstResponseDue, "first_response", t.FrDueAt), (t.ResolutionDue, "resolution", t.ResDueAt) })
-            {
-                if (!isDue) continue;
-                t.Priority = Math.Min(t.Priority + 1, Priorities.Urgent);
-                t.Queue = Escalate(t.Queue);
-                events.Add(new SlaBreached(t.Id, t.CustomerId, target, TicketStore.Utc(dueAt!.Value), TicketStore.Utc(now),
-                    SlaPolicies.PriorityNames[t.Priority], t.Queue));
-            }
+            var t = tickets[ticketId];
+            t.Priority = Math.Min(t.Priority + 1, Priorities.Urgent);
+            t.Queue = Escalate(t.Queue);
+            if (target == RunningTargets.FirstResponse) t.FirstResponse = true; else t.Resolution = true;
+            events.Add(new SlaBreached(t.Id, t.CustomerId, RunningTargets.Name(target), TicketStore.Utc(dueAt), TicketStore.Utc(now),
+                SlaPolicies.PriorityNames[t.Priority], t.Queue));
         }
+        var breached = tickets.Values.Where(t => t.FirstResponse || t.Resolution).ToList();
         await connection.ExecuteAsync(new CommandDefinition("""
             UPDATE tickets t SET priority = u.priority, queue = u.queue, escalated = true, updated_at = @now,
                 fr_breached_at = CASE WHEN u.fr THEN @now ELSE t.fr_breached_at END,
@@ -81,14 +84,18 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
             WHERE t.id = u.id
             """, new
             {
-                now, ids = due.Select(t => t.Id).ToArray(), priorities = due.Select(t => t.Priority).ToArray(), queues = due.Select(t => t.Queue).ToArray(),
-                frs = due.Select(t => t.FirstResponseDue).ToArray(), ress = due.Select(t => t.ResolutionDue).ToArray(),
+                now, ids = breached.Select(t => t.Id).ToArray(), priorities = breached.Select(t => t.Priority).ToArray(),
+                queues = breached.Select(t => t.Queue).ToArray(), frs = breached.Select(t => t.FirstResponse).ToArray(),
+                ress = breached.Select(t => t.Resolution).ToArray(),
             }, tx, cancellationToken: ct));
         await outbox.AddRangeAsync(tx, events, ct);
         await tx.CommitAsync(ct);
         outbox.Wake();
-        foreach (var t in due)
-            logger.LogWarning("Ticket {TicketId} breached its SLA; escalated to {Queue} at priority {Priority}", t.Id, t.Queue, t.Priority);
+        if (events.Count > 0)
+            logger.LogWarning("SLA pass breached {Targets} targets on {Tickets} tickets and escalated them", events.Count, breached.Count);
+        if (logger.IsEnabled(LogLevel.Debug))
+            foreach (var t in breached)
+                logger.LogDebug("Ticket {TicketId} breached its SLA; escalated to {Queue} at priority {Priority}", t.Id, t.Queue, t.Priority);
         return (due.Count, events.Count);
     }
 
@@ -98,27 +105,24 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
         public Guid CustomerId { get; set; }
         public int Priority { get; set; }
         public string? Queue { get; set; }
-        public DateTime? FrDueAt { get; set; }
-        public DateTime? ResDueAt { get; set; }
-        public bool FirstResponseDue { get; set; }
-        public bool ResolutionDue { get; set; }
+        public bool FirstResponse { get; set; }
+        public bool Resolution { get; set; }
     }
 
+    /// <summary>Marks each running target that falls due within the window, once; one log line for the pass.</summary>
     private async Task<int> MarkNearBreachesAsync(CancellationToken ct)
     {
-        var now = clock.UtcNowForDb();
-        var until = now + options.Value.NearBreachWindow;
+        var until = clock.UtcNowForDb() + options.Value.NearBreachWindow;
         await using var connection = await db.OpenConnectionAsync(ct);
-        var ids = (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            UPDATE tickets SET near_breach_logged = true
-            WHERE NOT near_breach_logged AND state BETWEEN 1 AND 4 AND id IN (
-                SELECT id FROM tickets WHERE fr_met_at IS NULL AND fr_breached_at IS NULL AND fr_due_at <= @until
-                UNION
-                SELECT id FROM tickets WHERE res_met_at IS NULL AND res_breached_at IS NULL AND res_due_at IS NOT NULL AND res_due_at <= @until)
-            RETURNING id
+        var near = (await connection.QueryAsync<(Guid TicketId, short Target)>(new CommandDefinition("""
+            UPDATE sla_targets SET near_breach = true WHERE due_at <= @until AND NOT near_breach RETURNING ticket_id, target
             """, new { until }, cancellationToken: ct))).ToList();
-        foreach (var id in ids) logger.LogWarning("Ticket {TicketId} is about to breach its SLA (within {Window})", id, options.Value.NearBreachWindow);
-        return ids.Count;
+        if (near.Count > 0)
+            logger.LogWarning("{Targets} SLA targets are about to breach (within {Window})", near.Count, options.Value.NearBreachWindow);
+        if (logger.IsEnabled(LogLevel.Debug))
+            foreach (var (ticketId, target) in near)
+                logger.LogDebug("Ticket {TicketId} is about to breach its {Target} target", ticketId, RunningTargets.Name(target));
+        return near.Count;
     }
 
     private async Task<int> OpenCareCallsAsync(CancellationToken ct)
