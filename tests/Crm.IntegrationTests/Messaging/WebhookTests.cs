@@ -383,6 +383,47 @@ public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) :
         Assert.True(after.Failures >= 2, $"failures: {after.Failures}");
     }
 
+    [Fact]
+    public async Task Delivery_waits_only_for_open_transactions_that_can_still_add_an_earlier_event_and_skips_none()
+    {
+        await StartAsync();
+        var receiver = await Receiver.StartAsync(_disposables);
+        await Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = receiver.Url, EventTypes = { "WebhookPing" }, Secret = Secret });
+
+        // Open transactions holding an xid that cannot add a change event here: the outbox relay's (it holds one while the
+        // broker confirms a batch) and one in another database of the same server (xids are server-wide).
+        var relayLike = new NpgsqlConnectionStringBuilder(suite.Infrastructure.Postgres!.ConnectionString(Database)) { ApplicationName = "webhooktest-outbox-relay" };
+        await using var relay = new NpgsqlConnection(relayLike.ConnectionString);
+        await using var elsewhere = new NpgsqlConnection(suite.Infrastructure.Postgres.AdminConnectionString);
+        var held = new List<NpgsqlTransaction>();
+        foreach (var connection in new[] { relay, elsewhere })
+        {
+            await connection.OpenAsync();
+            var tx = await connection.BeginTransactionAsync();
+            await connection.ExecuteAsync("SELECT pg_current_xact_id()", transaction: tx);
+            held.Add(tx);
+        }
+        await WriteAsync(new WebhookPing(1, _run));
+        await receiver.WaitForAsync(r => r.N == 1, 1, "the ping while the relay's and another database's transactions stay open");
+
+        // A transaction that wrote an event and is still open (an earlier xid): the event committed after it must wait for
+        // it, else the cursor passes its row before it becomes visible and that event is never sent.
+        var outbox = _host.Services.GetRequiredService<Outbox>();
+        await using (var slow = await _db.OpenConnectionAsync())
+        await using (var slowTx = await slow.BeginTransactionAsync())
+        {
+            await outbox.AddAsync(slowTx, new WebhookPing(2, _run));
+            await WriteAsync(new WebhookPing(3, _run));
+            await Task.Delay(TimeSpan.FromSeconds(1)); // ten polls in which the dispatcher could pass event 2 by
+            await slowTx.CommitAsync();
+        }
+        await WriteAsync(new WebhookPing(4, _run)); // the marker
+        await receiver.WaitForAsync(r => r.N == 4, 1, "the marker");
+        Assert.Equal([1, 2, 3, 4], receiver.Requests.Select(r => r.N));
+        Assert.All(receiver.Requests, r => Assert.True(r.SignatureValid));
+        foreach (var tx in held) await tx.RollbackAsync();
+    }
+
     private async Task<long> CountChangeEventsAsync()
     {
         await using var connection = await _db.OpenConnectionAsync();
