@@ -176,16 +176,18 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
     // ---- the dispatcher ----
 
     /// <summary>
-    /// Enabled endpoints with events after their cursor whose head event is due and that no instance holds. Read-only, so
-    /// an idle service writes nothing: an endpoint is only claimed when there is something to send.
+    /// Enabled endpoints with events after their cursor (below the horizon: readable now) whose head event is due and that no
+    /// instance holds. Read-only, so an idle service writes nothing: an endpoint is only claimed when there is something to
+    /// send, not while the only new event waits behind an open transaction.
     /// </summary>
     public async Task<List<Guid>> DueAsync(CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        return (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            SELECT e.id FROM webhook_endpoints e
+        return (await connection.QueryAsync<Guid>(new CommandDefinition($"""
+            WITH {ChangeHorizon.Ctes}
+            SELECT e.id FROM webhook_endpoints e, horizon
             WHERE e.enabled AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= @now) AND (e.lease_until IS NULL OR e.lease_until < @now)
-              AND EXISTS (SELECT 1 FROM change_events c WHERE (c.tx, c.id) > (e.cursor_tx, e.cursor_id))
+              AND EXISTS (SELECT 1 FROM change_events c WHERE (c.tx, c.id) > (e.cursor_tx, e.cursor_id) AND c.tx < horizon.below)
             """, new { now = clock.GetUtcNow().UtcDateTime }, cancellationToken: ct))).ToList();
     }
 
