@@ -23,6 +23,9 @@ public static class DevWebhookKey
         if (_keys is null) (_keys, _current) = Load(project.ApplicationBuilder);
         foreach (var (id, key) in _keys) project.WithEnvironment($"Messaging__Webhooks__SecretKeys__{id}", key);
         if (_current is not null) project.WithEnvironment("Messaging__Webhooks__SecretKeyId", _current);
+        // The local suite may deliver webhooks to a receiver on this machine (a service in production reaches public addresses only).
+        project.WithEnvironment("Messaging__Webhooks__AllowedPrivateNetworks__0", "127.0.0.0/8");
+        project.WithEnvironment("Messaging__Webhooks__AllowedPrivateNetworks__1", "::1/128");
         return project;
     }
 

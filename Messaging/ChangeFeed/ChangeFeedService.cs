@@ -11,11 +11,8 @@ namespace Crm.Messaging.ChangeFeed;
 
 /// <summary>
 /// crm.changes.v1.ChangeFeed over this service's change_events (filled from the outbox by a trigger, see migrations
-/// 0003 and 0004). Reads in (tx, id) order below the oldest running transaction that could still add a row, so a
-/// resumed stream never misses or repeats an event. Transactions that cannot add one are skipped in that horizon:
-/// those in other databases and the outbox relay's (it only marks rows sent, and holds its transaction while the
-/// broker confirms a batch, which would otherwise hold every event behind it for that long). Their xids come from
-/// pg_stat_activity; one not seen there simply counts, which is only slower. When it has caught up it waits for the
+/// 0003 and 0004). Reads in (tx, id) order below the oldest running transaction that could still add a row
+/// (<see cref="ChangeHorizon"/>), so a resumed stream never misses or repeats an event. When it has caught up it waits for the
 /// NOTIFY of the next commit (<see cref="ChangeNotifications"/>), or <see cref="IdlePoll"/> at most: the horizon may
 /// also move when a transaction ends without notifying. A partner gets only the events about its own customers
 /// (<see cref="PartnerChangeScope"/>); rows it may not see, or did not ask for by type, are passed over, and the reader
@@ -45,15 +42,7 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotific
             await using (var connection = await dataSource.OpenConnectionAsync(ct))
             {
                 rows = (await connection.QueryAsync<Row>(new CommandDefinition($"""
-                    WITH snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-                    cannot_write AS (
-                        SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
-                        WHERE backend_xid IS NOT NULL AND (datname <> current_database() OR application_name LIKE '%outbox-relay')),
-                    horizon AS MATERIALIZED (
-                        SELECT coalesce(
-                            (SELECT x FROM snapshot, pg_snapshot_xip(snapshot.s) AS x
-                             WHERE (x::text::numeric % 4294967296)::bigint NOT IN (SELECT xid FROM cannot_write) ORDER BY x LIMIT 1),
-                            (SELECT pg_snapshot_xmax(s) FROM snapshot)) AS below)
+                    WITH {ChangeHorizon.Ctes}
                     (SELECT c.tx::text AS tx, c.id, c.event_type, c.message_id, c.payload::text AS payload, c.occurred_at, false AS passed
                      FROM change_events c, horizon
                      WHERE (c.tx, c.id) > (@tx::xid8, @id) AND c.tx < horizon.below

@@ -16,7 +16,7 @@ namespace Crm.Messaging.Webhooks;
 /// so several instances of a service never send the same event twice at once.
 /// </summary>
 public sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory http, IOptions<WebhookOptions> options, TimeProvider clock,
-    ILogger<WebhookDispatcher> logger) : BackgroundService
+    WebhookAddressPolicy addresses, ILogger<WebhookDispatcher> logger) : BackgroundService
 {
     public const string HttpClientName = "crm-webhooks";
     private const int Batch = 100;
@@ -109,6 +109,9 @@ public sealed class WebhookDispatcher(WebhookStore store, IHttpClientFactory htt
         string? error;
         try
         {
+            // Registered before the rules tightened (https, a literal address): refused like any failed attempt, with the reason.
+            var refused = Uri.TryCreate(endpoint.Url, UriKind.Absolute, out var target) ? addresses.UrlProblem(target) : "is not an absolute URL.";
+            if (refused is not null) throw new HttpRequestException("refused: the url " + refused);
             using var request = new HttpRequestMessage(HttpMethod.Post, endpoint.Url) { Content = new ByteArrayContent(body) };
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
             request.Headers.Add(WebhookSignature.IdHeader, e.MessageId.ToString());

@@ -23,6 +23,18 @@ public sealed class WebhookOptions
     /// <summary>How long an instance holds an endpoint; renewed with every delivery.</summary>
     public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// Endpoint URLs must be https://. Unset: required everywhere but in the Development environment (the AppHost's local
+    /// suite), where a receiver on the developer's machine speaks plain http.
+    /// </summary>
+    public bool? RequireHttps { get; set; }
+
+    /// <summary>
+    /// Networks (CIDR, e.g. 127.0.0.0/8) webhooks may reach although they are not public (see <see cref="WebhookAddressPolicy"/>):
+    /// a local receiver for the suite or tests. Empty (the default): only public addresses.
+    /// </summary>
+    public List<string> AllowedPrivateNetworks { get; set; } = [];
+
     /// <summary>Keys that encrypt the endpoints' signing secrets at rest, by id: base64 of 32 bytes (see <see cref="WebhookSecrets"/>).</summary>
     public Dictionary<string, string> SecretKeys { get; set; } = [];
 
@@ -30,6 +42,12 @@ public sealed class WebhookOptions
     public string? SecretKeyId { get; set; }
 
     public string? CurrentSecretKeyId() => SecretKeyId is { Length: > 0 } id ? id : SecretKeys.Count == 1 ? SecretKeys.Keys.Single() : null;
+
+    /// <summary>Null when every allowed network is a CIDR; else which is not.</summary>
+    public string? NetworkProblem() =>
+        AllowedPrivateNetworks.FirstOrDefault(n => !System.Net.IPNetwork.TryParse(n.Trim(), out _)) is { } bad
+            ? $"Messaging:Webhooks:AllowedPrivateNetworks: '{bad}' is not a network in CIDR notation (e.g. 127.0.0.0/8, ::1/128)."
+            : null;
 
     /// <summary>Empty when the keys are usable; else what is wrong (no key at all is allowed: creating an endpoint then says so).</summary>
     public string? SecretKeyProblem()

@@ -21,7 +21,7 @@ internal static class WebhookRegistration
                            && o.Lease > o.RequestTimeout,
                 "Messaging:Webhooks needs positive intervals, MaxRetryDelay >= FirstRetryDelay, MaxConcurrentEndpoints >= 1, Lease > RequestTimeout.")
             .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<WebhookOptions>, SecretKeyValidation>();
+        services.AddSingleton<IValidateOptions<WebhookOptions>, SettingsValidation>();
         services.AddOptions<ChangeEventRetentionOptions>().BindConfiguration("Messaging:ChangeEvents")
             .Validate(o => o.Retention > TimeSpan.Zero && o.PruneInterval > TimeSpan.Zero && o.PruneBatchSize >= 1,
                 "Messaging:ChangeEvents needs a positive Retention and PruneInterval and PruneBatchSize >= 1.")
@@ -32,9 +32,14 @@ internal static class WebhookRegistration
         services.AddHttpClient(WebhookDispatcher.HttpClientName)
             .ConfigureHttpClient((sp, client) => client.Timeout = sp.GetRequiredService<IOptions<WebhookOptions>>().Value.RequestTimeout + TimeSpan.FromSeconds(1))
             // A redirect is an answer (a failure), not a place to re-send the signed body to (a POST would turn into a GET).
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false })
+            // The policy makes every connection (resolve, check, connect); a proxy would connect for us past it, so none.
+            .ConfigurePrimaryHttpMessageHandler(sp => new SocketsHttpHandler
+            {
+                AllowAutoRedirect = false, UseProxy = false, ConnectCallback = sp.GetRequiredService<WebhookAddressPolicy>().ConnectAsync,
+            })
             .RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001
+        services.AddSingleton<WebhookAddressPolicy>();
         services.AddSingleton<WebhookSecrets>();
         services.AddSingleton<WebhookStore>();
         // Who may see which events (a service that keeps partner links registers its own; see PartnerChangeScope).
@@ -44,9 +49,9 @@ internal static class WebhookRegistration
         services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<WebhooksService>()));
     }
 
-    private sealed class SecretKeyValidation : IValidateOptions<WebhookOptions>
+    private sealed class SettingsValidation : IValidateOptions<WebhookOptions>
     {
         public ValidateOptionsResult Validate(string? name, WebhookOptions options) =>
-            options.SecretKeyProblem() is { } problem ? ValidateOptionsResult.Fail(problem) : ValidateOptionsResult.Success;
+            (options.SecretKeyProblem() ?? options.NetworkProblem()) is { } problem ? ValidateOptionsResult.Fail(problem) : ValidateOptionsResult.Success;
     }
 }

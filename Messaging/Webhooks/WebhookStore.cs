@@ -43,8 +43,8 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
         var (secretKeyId, storedSecret) = secrets.Protect(id, secret);
         // The position: the last event no running transaction can still add to; later commits are all after it.
         var row = await connection.QuerySingleAsync<EndpointRow>(new CommandDefinition($"""
-            WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
-                 last AS (SELECT c.tx, c.id FROM change_events c, h WHERE c.tx < h.xmin ORDER BY c.tx DESC, c.id DESC LIMIT 1)
+            WITH {ChangeHorizon.Ctes},
+                 last AS (SELECT c.tx, c.id FROM change_events c, horizon WHERE c.tx < horizon.below ORDER BY c.tx DESC, c.id DESC LIMIT 1)
             INSERT INTO webhook_endpoints (id, owner, request_id, url, event_types, description, systems, secret, secret_key_id,
                                            cursor_tx, cursor_id, created_at, updated_at)
             SELECT @id, @owner, @requestId, @url, @eventTypes, @description, @systems::text[], @storedSecret, @secretKeyId,
@@ -176,16 +176,18 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
     // ---- the dispatcher ----
 
     /// <summary>
-    /// Enabled endpoints with events after their cursor whose head event is due and that no instance holds. Read-only, so
-    /// an idle service writes nothing: an endpoint is only claimed when there is something to send.
+    /// Enabled endpoints with events after their cursor (below the horizon: readable now) whose head event is due and that no
+    /// instance holds. Read-only, so an idle service writes nothing: an endpoint is only claimed when there is something to
+    /// send, not while the only new event waits behind an open transaction.
     /// </summary>
     public async Task<List<Guid>> DueAsync(CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        return (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            SELECT e.id FROM webhook_endpoints e
+        return (await connection.QueryAsync<Guid>(new CommandDefinition($"""
+            WITH {ChangeHorizon.Ctes}
+            SELECT e.id FROM webhook_endpoints e, horizon
             WHERE e.enabled AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= @now) AND (e.lease_until IS NULL OR e.lease_until < @now)
-              AND EXISTS (SELECT 1 FROM change_events c WHERE (c.tx, c.id) > (e.cursor_tx, e.cursor_id))
+              AND EXISTS (SELECT 1 FROM change_events c WHERE (c.tx, c.id) > (e.cursor_tx, e.cursor_id) AND c.tx < horizon.below)
             """, new { now = clock.GetUtcNow().UtcDateTime }, cancellationToken: ct))).ToList();
     }
 
@@ -211,7 +213,7 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
 
     /// <summary>
     /// The next events after the cursor that the endpoint wants (in (tx, id) order, only below the oldest running
-    /// transaction, as the change feed reads), and the last event below that horizon of any type, read in the same
+    /// transaction that could still add one, <see cref="ChangeHorizon"/>, as the change feed reads), and the last event below that horizon of any type, read in the same
     /// snapshot: once the wanted ones are through, the cursor may move to it.
     /// </summary>
     /// <param name="systems">A partner endpoint's systems: only events about customers linked to them; null: every event.</param>
@@ -221,15 +223,15 @@ public sealed class WebhookStore(NpgsqlDataSource dataSource, TimeProvider clock
         var visible = systems is null ? "true" : scope.LinkedCondition("c");
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         var rows = (await connection.QueryAsync<ChangeEventRow>(new CommandDefinition($"""
-            WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+            WITH {ChangeHorizon.Ctes}
             (SELECT c.tx::text AS tx, c.id AS seq, c.event_type, c.message_id, c.payload::text AS payload, c.occurred_at, false AS is_horizon
-             FROM change_events c, h
-             WHERE (c.tx, c.id) > (@tx::xid8, @seq) AND c.tx < h.xmin AND (cardinality(@types) = 0 OR c.event_type = ANY(@types))
+             FROM change_events c, horizon
+             WHERE (c.tx, c.id) > (@tx::xid8, @seq) AND c.tx < horizon.below AND (cardinality(@types) = 0 OR c.event_type = ANY(@types))
                AND {visible}
              ORDER BY c.tx, c.id LIMIT @batch)
             UNION ALL
             (SELECT c.tx::text, c.id, '', NULL, NULL, NULL, true
-             FROM change_events c, h WHERE (c.tx, c.id) > (@tx::xid8, @seq) AND c.tx < h.xmin
+             FROM change_events c, horizon WHERE (c.tx, c.id) > (@tx::xid8, @seq) AND c.tx < horizon.below
              ORDER BY c.tx DESC, c.id DESC LIMIT 1)
             """, new { tx = tx.ToString(CultureInfo.InvariantCulture), seq, types, systems = systems ?? [], batch }, cancellationToken: ct))).ToList();
         var horizon = rows.FirstOrDefault(r => r.IsHorizon);

@@ -12,7 +12,7 @@ using Grpc.Core;
 namespace Crm.Messaging.Webhooks;
 
 /// <summary>crm.webhooks.v1.Webhooks: endpoints, their delivery log and replays (see webhooks.proto). Admin sees every endpoint, a partner its own.</summary>
-public sealed partial class WebhooksService(WebhookStore store, PartnerChangeScope scope) : Crm.Webhooks.V1.Webhooks.WebhooksBase
+public sealed partial class WebhooksService(WebhookStore store, PartnerChangeScope scope, WebhookAddressPolicy addresses) : Crm.Webhooks.V1.Webhooks.WebhooksBase
 {
     [Allow(Roles.Partner)]
     public override async Task<CreateEndpointResponse> CreateEndpoint(CreateEndpointRequest request, ServerCallContext context)
@@ -141,12 +141,14 @@ public sealed partial class WebhooksService(WebhookStore store, PartnerChangeSco
         return caller.Roles.Contains(Roles.Admin) ? null : caller.Subject;
     }
 
-    private static string Url(string value, Validator v)
+    /// <summary>A host name is not resolved here: what it resolves to can change, so each delivery checks where it connects.</summary>
+    private string Url(string value, Validator v)
     {
         var text = value.Trim();
         if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Host.Length == 0)
             v.Add("url", "must be an absolute http:// or https:// URL.");
         else if (uri.UserInfo.Length > 0) v.Add("url", "must not carry a user name or password (the signature authenticates the sender).");
+        else if (addresses.UrlProblem(uri) is { } problem) v.Add("url", problem);
         return text;
     }
 

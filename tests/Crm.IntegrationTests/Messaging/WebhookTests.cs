@@ -28,7 +28,8 @@ public sealed record WebhookAbout(int N, string Run, Guid CustomerId);
 /// Signed webhooks on a small service of their own (built like the real ones: AddServiceDefaults, AddMessaging), each test
 /// on a fresh database, with events written through the transactional outbox and a local Kestrel receiver that checks
 /// every signature with <see cref="WebhookSignature.Verify"/>. Delivery timings are scaled down: retries 0.2 s doubling
-/// to 1 s (the defaults are 10 s doubling to 30 min), a poll every 0.1 s.
+/// to 1 s (the defaults are 10 s doubling to 30 min), a poll every 0.1 s. Plain http, and 127.0.0.0/8 allowed for the
+/// local receiver (a production service allows neither), unless a test says otherwise.
 /// </summary>
 [Collection(SuiteCollection.Name)]
 public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) : IAsyncLifetime
@@ -41,9 +42,11 @@ public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) :
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    private async Task StartAsync(string disableAfter = "1.00:00:00")
+    private string Database => "webhooks_" + _run;
+
+    private async Task StartAsync(string disableAfter = "1.00:00:00", bool allowLoopback = true)
     {
-        var database = "webhooks_" + _run;
+        var database = Database;
         await suite.Infrastructure.Postgres!.CreateDatabaseAsync(database);
         // This small service keeps partner links the way the customer service does (its external ids): the table a
         // PartnerChangeScope names. A partner's endpoint gets only the events of customers linked to its systems.
@@ -70,6 +73,8 @@ public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) :
             $"--Messaging:Webhooks:DisableAfter={disableAfter}",
             "--Messaging:ChangeEvents:Retention=2.00:00:00",
             "--Messaging:ChangeEvents:PruneInterval=01:00:00",
+            "--Messaging:Webhooks:RequireHttps=false",
+            .. allowLoopback ? ["--Messaging:Webhooks:AllowedPrivateNetworks:0=127.0.0.0/8"] : Array.Empty<string>(),
         ]);
         _db = _host.Services.GetRequiredService<NpgsqlDataSource>();
     }
@@ -342,6 +347,81 @@ public sealed class WebhookTests(SuiteFixture suite, ITestOutputHelper output) :
         await Admin.DisableEndpointAsync(new DisableEndpointRequest { Id = endpoint.Id });
         Assert.Equal(2, await pruner.PruneAsync(CancellationToken.None));
         Assert.Equal(1, await CountChangeEventsAsync());
+    }
+
+    [Fact]
+    public async Task Without_an_allowed_network_internal_addresses_are_refused_at_registration_and_a_name_resolving_to_loopback_at_delivery()
+    {
+        await StartAsync(allowLoopback: false);
+        foreach (var (url, what) in new[]
+                 {
+                     ("http://169.254.169.254/latest/meta-data/iam/security-credentials/", "a link-local address (cloud metadata among them) (169.254.169.254)"),
+                     ("http://10.0.0.1/", "a private address (10.0.0.1)"),
+                     ("http://127.0.0.1:8080/hooks", "a loopback address (127.0.0.1)"),
+                     ("http://[::ffff:192.168.1.1]/hooks", "a private address (::ffff:192.168.1.1)"),
+                 })
+        {
+            var error = await Rpc.FailsWith(StatusCode.InvalidArgument, () => Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = url }).ResponseAsync);
+            var violation = Assert.Single(error.GetRpcStatus()!.GetDetail<Google.Rpc.BadRequest>().FieldViolations);
+            Assert.Equal(("url", $"must not point at {what}; webhooks go to public addresses only."), (violation.Field, violation.Description));
+        }
+
+        // A name is accepted at registration (what it resolves to can change), and checked where it resolves at each delivery.
+        var receiver = await Receiver.StartAsync(_disposables);
+        var endpoint = (await Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = receiver.Url.Replace("127.0.0.1", "localhost"), Secret = Secret })).Endpoint;
+        await WriteAsync(new WebhookPing(1, _run));
+        var refused = await Eventually(async () => (await Admin.ListDeliveriesAsync(new ListDeliveriesRequest { EndpointId = endpoint.Id }))
+            .Deliveries.SingleOrDefault(d => d.Attempts >= 2), "two refused attempts");
+        output.WriteLine(refused.LastError);
+        Assert.Equal((DeliveryStatus.Pending, 0), (refused.Status, refused.LastStatusCode));
+        Assert.StartsWith("refused: localhost resolves to ", refused.LastError);
+        Assert.Contains("a loopback address; webhooks go to public addresses only (Messaging:Webhooks:AllowedPrivateNetworks)", refused.LastError);
+        // The logged attempts are the marker: they were made, and not one request reached the receiver.
+        Assert.Empty(receiver.Requests);
+        var after = (await Admin.ListEndpointsAsync(new ListEndpointsRequest())).Endpoints.Single(e => e.Id == endpoint.Id);
+        Assert.True(after.Enabled);
+        Assert.True(after.Failures >= 2, $"failures: {after.Failures}");
+    }
+
+    [Fact]
+    public async Task Delivery_waits_only_for_open_transactions_that_can_still_add_an_earlier_event_and_skips_none()
+    {
+        await StartAsync();
+        var receiver = await Receiver.StartAsync(_disposables);
+        await Admin.CreateEndpointAsync(new CreateEndpointRequest { Url = receiver.Url, EventTypes = { "WebhookPing" }, Secret = Secret });
+
+        // Open transactions holding an xid that cannot add a change event here: the outbox relay's (it holds one while the
+        // broker confirms a batch) and one in another database of the same server (xids are server-wide).
+        var relayLike = new NpgsqlConnectionStringBuilder(suite.Infrastructure.Postgres!.ConnectionString(Database)) { ApplicationName = "webhooktest-outbox-relay" };
+        await using var relay = new NpgsqlConnection(relayLike.ConnectionString);
+        await using var elsewhere = new NpgsqlConnection(suite.Infrastructure.Postgres.AdminConnectionString);
+        var held = new List<NpgsqlTransaction>();
+        foreach (var connection in new[] { relay, elsewhere })
+        {
+            await connection.OpenAsync();
+            var tx = await connection.BeginTransactionAsync();
+            await connection.ExecuteAsync("SELECT pg_current_xact_id()", transaction: tx);
+            held.Add(tx);
+        }
+        await WriteAsync(new WebhookPing(1, _run));
+        await receiver.WaitForAsync(r => r.N == 1, 1, "the ping while the relay's and another database's transactions stay open");
+
+        // A transaction that wrote an event and is still open (an earlier xid): the event committed after it must wait for
+        // it, else the cursor passes its row before it becomes visible and that event is never sent.
+        var outbox = _host.Services.GetRequiredService<Outbox>();
+        await using (var slow = await _db.OpenConnectionAsync())
+        await using (var slowTx = await slow.BeginTransactionAsync())
+        {
+            await outbox.AddAsync(slowTx, new WebhookPing(2, _run));
+            await WriteAsync(new WebhookPing(3, _run));
+            await Task.Delay(TimeSpan.FromSeconds(1)); // ten polls in which the dispatcher could pass event 2 by
+            await slowTx.CommitAsync();
+        }
+        await WriteAsync(new WebhookPing(4, _run)); // the marker
+        await receiver.WaitForAsync(r => r.N == 4, 1, "the marker");
+        Assert.Equal([1, 2, 3, 4], receiver.Requests.Select(r => r.N));
+        Assert.All(receiver.Requests, r => Assert.True(r.SignatureValid));
+        foreach (var tx in held) await tx.RollbackAsync();
     }
 
     private async Task<long> CountChangeEventsAsync()

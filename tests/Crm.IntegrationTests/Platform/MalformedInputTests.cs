@@ -414,7 +414,7 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
             CustomerId = customer.Id, Type = Crm.Tickets.V1.TicketType.Complaint, Channel = Crm.Tickets.V1.Channel.Phone, Subject = "Malformed seed",
         });
         var endpoint = await new Crm.Webhooks.V1.Webhooks.WebhooksClient(suite.Customer.Channel).CreateEndpointAsync(new Crm.Webhooks.V1.CreateEndpointRequest
-            { Url = "http://127.0.0.1:9/malformed-seed", EventTypes = { "MalformedSeed" } }); // a type no event has: nothing is ever sent
+            { Url = "https://erp.example/malformed-seed", EventTypes = { "MalformedSeed" } }); // a type no event has: nothing is ever sent
         // A coupon reward for the seeded campaign, so its simulation and report reach the loyalty service.
         var campaignCoupon = await loyalty.UpsertRewardAsync(new Crm.Loyalty.V1.UpsertRewardRequest
         {
