@@ -37,18 +37,32 @@ run_suite() {
   dotnet "bench/$project/bin/Release/net10.0/$project.dll" --results "$results" --out bench/out "$@"
 }
 
-# The core phases that only the customer service serves, twice: without export, then exporting to the dashboard's
-# receiver; then the comparison. (Loyalty's phases are left out: in one process its tracer would also export the
-# customer host's spans, which the AppHost's separate processes never do.)
+# The core phases that only the customer service serves, without export and exporting to the dashboard's receiver,
+# alternately (off, on, on, off, off, on: drift over the run falls on both sides alike), then the comparison of the
+# medians. TELEMETRY_RUNS (default 3) runs of each. (Loyalty's phases are left out: in one process its tracer would
+# also export the customer host's spans, which the AppHost's separate processes never do.)
 run_telemetry() {
-  echo "=== bench suite: telemetry (Crm.Bench twice → bench/RESULTS-telemetry.md)"
+  echo "=== bench suite: telemetry (Crm.Bench, ${TELEMETRY_RUNS:-3} runs off and on alternately → bench/RESULTS-telemetry.md)"
   dotnet build bench/Crm.Bench/Crm.Bench.csproj -c Release --verbosity quiet -nologo
   dotnet build AppHost/Crm.AppHost.csproj -c Release --verbosity quiet -nologo
   local bench=bench/Crm.Bench/bin/Release/net10.0/Crm.Bench.dll
   local phases=pgbench-select,get,pgbench-tpcb,record,lag
-  dotnet "$bench" --phases "$phases" --no-results --out bench/out/telemetry-off "$@"
-  dotnet "$bench" --phases "$phases" --no-results --out bench/out/telemetry-on --telemetry "$@"
-  dotnet "$bench" compare-telemetry bench/out/telemetry-off/latest.json bench/out/telemetry-on/latest.json --results bench/RESULTS-telemetry.md
+  local runs=${TELEMETRY_RUNS:-3} i mode
+  local -a off=() on=()
+  for ((i = 1; i <= runs; i++)); do
+    for mode in off on; do
+      # odd pairs off then on, even pairs on then off
+      if ((i % 2 == 0)); then mode=$([ "$mode" = off ] && echo on || echo off); fi
+      if [ "$mode" = off ]; then
+        dotnet "$bench" --phases "$phases" --no-results --out "bench/out/telemetry-off-$i" "$@"
+        off+=("bench/out/telemetry-off-$i/latest.json")
+      else
+        dotnet "$bench" --phases "$phases" --no-results --out "bench/out/telemetry-on-$i" --telemetry "$@"
+        on+=("bench/out/telemetry-on-$i/latest.json")
+      fi
+    done
+  done
+  dotnet "$bench" compare-telemetry --off "${off[@]}" --on "${on[@]}" --results bench/RESULTS-telemetry.md
 }
 
 status=0
