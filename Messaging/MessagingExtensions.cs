@@ -81,6 +81,7 @@ public static class MessagingExtensions
         builder.Services.AddHealthChecks().AddCheck<MessagingHealthCheck>("messaging", tags: ["ready"]);
         builder.Services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<MessagingAdminService>()));
         // Partners read the service's committed events back, in order and resumable (fed from the outbox).
+        builder.Services.AddOptions<Crm.Messaging.ChangeFeed.ChangeFeedOptions>().BindConfiguration("ChangeFeed");
         builder.Services.AddSingleton<Crm.Messaging.ChangeFeed.ChangeNotifications>();
         builder.Services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<Crm.Messaging.ChangeFeed.ChangeFeedService>()));
 

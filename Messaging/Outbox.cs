@@ -7,10 +7,11 @@ namespace Crm.Messaging;
 
 /// <summary>
 /// Writes integration events into outbox_messages inside the caller's transaction, so an event exists
-/// if and only if the change that caused it committed. Call <see cref="Wake"/> after the commit so the
-/// relay publishes at once instead of at its next poll.
+/// if and only if the change that caused it committed (a trigger copies them into change_events in the same
+/// transaction). Call <see cref="Wake"/> after the commit so the relay publishes at once instead of at its next poll,
+/// and change feed readers here and in other instances read the new events at once.
 /// </summary>
-public sealed class Outbox(OutboxSignal signal)
+public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications changes)
 {
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -49,7 +50,11 @@ public sealed class Outbox(OutboxSignal signal)
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    public void Wake() => signal.Set();
+    public void Wake()
+    {
+        signal.Set();
+        changes.Committed();
+    }
 
     internal static string TypeName(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
 }
