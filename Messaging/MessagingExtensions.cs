@@ -19,7 +19,7 @@ public static class MessagingExtensions
     /// transactional outbox (table, writer, relay), the inbox, parked messages and their sweeper in this service's
     /// database, the messaging health check and, in a web app, the crm.ops.v1.MessagingAdmin gRPC service (mapped by
     /// MapDefaultEndpoints). Queues are named after the service (<c>loyalty-order-paid</c>), so each service gets its
-    /// own copy of an event. Settings: <c>Outbox</c>, <c>Messaging:Consumer</c>, <c>Messaging:Parking</c>,
+    /// own copy of an event. Settings: <c>Outbox</c>, <c>ChangeFeed</c>, <c>Messaging:Consumer</c>, <c>Messaging:Parking</c>,
     /// <c>Messaging:Inbox</c>.
     /// </summary>
     public static void AddMessaging(this IHostApplicationBuilder builder, string connectionName,
