@@ -11,8 +11,8 @@ using Npgsql;
 namespace Crm.Messaging.ChangeFeed;
 
 /// <summary>
-/// crm.changes.v1.ChangeFeed over this service's change_events (filled from the outbox by a trigger, see migrations
-/// 0003 and 0007). Reads in (tx, id) order below the oldest running transaction that could still add a row
+/// crm.changes.v1.ChangeFeed over this service's change_events (written with the outbox rows by Outbox, see migrations
+/// 0003 and 0008). Reads in (tx, id) order below the oldest running transaction that could still add a row
 /// (<see cref="ChangeHorizon"/>), so a resumed stream never misses or repeats an event. When it has caught up it waits for the
 /// next commit (<see cref="ChangeNotifications"/>), or <see cref="ChangeFeedOptions.IdlePoll"/> at most: the horizon may
 /// also move when a transaction ends without notifying. A partner gets only the events about its own customers
