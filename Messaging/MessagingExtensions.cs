@@ -19,7 +19,7 @@ public static class MessagingExtensions
     /// transactional outbox (table, writer, relay), the inbox, parked messages and their sweeper in this service's
     /// database, the messaging health check and, in a web app, the crm.ops.v1.MessagingAdmin gRPC service (mapped by
     /// MapDefaultEndpoints). Queues are named after the service (<c>loyalty-order-paid</c>), so each service gets its
-    /// own copy of an event. Settings: <c>Outbox</c>, <c>Messaging:Consumer</c>, <c>Messaging:Parking</c>,
+    /// own copy of an event. Settings: <c>Outbox</c>, <c>ChangeFeed</c>, <c>Messaging:Consumer</c>, <c>Messaging:Parking</c>,
     /// <c>Messaging:Inbox</c>.
     /// </summary>
     public static void AddMessaging(this IHostApplicationBuilder builder, string connectionName,
@@ -81,6 +81,7 @@ public static class MessagingExtensions
         builder.Services.AddHealthChecks().AddCheck<MessagingHealthCheck>("messaging", tags: ["ready"]);
         builder.Services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<MessagingAdminService>()));
         // Partners read the service's committed events back, in order and resumable (fed from the outbox).
+        builder.Services.AddOptions<Crm.Messaging.ChangeFeed.ChangeFeedOptions>().BindConfiguration("ChangeFeed");
         builder.Services.AddSingleton<Crm.Messaging.ChangeFeed.ChangeNotifications>();
         builder.Services.AddSingleton(new DefaultEndpoints(endpoints => endpoints.MapGrpcService<Crm.Messaging.ChangeFeed.ChangeFeedService>()));
 

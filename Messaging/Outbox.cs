@@ -7,25 +7,30 @@ namespace Crm.Messaging;
 
 /// <summary>
 /// Writes integration events into outbox_messages inside the caller's transaction, so an event exists
-/// if and only if the change that caused it committed. Call <see cref="Wake"/> after the commit so the
-/// relay publishes at once instead of at its next poll.
+/// if and only if the change that caused it committed, and their copies in change_events (the change feed) in the
+/// same statement. Call <see cref="Wake"/> after the commit so the relay publishes at once instead of at its next poll,
+/// and change feed readers here and in other instances read the new events at once.
 /// </summary>
-public sealed class Outbox(OutboxSignal signal)
+public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications changes)
 {
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public async Task AddAsync<T>(NpgsqlTransaction transaction, T message, CancellationToken cancellationToken = default)
         where T : class
     {
-        const string sql = """
-            INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
-            VALUES ($1, $2, $3, $4)
+        const string sql = $"""
+            WITH o AS (
+                INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
+                VALUES ($1, $2, $3, $4)
+                RETURNING seq, id, payload)
+            {ChangeEventsFrom}
             """;
         await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = TypeName(typeof(T)) });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(message, Json), NpgsqlDbType = NpgsqlDbType.Jsonb });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = EventType(typeof(T)) });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -34,9 +39,12 @@ public sealed class Outbox(OutboxSignal signal)
         where T : class
     {
         if (messages.Count == 0) return;
-        const string sql = """
-            INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
-            SELECT m.id, $2, m.payload, $4 FROM unnest($1::uuid[], $3::jsonb[]) WITH ORDINALITY AS m(id, payload, n) ORDER BY m.n
+        const string sql = $"""
+            WITH o AS (
+                INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
+                SELECT m.id, $2, m.payload, $4 FROM unnest($1::uuid[], $3::jsonb[]) WITH ORDINALITY AS m(id, payload, n) ORDER BY m.n
+                RETURNING seq, id, payload)
+            {ChangeEventsFrom}
             """;
         await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = messages.Select(_ => Guid.CreateVersion7()).ToArray() });
@@ -46,10 +54,27 @@ public sealed class Outbox(OutboxSignal signal)
             TypedValue = messages.Select(m => JsonSerializer.Serialize(m, Json)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb,
         });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = EventType(typeof(T)) });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    public void Wake() => signal.Set();
+    /// <summary>
+    /// The change feed's copy of the outbox rows <c>o</c>, in the same statement (migration 0008): the same transaction
+    /// (tx) and the outbox's order. Cheaper in Postgres than the statement trigger that did it before.
+    /// </summary>
+    private const string ChangeEventsFrom = """
+        INSERT INTO change_events (event_type, message_id, payload, customer_id)
+        SELECT $5, o.id, o.payload, change_event_customer(o.payload) FROM o ORDER BY o.seq
+        """;
+
+    /// <summary>"Crm.Contracts.OrderPaid" → "OrderPaid", as the feed names events.</summary>
+    internal static string EventType(Type type) => type.FullName![(type.FullName!.LastIndexOf('.') + 1)..];
+
+    public void Wake()
+    {
+        signal.Set();
+        changes.Committed();
+    }
 
     internal static string TypeName(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
 }

@@ -49,11 +49,19 @@ public sealed class OutboxDataSource : IAsyncDisposable
             MaxPoolSize = Math.Max(1, options.Value.MaxPoolSize),
             MinPoolSize = 0,
         };
-        connection.ApplicationName = string.IsNullOrEmpty(connection.ApplicationName) ? "outbox-relay" : connection.ApplicationName + "-outbox-relay";
+        var name = connection.ApplicationName;
+        connection.ApplicationName = string.IsNullOrEmpty(name) ? "outbox-relay" : name + "-outbox-relay";
         DataSource = NpgsqlDataSource.Create(connection);
+        // One connection that only sends NOTIFY (ChangeNotifications); named so the change horizon passes over it.
+        connection.MaxPoolSize = 1;
+        connection.ApplicationName = string.IsNullOrEmpty(name) ? "change-announcer" : name + "-change-announcer";
+        Announcer = NpgsqlDataSource.Create(connection);
     }
 
     public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>The change announcer's connection (<see cref="ChangeFeed.ChangeNotifications"/>).</summary>
+    public NpgsqlDataSource Announcer { get; }
 
     /// <summary>
     /// A data source hands out its connection string without the password; take it from the configured connection
@@ -80,7 +88,11 @@ public sealed class OutboxDataSource : IAsyncDisposable
         return connectionString; // no password needed (trust, peer, .pgpass) or supplied another way
     }
 
-    public ValueTask DisposeAsync() => DataSource.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await DataSource.DisposeAsync();
+        await Announcer.DisposeAsync();
+    }
 }
 
 /// <summary>

@@ -5,24 +5,25 @@ using Crm.ServiceDefaults.Security;
 using Dapper;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Crm.Messaging.ChangeFeed;
 
 /// <summary>
-/// crm.changes.v1.ChangeFeed over this service's change_events (filled from the outbox by a trigger, see migrations
-/// 0003 and 0004). Reads in (tx, id) order below the oldest running transaction that could still add a row
+/// crm.changes.v1.ChangeFeed over this service's change_events (written with the outbox rows by Outbox, see migrations
+/// 0003 and 0008). Reads in (tx, id) order below the oldest running transaction that could still add a row
 /// (<see cref="ChangeHorizon"/>), so a resumed stream never misses or repeats an event. When it has caught up it waits for the
-/// NOTIFY of the next commit (<see cref="ChangeNotifications"/>), or <see cref="IdlePoll"/> at most: the horizon may
+/// next commit (<see cref="ChangeNotifications"/>), or <see cref="ChangeFeedOptions.IdlePoll"/> at most: the horizon may
 /// also move when a transaction ends without notifying. A partner gets only the events about its own customers
 /// (<see cref="PartnerChangeScope"/>); rows it may not see, or did not ask for by type, are passed over, and the reader
 /// remembers how far it has passed so it does not read them again at the next wake-up.
 /// </summary>
-public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotifications notifications, PartnerChangeScope scope)
-    : Crm.Changes.V1.ChangeFeed.ChangeFeedBase
+public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotifications notifications, PartnerChangeScope scope,
+    IOptions<ChangeFeedOptions> options) : Crm.Changes.V1.ChangeFeed.ChangeFeedBase
 {
     private const int Batch = 500;
-    private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(50);
+    private readonly TimeSpan _idlePoll = options.Value.IdlePoll;
 
     [Allow(Roles.Partner, Roles.System)]
     public override async Task WatchChanges(WatchChangesRequest request, IServerStreamWriter<ChangeEvent> responseStream, ServerCallContext context)
@@ -70,7 +71,7 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotific
             {
                 // Everything wanted up to the horizon went out: what is left below it is not for this reader.
                 if (passed is not null) (tx, id) = (ulong.Parse(passed.Tx, CultureInfo.InvariantCulture), passed.Id);
-                try { await committed.WaitAsync(IdlePoll, ct); }
+                try { await committed.WaitAsync(_idlePoll, ct); }
                 catch (TimeoutException) { /* poll */ }
                 catch (OperationCanceledException) { break; } // the client went away: a normal end
             }

@@ -5,7 +5,7 @@ namespace Crm.Messaging.ChangeFeed;
 /// oldest running transaction that could still add one. Shared by the change feed and the webhook dispatcher, which
 /// must agree. Transactions that cannot add a row are left out: those in other databases (xids are cluster-wide) and
 /// the outbox relay's (it only marks rows sent, and holds its transaction while the broker confirms a batch, which
-/// would otherwise hold every event behind it for that long). Their xids come from pg_stat_activity; one not seen there
+/// would otherwise hold every event behind it for that long), and the change announcer's (a NOTIFY takes an xid at commit). Their xids come from pg_stat_activity; one not seen there
 /// simply counts, which is only slower. Plain pg_snapshot_xmin would be safe too, but waits for all of those.
 /// </summary>
 internal static class ChangeHorizon
@@ -15,7 +15,7 @@ internal static class ChangeHorizon
         snapshot AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
         cannot_write AS (
             SELECT backend_xid::text::bigint AS xid FROM pg_stat_activity
-            WHERE backend_xid IS NOT NULL AND (datname <> current_database() OR application_name LIKE '%outbox-relay')),
+            WHERE backend_xid IS NOT NULL AND (datname <> current_database() OR application_name LIKE '%outbox-relay' OR application_name LIKE '%change-announcer')),
         horizon AS MATERIALIZED (
             SELECT coalesce(
                 (SELECT x FROM snapshot, pg_snapshot_xip(snapshot.s) AS x
