@@ -30,6 +30,22 @@ public static class Audit
     }
 
     /// <summary>
+    /// The row <see cref="RecordAsync"/> would append, as a command to run in an <see cref="NpgsqlBatch"/> with the write's
+    /// own statements (one round trip less on a hot write path); null outside a gRPC call.
+    /// </summary>
+    public static NpgsqlBatchCommand? BatchCommand(string? targetId)
+    {
+        if (Current.Value is not { } call) return null;
+        var command = new NpgsqlBatchCommand("""
+            INSERT INTO audit_events (subject, role, client_id, rpc, target_id, idempotency_key, outcome)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            """);
+        foreach (var value in new[] { call.Caller.Subject, call.Caller.Role, call.Caller.ClientId, call.Rpc, targetId ?? call.TargetId, call.IdempotencyKey, call.Outcome })
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)value ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        return command;
+    }
+
+    /// <summary>
     /// The current call repeats an earlier one with the same idempotency key and changes nothing: its row says
     /// <c>REPLAYED</c>, so the log does not show two writes where there was one.
     /// </summary>

@@ -37,11 +37,14 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
         bool inserted;
         try
         {
-            await using var insert = new NpgsqlCommand("""
+            // The audit row goes in the same round trip as the order: when the order was recorded before (no row
+            // inserted) the transaction is rolled back below, and the audit row with it.
+            await using var batch = new NpgsqlBatch(connection, transaction);
+            var insert = new NpgsqlBatchCommand("""
                 INSERT INTO orders (id, customer_id, external_order_id, store_id, channel, lines, amount_paid, payment_method, paid_at, recorded_at)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                 ON CONFLICT (external_order_id) DO NOTHING
-                """, connection, transaction);
+                """);
             insert.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = id });
             insert.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = order.CustomerId });
             insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = order.ExternalOrderId });
@@ -52,7 +55,10 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
             insert.Parameters.Add(new NpgsqlParameter { Value = (object?)order.PaymentMethod ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
             insert.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = order.PaidAt });
             insert.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = now });
-            inserted = await insert.ExecuteNonQueryAsync(ct) == 1;
+            batch.BatchCommands.Add(insert);
+            if (Crm.ServiceDefaults.Security.Audit.Audit.BatchCommand(id.ToString()) is { } audit) batch.BatchCommands.Add(audit);
+            await batch.ExecuteNonQueryAsync(ct);
+            inserted = insert.RecordsAffected == 1;
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.ForeignKeyViolation)
         {
@@ -72,7 +78,6 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
 
         await outbox.AddAsync(transaction, new OrderPaid(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel,
             order.Lines, order.AmountPaid, new DateTimeOffset(order.PaidAt, TimeSpan.Zero)), ct);
-        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(transaction, id.ToString(), ct);
         await transaction.CommitAsync(ct);
         outbox.Wake();
         return (new OrderRecord(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel, order.Lines,

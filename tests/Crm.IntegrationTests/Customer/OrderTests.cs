@@ -152,6 +152,27 @@ public class OrderTests(SuiteFixture suite)
     }
 
     [Fact]
+    public async Task An_order_is_audited_once_and_its_retry_conflict_or_unknown_customer_leaves_no_audit_row()
+    {
+        // The audit row is written in one batch with the order insert; every path that inserts no order rolls it back.
+        var customerId = await NewCustomerAsync();
+        var request = Order(customerId, "880.00");
+        var first = await _client.RecordOrderAsync(request);
+        Assert.Equal(first, await _client.RecordOrderAsync(request));
+        var changed = request.Clone();
+        changed.AmountPaid = new Money { Amount = "1.00" };
+        await Rpc.FailsWith(StatusCode.AlreadyExists, () => _client.RecordOrderAsync(changed).ResponseAsync);
+        var orphan = Order(Guid.NewGuid().ToString(), "880.00");
+        await Rpc.FailsWith(StatusCode.NotFound, () => _client.RecordOrderAsync(orphan).ResponseAsync);
+
+        await using var db = await suite.CustomerDb.OpenConnectionAsync();
+        var rows = (await db.QueryAsync<(string Rpc, string TargetId, string Outcome)>(
+            "SELECT rpc, target_id, outcome FROM audit_events WHERE idempotency_key = ANY(@keys)",
+            new { keys = new[] { request.ExternalOrderId, orphan.ExternalOrderId } })).ToList();
+        Assert.Equal([("/crm.customer.v1.CustomerService/RecordOrder", first.Id, "OK")], rows);
+    }
+
+    [Fact]
     public async Task Bad_orders_get_field_violations_and_write_nothing()
     {
         var customerId = await NewCustomerAsync();
