@@ -64,13 +64,48 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
     /// values, so any chunking gives the same scores in the same order.
     /// </summary>
     public IReadOnlyList<CustomerScore> Score(IReadOnlyList<CustomerFacts> population, DateTime asOfUtc, FittedModels? models, int horizonDays,
-        int parallelism = 1, int chunkSize = 50_000)
+        int parallelism = 1, int chunkSize = 50_000, PopulationRanks? ranks = null, Action<string>? phaseDone = null)
     {
         var asOfLocal = ToLocal(asOfUtc);
         var n = population.Count;
         parallelism = Math.Max(parallelism, 1);
         chunkSize = Math.Max(chunkSize, 1);
+        ranks ??= Rank(population);
+        if (ranks.Decile.Length != n) throw new ArgumentException("The ranks are of another population.", nameof(ranks));
+        var (decile, populationInterval, currentSplit) = (ranks.Decile, ranks.PopulationInterval, ranks.CurrentSplit);
 
+        // The models' values per buyer (the costly part: special functions per customer), by index into the population.
+        var values = new ModelValues[n];
+        if (models is not null)
+            ForChunks(n, parallelism, chunkSize, (from, to) =>
+            {
+                for (var i = from; i < to; i++)
+                    if (population[i].Orders > 0) values[i] = Model(models, population[i], asOfUtc, horizonDays);
+            });
+
+        var futureSplit = options.FutureValueSplit ?? (models is not null && population.Any(c => c.Orders > 0)
+            ? Median(values.Where(v => v.Present).Select(v => v.Clv).ToList()) : 0);
+        phaseDone?.Invoke("model values");
+
+        var scores = new CustomerScore[n];
+        ForChunks(n, parallelism, chunkSize, (from, to) =>
+        {
+            for (var i = from; i < to; i++) scores[i] = ScoreOne(population[i], values[i], decile[i], asOfUtc, asOfLocal, populationInterval, currentSplit, futureSplit);
+        });
+        phaseDone?.Invoke("RFM, quadrant, ladder, churn");
+        return scores;
+    }
+
+    /// <summary>Each customer's decile (0 = no current spend) and the population-wide values that need no model.</summary>
+    public sealed record PopulationRanks(int[] Decile, double PopulationInterval, decimal CurrentSplit);
+
+    /// <summary>
+    /// The population-wide values that do not depend on the models (so a recompute works them out while the models are
+    /// fitted): deciles by current spend, the usual interval, the current-value split.
+    /// </summary>
+    public PopulationRanks Rank(IReadOnlyList<CustomerFacts> population)
+    {
+        var n = population.Count;
         // Deciles by current spend: 1 = top tenth; ties broken by id so the answer is stable.
         var ranked = Enumerable.Range(0, n).Where(i => population[i].SpendCurrent > 0).ToArray();
         Array.Sort(ranked, (x, y) =>
@@ -85,25 +120,8 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
         var intervals = population.Where(c => c.Orders > 1).Select(c => (c.LastOrderAt!.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1)).ToList();
         var populationInterval = intervals.Count > 0 ? Median(intervals) : options.Churn.DefaultIntervalDays;
 
-        // The models' values per buyer (the costly part: special functions per customer), by index into the population.
-        var values = new ModelValues[n];
-        if (models is not null)
-            ForChunks(n, parallelism, chunkSize, (from, to) =>
-            {
-                for (var i = from; i < to; i++)
-                    if (population[i].Orders > 0) values[i] = Model(models, population[i], asOfUtc, horizonDays);
-            });
-
         var currentSplit = options.CurrentValueSplit ?? (population.Any(c => c.Orders > 0) ? Median(population.Where(c => c.Orders > 0).Select(c => c.SpendCurrent).ToList()) : 0);
-        var futureSplit = options.FutureValueSplit ?? (models is not null && population.Any(c => c.Orders > 0)
-            ? Median(values.Where(v => v.Present).Select(v => v.Clv).ToList()) : 0);
-
-        var scores = new CustomerScore[n];
-        ForChunks(n, parallelism, chunkSize, (from, to) =>
-        {
-            for (var i = from; i < to; i++) scores[i] = ScoreOne(population[i], values[i], decile[i], asOfUtc, asOfLocal, populationInterval, currentSplit, futureSplit);
-        });
-        return scores;
+        return new PopulationRanks(decile, populationInterval, currentSplit);
     }
 
     private readonly record struct ModelValues(bool Present, double P, double E, decimal M, decimal Clv);
