@@ -99,6 +99,16 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
     /// <summary>Each customer's decile (0 = no current spend) and the population-wide values that need no model.</summary>
     public sealed record PopulationRanks(int[] Decile, double PopulationInterval, decimal CurrentSplit);
 
+    /// <summary>Higher spend first, then the smaller id.</summary>
+    private readonly record struct DecileKey(decimal Spend, Guid Id, int Index) : IComparable<DecileKey>
+    {
+        public int CompareTo(DecileKey other)
+        {
+            var bySpend = other.Spend.CompareTo(Spend);
+            return bySpend != 0 ? bySpend : Id.CompareTo(other.Id);
+        }
+    }
+
     /// <summary>
     /// The population-wide values that do not depend on the models (so a recompute works them out while the models are
     /// fitted): deciles by current spend, the usual interval, the current-value split.
@@ -107,14 +117,13 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
     {
         var n = population.Count;
         // Deciles by current spend: 1 = top tenth; ties broken by id so the answer is stable.
-        var ranked = Enumerable.Range(0, n).Where(i => population[i].SpendCurrent > 0).ToArray();
-        Array.Sort(ranked, (x, y) =>
-        {
-            var bySpend = population[y].SpendCurrent.CompareTo(population[x].SpendCurrent);
-            return bySpend != 0 ? bySpend : population[x].CustomerId.CompareTo(population[y].CustomerId);
-        });
+        // The keys sorted by value (no delegate, no lookup through the population per comparison): a million in well under a second.
+        var ranked = new List<DecileKey>();
+        for (var i = 0; i < n; i++)
+            if (population[i].SpendCurrent > 0) ranked.Add(new DecileKey(population[i].SpendCurrent, population[i].CustomerId, i));
+        ranked.Sort();
         var decile = new int[n];
-        for (var i = 0; i < ranked.Length; i++) decile[ranked[i]] = DecileOf(i, ranked.Length);
+        for (var i = 0; i < ranked.Count; i++) decile[ranked[i].Index] = DecileOf(i, ranked.Count);
 
         // Usual interval for customers without repeat orders: the median of the repeat buyers' mean intervals.
         var intervals = population.Where(c => c.Orders > 1).Select(c => (c.LastOrderAt!.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1)).ToList();
@@ -253,14 +262,16 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
 
     public static decimal Median(IReadOnlyList<decimal> values)
     {
-        var s = values.OrderBy(v => v).ToList();
-        return s.Count == 0 ? 0 : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+        var s = values.ToArray();
+        Array.Sort(s);
+        return s.Length == 0 ? 0 : s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     public static double Median(IReadOnlyList<double> values)
     {
-        var s = values.OrderBy(v => v).ToList();
-        return s.Count == 0 ? 0 : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+        var s = values.ToArray();
+        Array.Sort(s);
+        return s.Length == 0 ? 0 : s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     /// <summary>Fits both models on the buyers' histories; null when there is not enough to fit (no repeat buyer).</summary>
