@@ -129,8 +129,10 @@ try
             {
                 channel.Dispose();
                 await b.DisposeAsync();
+                var outDirectory = Path.GetFullPath(options.OutDirectory ?? Path.Combine(root, "bench", "out"));
+                Directory.CreateDirectory(outDirectory);
                 foreach (var log in Directory.GetFiles(dataDirectory, "campaigns-service-b*.log"))
-                    File.Copy(log, Path.Combine(Path.GetFullPath(options.OutDirectory ?? Path.Combine(root, "bench", "out")), $"{runId}-{Path.GetFileName(log)}"), overwrite: true);
+                    File.Copy(log, Path.Combine(outDirectory, $"campaigns-{runId}-{Path.GetFileName(log)[..^4]["campaigns-".Length..]}.log"), overwrite: true);
             }
         }
         result.Quiet["recompute"] = await QuietAsync("recompute");
