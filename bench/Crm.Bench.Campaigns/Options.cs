@@ -23,6 +23,10 @@ public sealed class Options
     /// <summary>generate: only load the synthetic data into the database of --connection, then exit.</summary>
     public bool GenerateOnly { get; private set; }
     public string? Connection { get; private set; }
+    /// <summary>--recompute-only N: after the ceiling, N recomputes in a row and nothing else (phase timings at a size; no results file).</summary>
+    public int RecomputeOnly { get; private set; }
+    /// <summary>--compare-dll PATH (with --recompute-only): before each recompute, one by another build of the service on the same data.</summary>
+    public string? CompareDll { get; private set; }
 
     public const string Help = """
         Crm.Bench.Campaigns — the campaign service's analytics at scale (issue 10).
@@ -45,6 +49,8 @@ public sealed class Options
           --work-mem SIZE       work_mem of the ceiling scan (the recompute sets the same; default 256MB)
           --quiet-cores C       wait before each phase for a second with other load below C cores (default 0.3) …
           --max-quiet-wait S    … but at most S seconds (default 60)
+          --recompute-only N    after the ceiling only N recomputes, one after the other (see the service log); no results file
+          --compare-dll PATH    with --recompute-only: before each of them one recompute by another build (A/B, interleaved)
           --help
         Small trial: --customers 10000 --orders 100000 --lag-seconds 5 --trigger-seconds 5
         """;
@@ -78,6 +84,8 @@ public sealed class Options
                 case "--quiet-cores": o.QuietCores = Real(); break;
                 case "--max-quiet-wait": o.MaxQuietWaitSeconds = Real(); break;
                 case "--connection": o.Connection = Next(); break;
+                case "--recompute-only": o.RecomputeOnly = Int(); break;
+                case "--compare-dll": o.CompareDll = Next(); break;
                 case "--help" or "-h": throw new HelpRequested();
                 default: throw new ArgumentException($"Unknown option {args[i]}.\n\n{Help}");
             }

@@ -53,40 +53,49 @@ try
 
     var standInPort = FreePort();
     standIn = await Marketing.StartCustomerStandInAsync(standInPort, ct);
-    var port = FreePort();
-    Log($"Starting the campaign service as its own process (pid below) on 127.0.0.1:{port}");
-    service = ServiceProcess.Start(serviceDll, new Dictionary<string, string>
+    async Task<(ServiceProcess Service, Grpc.Net.Client.GrpcChannel Channel)> StartServiceAsync(string dll, string logName)
     {
-        ["ConnectionStrings__campaignsdb"] = db,
-        ["ConnectionStrings__messaging"] = infra.RabbitMq!.AmqpUri.ToString(),
-        ["ConnectionStrings__cache"] = infra.Redis!.ConnectionString, // the campaigns' frequency cap (part 2) reads Redis
-        ["OTEL_SERVICE_NAME"] = "campaigns",
-        ["DOTNET_ENVIRONMENT"] = "Production",
-    },
-    [
-        $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}", "--Kestrel:Endpoints:http:Protocols=Http2",
-        $"--services:customer:http:0=http://127.0.0.1:{standInPort}", // the stand-in: GetCustomer for the campaign dispatcher's {name}
-        "--Marketing:QuietHoursStart=", // no quiet hours: between 21:00 and 09:00 Shanghai time every tier-welcome send would be deferred
-        "--Campaigns:Recompute:Scheduled=false", $"--Campaigns:Recompute:FitSampleSize={options.FitSample}",
-        "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Crm.Campaigns=Information", $"--Campaigns:OrderPaidBatches={(options.OrderPaidSingle ? "false" : "true")}",
-        $"--Bench:DataDirectory={dataDirectory}", // names the run, so bench/run.sh finds the process if it were left behind
-        .. BenchAuth.ServiceArgs,
-    ], Path.Combine(dataDirectory, "campaigns-service.log"));
-    channels = Channels(new Uri($"http://127.0.0.1:{port}"), 1);
+        var port = FreePort();
+        Log($"Starting the campaign service ({dll}) as its own process (pid below) on 127.0.0.1:{port}");
+        var started = ServiceProcess.Start(dll, new Dictionary<string, string>
+        {
+            ["ConnectionStrings__campaignsdb"] = db,
+            ["ConnectionStrings__messaging"] = infra!.RabbitMq!.AmqpUri.ToString(),
+            ["ConnectionStrings__cache"] = infra!.Redis!.ConnectionString, // the campaigns' frequency cap (part 2) reads Redis
+            ["OTEL_SERVICE_NAME"] = "campaigns",
+            ["DOTNET_ENVIRONMENT"] = "Production",
+        },
+        [
+            $"--Kestrel:Endpoints:http:Url=http://127.0.0.1:{port}", "--Kestrel:Endpoints:http:Protocols=Http2",
+            $"--services:customer:http:0=http://127.0.0.1:{standInPort}", // the stand-in: GetCustomer for the campaign dispatcher's {name}
+            "--Marketing:QuietHoursStart=", // no quiet hours: between 21:00 and 09:00 Shanghai time every tier-welcome send would be deferred
+            "--Campaigns:Recompute:Scheduled=false", $"--Campaigns:Recompute:FitSampleSize={options.FitSample}",
+            "--Logging:LogLevel:Default=Warning", "--Logging:LogLevel:Crm.Campaigns=Information", $"--Campaigns:OrderPaidBatches={(options.OrderPaidSingle ? "false" : "true")}",
+            $"--Bench:DataDirectory={dataDirectory}", // names the run, so bench/run.sh finds the process if it were left behind
+            .. BenchAuth.ServiceArgs,
+        ], Path.Combine(dataDirectory, logName));
+        var channel = Channels(new Uri($"http://127.0.0.1:{port}"), 1)[0];
+        await WaitReadyAsync(new AnalyticsService.AnalyticsServiceClient(channel), started, ct);
+        return (started, channel);
+    }
+    (service, var mainChannel) = await StartServiceAsync(serviceDll, "campaigns-service.log");
+    channels = [mainChannel];
     var analytics = new AnalyticsService.AnalyticsServiceClient(channels[0]);
-    await WaitReadyAsync(analytics, service, ct);
     Log($"Service pid {service.Pid} ready (migrations applied); RSS {service.Memory().Rss / 1024} MiB");
 
     Log($"Generating {options.Customers:N0} customers / {options.Orders:N0} orders (seed {options.Seed}) and loading them with binary COPY");
     result.Data = await Generator.LoadAsync(db, options.Customers, options.Orders, options.Seed, end, ct);
     Log($"Loaded {result.Data.Orders:N0} orders ({result.Data.Lines:N0} lines, {result.Data.Refunded:N0} refunded) for {result.Data.Buyers:N0} buyers: " +
         $"COPY {result.Data.LoadSeconds:0.0} s, keys + indexes + VACUUM ANALYZE {result.Data.IndexSeconds:0.0} s");
-    // The data went in behind the service's back (COPY): fill the monthly roll-up as the service's start-up or a rebuild would.
-    var fill = Stopwatch.StartNew();
-    await using (var rollupSource = NpgsqlDataSource.Create(db))
-        await Crm.Campaigns.Reports.SalesRollup.RefillAsync(rollupSource, "Asia/Shanghai", ct);
-    result.RollupFillSeconds = fill.Elapsed.TotalSeconds;
-    Log($"Monthly sales roll-up filled in {result.RollupFillSeconds:0.0} s");
+    if (options.RecomputeOnly == 0)
+    {
+        // The data went in behind the service's back (COPY): fill the monthly roll-up as the service's start-up or a rebuild would.
+        var fill = Stopwatch.StartNew();
+        await using (var rollupSource = NpgsqlDataSource.Create(db))
+            await Crm.Campaigns.Reports.SalesRollup.RefillAsync(rollupSource, "Asia/Shanghai", ct);
+        result.RollupFillSeconds = fill.Elapsed.TotalSeconds;
+        Log($"Monthly sales roll-up filled in {result.RollupFillSeconds:0.0} s");
+    }
 
     // Ceiling: one plain aggregate scan of the orders, every row to the client; the first run warms the cache, the second counts.
     const string ceilingSql = "SELECT customer_id, count(*), sum(amount_paid - amount_refunded), max(paid_at) FROM orders GROUP BY customer_id";
@@ -96,23 +105,55 @@ try
     result.CeilingSeconds = await ScanAsync(db, ceilingSql, options.WorkMem, ct);
     Log($"Ceiling: aggregate scan {result.CeilingSeconds:0.00} s (warm-up run {result.CeilingWarmSeconds:0.00} s)");
 
-    result.Quiet["recompute"] = await QuietAsync("recompute");
-    service.StartWindow();
     var watch = Stopwatch.StartNew();
-    // RecomputeScores starts the run and answers at once; the duration runs from the call to the first poll that sees it FINISHED.
-    var run = await analytics.RecomputeScoresAsync(new RecomputeScoresRequest { RefitModels = true }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: ct);
-    var recomputeDeadline = DateTime.UtcNow.AddMinutes(30);
-    while (run.State == RecomputeState.Running)
+    for (var k = 0; k < Math.Max(1, options.RecomputeOnly); k++)
     {
-        if (DateTime.UtcNow > recomputeDeadline) throw new TimeoutException($"recompute {run.Id} still running after 30 minutes");
-        await Task.Delay(20, ct);
-        run = await analytics.GetRecomputeRunAsync(new GetRecomputeRunRequest { Id = run.Id }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: ct);
+        if (k > 0) Log($"Recompute {k + 1} of {options.RecomputeOnly}");
+        if (options.CompareDll is { } other)
+        {
+            // A/B on the same data: the other build's recompute first, its service stopped before ours runs again.
+            var (b, channel) = await StartServiceAsync(other, $"campaigns-service-b{k}.log");
+            try
+            {
+                var bWatch = Stopwatch.StartNew();
+                var client = new AnalyticsService.AnalyticsServiceClient(channel);
+                var bRun = await client.RecomputeScoresAsync(new RecomputeScoresRequest { RefitModels = true }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: ct);
+                while (bRun.State == RecomputeState.Running)
+                {
+                    await Task.Delay(20, ct);
+                    bRun = await client.GetRecomputeRunAsync(new GetRecomputeRunRequest { Id = bRun.Id }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: ct);
+                }
+                Log($"Recompute by {other}: {bWatch.Elapsed.TotalSeconds:0.00} s, {bRun.State}; peak RSS {b.Memory().Hwm / 1024} MiB");
+            }
+            finally
+            {
+                channel.Dispose();
+                await b.DisposeAsync();
+                var outDirectory = Path.GetFullPath(options.OutDirectory ?? Path.Combine(root, "bench", "out"));
+                Directory.CreateDirectory(outDirectory);
+                foreach (var log in Directory.GetFiles(dataDirectory, "campaigns-service-b*.log"))
+                    File.Copy(log, Path.Combine(outDirectory, $"campaigns-{runId}-{Path.GetFileName(log)[..^4]["campaigns-".Length..]}.log"), overwrite: true);
+            }
+        }
+        result.Quiet["recompute"] = await QuietAsync("recompute");
+        service.StartWindow();
+        watch.Restart();
+        // RecomputeScores starts the run and answers at once; the duration runs from the call to the first poll that sees it FINISHED.
+        var run = await analytics.RecomputeScoresAsync(new RecomputeScoresRequest { RefitModels = true }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: ct);
+        var recomputeDeadline = DateTime.UtcNow.AddMinutes(30);
+        while (run.State == RecomputeState.Running)
+        {
+            if (DateTime.UtcNow > recomputeDeadline) throw new TimeoutException($"recompute {run.Id} still running after 30 minutes");
+            await Task.Delay(20, ct);
+            run = await analytics.GetRecomputeRunAsync(new GetRecomputeRunRequest { Id = run.Id }, deadline: DateTime.UtcNow.AddSeconds(30), cancellationToken: ct);
+        }
+        result.RecomputeSeconds = watch.Elapsed.TotalSeconds;
+        if (run.State != RecomputeState.Finished) throw new InvalidOperationException($"recompute {run.Id} {run.State}: {run.Error}");
+        result.RecomputePeakRssKb = await service.EndWindowAsync();
+        result.Run = run;
+        Log($"Recompute: {result.RecomputeSeconds:0.00} s for {run.Customers:N0} customers (fit on {run.FitSample:N0}), peak RSS {result.RecomputePeakRssKb / 1024} MiB");
     }
-    result.RecomputeSeconds = watch.Elapsed.TotalSeconds;
-    if (run.State != RecomputeState.Finished) throw new InvalidOperationException($"recompute {run.Id} {run.State}: {run.Error}");
-    result.RecomputePeakRssKb = await service.EndWindowAsync();
-    result.Run = run;
-    Log($"Recompute: {result.RecomputeSeconds:0.00} s for {run.Customers:N0} customers (fit on {run.FitSample:N0}), peak RSS {result.RecomputePeakRssKb / 1024} MiB");
+    if (options.RecomputeOnly > 0) goto done; // --recompute-only: no report, lag or campaigns, no results file
 
     // One sales report by month over the last two full years of months (24 months ending with the last full one).
     var lastMonth = new DateOnly(end.Year, end.Month, 1).AddDays(-1);
@@ -159,6 +200,7 @@ try
     result.TotalSeconds = total.Elapsed.TotalSeconds;
     await Report.WriteAsync(result, Path.GetFullPath(options.Results ?? Path.Combine(root, "bench", "RESULTS-campaigns.md")),
         Path.GetFullPath(options.OutDirectory ?? Path.Combine(root, "bench", "out")));
+done:;
 }
 catch (OperationCanceledException) when (ct.IsCancellationRequested)
 {

@@ -64,26 +64,15 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
     /// values, so any chunking gives the same scores in the same order.
     /// </summary>
     public IReadOnlyList<CustomerScore> Score(IReadOnlyList<CustomerFacts> population, DateTime asOfUtc, FittedModels? models, int horizonDays,
-        int parallelism = 1, int chunkSize = 50_000)
+        int parallelism = 1, int chunkSize = 50_000, PopulationRanks? ranks = null, Action<string>? phaseDone = null)
     {
         var asOfLocal = ToLocal(asOfUtc);
         var n = population.Count;
         parallelism = Math.Max(parallelism, 1);
         chunkSize = Math.Max(chunkSize, 1);
-
-        // Deciles by current spend: 1 = top tenth; ties broken by id so the answer is stable.
-        var ranked = Enumerable.Range(0, n).Where(i => population[i].SpendCurrent > 0).ToArray();
-        Array.Sort(ranked, (x, y) =>
-        {
-            var bySpend = population[y].SpendCurrent.CompareTo(population[x].SpendCurrent);
-            return bySpend != 0 ? bySpend : population[x].CustomerId.CompareTo(population[y].CustomerId);
-        });
-        var decile = new int[n];
-        for (var i = 0; i < ranked.Length; i++) decile[ranked[i]] = DecileOf(i, ranked.Length);
-
-        // Usual interval for customers without repeat orders: the median of the repeat buyers' mean intervals.
-        var intervals = population.Where(c => c.Orders > 1).Select(c => (c.LastOrderAt!.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1)).ToList();
-        var populationInterval = intervals.Count > 0 ? Median(intervals) : options.Churn.DefaultIntervalDays;
+        ranks ??= Rank(population);
+        if (ranks.Decile.Length != n) throw new ArgumentException("The ranks are of another population.", nameof(ranks));
+        var (decile, populationInterval, currentSplit) = (ranks.Decile, ranks.PopulationInterval, ranks.CurrentSplit);
 
         // The models' values per buyer (the costly part: special functions per customer), by index into the population.
         var values = new ModelValues[n];
@@ -94,16 +83,54 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
                     if (population[i].Orders > 0) values[i] = Model(models, population[i], asOfUtc, horizonDays);
             });
 
-        var currentSplit = options.CurrentValueSplit ?? (population.Any(c => c.Orders > 0) ? Median(population.Where(c => c.Orders > 0).Select(c => c.SpendCurrent).ToList()) : 0);
         var futureSplit = options.FutureValueSplit ?? (models is not null && population.Any(c => c.Orders > 0)
             ? Median(values.Where(v => v.Present).Select(v => v.Clv).ToList()) : 0);
+        phaseDone?.Invoke("model values");
 
         var scores = new CustomerScore[n];
         ForChunks(n, parallelism, chunkSize, (from, to) =>
         {
             for (var i = from; i < to; i++) scores[i] = ScoreOne(population[i], values[i], decile[i], asOfUtc, asOfLocal, populationInterval, currentSplit, futureSplit);
         });
+        phaseDone?.Invoke("RFM, quadrant, ladder, churn");
         return scores;
+    }
+
+    /// <summary>Each customer's decile (0 = no current spend) and the population-wide values that need no model.</summary>
+    public sealed record PopulationRanks(int[] Decile, double PopulationInterval, decimal CurrentSplit);
+
+    /// <summary>Higher spend first, then the smaller id.</summary>
+    private readonly record struct DecileKey(decimal Spend, Guid Id, int Index) : IComparable<DecileKey>
+    {
+        public int CompareTo(DecileKey other)
+        {
+            var bySpend = other.Spend.CompareTo(Spend);
+            return bySpend != 0 ? bySpend : Id.CompareTo(other.Id);
+        }
+    }
+
+    /// <summary>
+    /// The population-wide values that do not depend on the models (so a recompute works them out while the models are
+    /// fitted): deciles by current spend, the usual interval, the current-value split.
+    /// </summary>
+    public PopulationRanks Rank(IReadOnlyList<CustomerFacts> population)
+    {
+        var n = population.Count;
+        // Deciles by current spend: 1 = top tenth; ties broken by id so the answer is stable.
+        // The keys sorted by value (no delegate, no lookup through the population per comparison): a million in well under a second.
+        var ranked = new List<DecileKey>();
+        for (var i = 0; i < n; i++)
+            if (population[i].SpendCurrent > 0) ranked.Add(new DecileKey(population[i].SpendCurrent, population[i].CustomerId, i));
+        ranked.Sort();
+        var decile = new int[n];
+        for (var i = 0; i < ranked.Count; i++) decile[ranked[i].Index] = DecileOf(i, ranked.Count);
+
+        // Usual interval for customers without repeat orders: the median of the repeat buyers' mean intervals.
+        var intervals = population.Where(c => c.Orders > 1).Select(c => (c.LastOrderAt!.Value - c.FirstOrderAt!.Value).TotalDays / (c.Orders - 1)).ToList();
+        var populationInterval = intervals.Count > 0 ? Median(intervals) : options.Churn.DefaultIntervalDays;
+
+        var currentSplit = options.CurrentValueSplit ?? (population.Any(c => c.Orders > 0) ? Median(population.Where(c => c.Orders > 0).Select(c => c.SpendCurrent).ToList()) : 0);
+        return new PopulationRanks(decile, populationInterval, currentSplit);
     }
 
     private readonly record struct ModelValues(bool Present, double P, double E, decimal M, decimal Clv);
@@ -235,14 +262,16 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
 
     public static decimal Median(IReadOnlyList<decimal> values)
     {
-        var s = values.OrderBy(v => v).ToList();
-        return s.Count == 0 ? 0 : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+        var s = values.ToArray();
+        Array.Sort(s);
+        return s.Length == 0 ? 0 : s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     public static double Median(IReadOnlyList<double> values)
     {
-        var s = values.OrderBy(v => v).ToList();
-        return s.Count == 0 ? 0 : s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+        var s = values.ToArray();
+        Array.Sort(s);
+        return s.Length == 0 ? 0 : s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
     /// <summary>Fits both models on the buyers' histories; null when there is not enough to fit (no repeat buyer).</summary>

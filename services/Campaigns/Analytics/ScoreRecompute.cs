@@ -111,10 +111,17 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
         var asOf = started;
         var engine = analytics.Engine;
         var o = options.Value;
-        var phase = System.Diagnostics.Stopwatch.StartNew();
+        var phases = new RecomputePhases(logger, runId);
         var population = await LoadAsync(engine, asOf, ct);
-        var loadSeconds = phase.Elapsed.TotalSeconds;
+        phases.Done("read", $"{population.Count} customers from one aggregate scan of the orders");
 
+        // The deciles and medians need no model: they are worked out on another thread while the fit runs on this one.
+        var ranking = Task.Run(() =>
+        {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var ranks = engine.Rank(population);
+            return (ranks, watch.Elapsed.TotalSeconds);
+        }, ct);
         var fit = refitModels ? null : await analytics.FitByIdAsync(null, ct);
         int? fitSample = null;
         if (fit is null)
@@ -126,20 +133,21 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
                 fitSample = sample.Count;
             }
         }
+        phases.Done("fit", fitSample is { } s ? $"models fitted on {s} buyers" : $"latest fit {fit?.Id} reused");
+        var (ranks, rankSeconds) = await ranking;
+        phases.Record("deciles and medians", rankSeconds, "beside the fit");
+        phases.Done("waiting for the deciles");
 
-        var fitSeconds = phase.Elapsed.TotalSeconds - loadSeconds;
         var horizon = o.DefaultHorizonDays;
         var parallelism = o.Recompute.EffectiveParallelism;
-        var scores = engine.Score(population, asOf, fit?.Models, horizon, parallelism, o.Recompute.ChunkSize);
-        var scoreSeconds = phase.Elapsed.TotalSeconds - loadSeconds - fitSeconds;
+        var scores = engine.Score(population, asOf, fit?.Models, horizon, parallelism, o.Recompute.ChunkSize, ranks, phase => phases.Done(phase));
 
-        await using var staged = await StagedScores.StageAsync(dataSource, runId, scores, parallelism, WriteAsync, ct);
+        await using var staged = await StagedScores.StageAsync(dataSource, runId, scores, parallelism, WriteAsync, phases, ct);
         var finished = AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime);
         await staged.SwapInAsync(new { id = runId, asOf, horizon, fitId = fit?.Id, customers = scores.Count, started, finished, fitSample }, ct);
-        logger.LogInformation("Recompute {Run}: {Customers} customers scored as of {AsOf:O} in {Seconds:0.0} s (model fit {Fit}{Sample}); " +
-            "load {Load:0.00} s, fit {FitSeconds:0.00} s, score {Score:0.00} s, write {Write:0.00} s ({Staged})", runId,
-            scores.Count, asOf, (finished - started).TotalSeconds, fit?.Id, fitSample is { } n ? $", fitted now on {n} buyers" : "",
-            loadSeconds, fitSeconds, scoreSeconds, phase.Elapsed.TotalSeconds - loadSeconds - fitSeconds - scoreSeconds, staged.Timings);
+        phases.Done("swap");
+        logger.LogInformation("Recompute {Run}: {Customers} customers scored as of {AsOf:O} in {Seconds:0.0} s (model fit {Fit}{Sample}); {Phases}", runId,
+            scores.Count, asOf, (finished - started).TotalSeconds, fit?.Id, fitSample is { } n ? $", fitted now on {n} buyers" : "", phases.Summary);
         // The run is complete here: its scores are live.
         return new RecomputeRun(runId, asOf, horizon, fit?.Id, scores.Count, started, finished, fitSample);
     }

@@ -23,9 +23,6 @@ public sealed partial class StagedScores : IAsyncDisposable
     private readonly List<(string Name, string Definition, bool Primary)> _indexes;
 
     public long RunId { get; }
-    /// <summary>Seconds spent preparing, copying the rows, and building the indexes (for the recompute's log).</summary>
-    public string Timings { get; private set; } = "";
-
     private StagedScores(NpgsqlConnection connection, long runId, List<(string, string, bool)> indexes)
     {
         _connection = connection;
@@ -37,7 +34,7 @@ public sealed partial class StagedScores : IAsyncDisposable
 
     /// <summary>Writes <paramref name="scores"/> of run <paramref name="runId"/> into the staging table in <paramref name="parallelism"/> parts and indexes it.</summary>
     public static async Task<StagedScores> StageAsync(NpgsqlDataSource dataSource, long runId, IReadOnlyList<CustomerScore> scores, int parallelism,
-        Writer write, CancellationToken ct)
+        Writer write, RecomputePhases phases, CancellationToken ct)
     {
         List<(string, string, bool)> indexes;
         var connection = await dataSource.OpenConnectionAsync(ct);
@@ -59,10 +56,11 @@ public sealed partial class StagedScores : IAsyncDisposable
             await new StagedScores(connection, 0, []).DisposeAsync();
             throw;
         }
+        phases.Done("staging table");
         var staged = new StagedScores(connection, runId, indexes);
         try
         {
-            await staged.WriteAndIndexAsync(dataSource, scores, parallelism, write, ct);
+            await staged.WriteAndIndexAsync(dataSource, scores, parallelism, write, phases, ct);
             return staged;
         }
         catch
@@ -72,10 +70,10 @@ public sealed partial class StagedScores : IAsyncDisposable
         }
     }
 
-    private async Task WriteAndIndexAsync(NpgsqlDataSource dataSource, IReadOnlyList<CustomerScore> scores, int parallelism, Writer write, CancellationToken ct)
+    private async Task WriteAndIndexAsync(NpgsqlDataSource dataSource, IReadOnlyList<CustomerScore> scores, int parallelism, Writer write,
+        RecomputePhases phases, CancellationToken ct)
     {
         var runId = RunId;
-        var watch = System.Diagnostics.Stopwatch.StartNew();
 
         parallelism = Math.Clamp(parallelism, 1, 8);
         var parts = Enumerable.Range(0, parallelism).Select(k => (From: (int)((long)scores.Count * k / parallelism), To: (int)((long)scores.Count * (k + 1) / parallelism)));
@@ -85,9 +83,10 @@ public sealed partial class StagedScores : IAsyncDisposable
             await write(connection, Next, runId, Range(scores, p.From, p.To), ct);
         }));
 
-        var copySeconds = watch.Elapsed.TotalSeconds;
+        phases.Done("copy", $"{scores.Count} rows on {parallelism} connections");
         var queue = new Queue<string>(_indexes.Select((ix, k) => StagedDefinition(ix.Definition, k)));
         queue.Enqueue($"ANALYZE {Next}");
+        var each = new List<string>(); // each statement's own time: they run side by side
         await Task.WhenAll(Enumerable.Range(0, Math.Min(parallelism, queue.Count)).Select(async _ =>
         {
             await using var connection = await dataSource.OpenConnectionAsync(ct);
@@ -100,10 +99,12 @@ public sealed partial class StagedScores : IAsyncDisposable
                     if (queue.Count == 0) return;
                     sql = queue.Dequeue();
                 }
+                var watch = System.Diagnostics.Stopwatch.StartNew();
                 await connection.ExecuteAsync(new CommandDefinition(sql, commandTimeout: 1800, cancellationToken: ct));
+                lock (each) each.Add(FormattableString.Invariant($"{sql.Split(" ON ")[0]} {watch.Elapsed.TotalSeconds:0.00} s"));
             }
         }));
-        Timings = FormattableString.Invariant($"copy {copySeconds:0.00} s, indexes {watch.Elapsed.TotalSeconds - copySeconds:0.00} s");
+        phases.Done("indexes and ANALYZE", string.Join(", ", each));
     }
 
     /// <summary>Inserts the run's row and makes the staged rows the live ones, in one transaction.</summary>
