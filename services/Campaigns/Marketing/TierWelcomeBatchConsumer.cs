@@ -30,7 +30,9 @@ public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWe
         {
             try
             {
-                await ApplyAsync(together, ct);
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                var sent = await ApplyAsync(together, ct);
+                logger.LogDebug("TierChanged batch of {Count} decided in {Milliseconds:0.0} ms: {Sent} sent", together.Count, watch.Elapsed.TotalMilliseconds, sent);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
@@ -42,7 +44,7 @@ public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWe
         foreach (var message in alone) await single.Consume(message);
     }
 
-    private async Task ApplyAsync(IReadOnlyList<ConsumeContext<TierChanged>> messages, CancellationToken ct)
+    private async Task<int> ApplyAsync(IReadOnlyList<ConsumeContext<TierChanged>> messages, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
@@ -54,6 +56,7 @@ public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWe
         var sent = await welcome.SendAsync(tx, fresh, ct);
         await tx.CommitAsync(ct);
         if (sent > 0) outbox.Wake();
+        return sent;
     }
 }
 
