@@ -33,10 +33,13 @@ public sealed class TierWelcomeOptions
     public bool Batches { get; set; } = true;
     /// <summary>Most TierChanged in one batch (1-200).</summary>
     public int BatchMessageLimit { get; set; } = 50;
-    /// <summary>How long a batch waits for more messages after its first.</summary>
-    public TimeSpan BatchTimeLimit { get; set; } = TimeSpan.FromMilliseconds(10);
-    /// <summary>Batches handled at once (1-8).</summary>
-    public int ConcurrentBatches { get; set; } = 2;
+    /// <summary>
+    /// How long a batch waits for more messages after its first. A batch closed by this limit waits for a free slot without
+    /// growing, so too short a limit makes a queue of small batches exactly when the endpoint falls behind.
+    /// </summary>
+    public TimeSpan BatchTimeLimit { get; set; } = TimeSpan.FromMilliseconds(50);
+    /// <summary>Batches handled at once (1-8): a batch spends most of its time waiting on round trips, so a few at once keep up.</summary>
+    public int ConcurrentBatches { get; set; } = 4;
     /// <summary>TierChanged messages handled at once (MassTransit's ConcurrentMessageLimit on the endpoint), 1-64.</summary>
     public int ConcurrentMessageLimit { get; set; } = 6;
     /// <summary>Messages RabbitMQ hands the endpoint ahead of acknowledgement; 0: twice the concurrent limit.</summary>
