@@ -34,7 +34,9 @@ public static class CampaignsApp
             bus.AddConsumer<PointsRedeemedConsumer>();
             bus.AddConsumer<PointsExpiredConsumer>();
             bus.AddConsumer<PointsClawedBackConsumer>();
-            bus.AddConsumer<TierWelcomeConsumer>(typeof(TierWelcomeConsumerDefinition));
+            // TierChanged → tier-welcome sends in batches (falling back to TierWelcomeConsumer per message), or one at a time with Marketing:TierWelcome:Batches=false.
+            if (builder.Configuration.GetValue("Marketing:TierWelcome:Batches", true)) bus.AddConsumer<TierWelcomeBatchConsumer>(typeof(TierWelcomeBatchConsumerDefinition));
+            else bus.AddConsumer<TierWelcomeConsumer>(typeof(TierWelcomeConsumerDefinition));
             bus.AddConsumer<CouponUsedConsumer>();
         });
         builder.AddGrpcDefaults();
@@ -64,6 +66,7 @@ public static class CampaignsApp
         builder.Services.AddSingleton<IMessageSender, DeliveryLogSender>();
         builder.Services.AddSingleton<CampaignStore>();
         builder.Services.AddSingleton<CampaignDispatcher>();
+        builder.Services.AddSingleton<TierWelcome>();
         builder.Services.AddSingleton<CampaignRewards>();
         builder.Services.AddSingleton<Simulation>();
         builder.Services.AddSingleton<Attribution>();
@@ -75,8 +78,11 @@ public static class CampaignsApp
                 "Marketing:Scheduler needs positive intervals, BirthdayCatchUpDays >= 0 and PointsExpiringWithinDays 1-366.")
             .Validate(o => o.TierWelcome.ConcurrentMessageLimit is >= 1 and <= 64 && o.TierWelcome.PrefetchCount is >= 0 and <= 1000,
                 "Marketing:TierWelcome needs ConcurrentMessageLimit 1-64 and PrefetchCount 0-1000 (0: twice the limit).")
-            .Validate<Npgsql.NpgsqlDataSource>((o, db) => 3 * o.TierWelcome.ConcurrentMessageLimit < new Npgsql.NpgsqlConnectionStringBuilder(db.ConnectionString).MaxPoolSize,
-                "Marketing:TierWelcome:ConcurrentMessageLimit × 3 must stay below the database pool's Maximum Pool Size (each send in flight holds up to three connections).")
+            .Validate(o => o.TierWelcome.BatchMessageLimit is >= 1 and <= 200 && o.TierWelcome.ConcurrentBatches is >= 1 and <= 8
+                && o.TierWelcome.BatchTimeLimit > TimeSpan.Zero && o.TierWelcome.BatchTimeLimit <= TimeSpan.FromSeconds(1),
+                "Marketing:TierWelcome needs BatchMessageLimit 1-200, ConcurrentBatches 1-8 and BatchTimeLimit above zero and at most 1 s.")
+            .Validate<Npgsql.NpgsqlDataSource>((o, db) => o.TierWelcome.ConcurrentMessageLimit < new Npgsql.NpgsqlConnectionStringBuilder(db.ConnectionString).MaxPoolSize,
+                "Marketing:TierWelcome:ConcurrentMessageLimit must stay below the database pool's Maximum Pool Size (each message in flight holds a connection).")
             .ValidateOnStart();
         builder.Services.AddSingleton(s => new QuietHours(s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursStart,
             s.GetRequiredService<IOptions<MarketingOptions>>().Value.QuietHoursEnd,

@@ -22,13 +22,35 @@ public sealed partial class CampaignRewards(LoyaltyService.LoyaltyServiceClient 
     public static string IdempotencyKey(Guid campaignId, Guid customerId, string occurrence) =>
         "campaign-reward:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{campaignId:N}|{customerId:N}|{occurrence}")));
 
-    /// <returns>The coupon's code, or null when the loyalty service refused, failed or did not answer in time (the send is deferred).</returns>
-    public async Task<string?> IssueAsync(NpgsqlTransaction tx, CampaignRow campaign, Guid customerId, string occurrence, CancellationToken ct)
+    /// <returns>
+    /// Each send's coupon code (the grants asked in parallel, the codes recorded in one statement), or null where the loyalty
+    /// service refused, failed or did not answer in time (that send is deferred).
+    /// </returns>
+    public async Task<string?[]> IssueAsync(NpgsqlTransaction tx, IReadOnlyList<SendRequest> sends, CancellationToken ct)
     {
-        Coupon coupon;
+        if (sends.Count == 0) return [];
+        var coupons = await Task.WhenAll(sends.Select(s => GrantAsync(s.Campaign, s.CustomerId, s.Occurrence, ct)));
+        var issued = sends.Select((s, k) => (Send: s, Coupon: coupons[k])).Where(x => x.Coupon is not null).ToList();
+        if (issued.Count > 0)
+            await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+                INSERT INTO campaign_coupons (campaign_id, customer_id, occurrence, code, reward_id, face_value, issued_at)
+                SELECT c.*, @now FROM unnest(@campaigns::uuid[], @customers::uuid[], @occurrences::text[], @codes::text[], @rewards::text[], @faces::numeric[]) AS c
+                ON CONFLICT DO NOTHING
+                """, new
+                {
+                    campaigns = issued.Select(x => x.Send.Campaign.CampaignId).ToArray(), customers = issued.Select(x => x.Send.CustomerId).ToArray(),
+                    occurrences = issued.Select(x => x.Send.Occurrence).ToArray(), codes = issued.Select(x => x.Coupon!.Code).ToArray(),
+                    rewards = issued.Select(x => x.Send.Campaign.RewardId!).ToArray(), faces = issued.Select(x => Face(x.Coupon!.FaceValue)).ToArray(),
+                    now = clock.GetUtcNow().UtcDateTime,
+                }, tx, cancellationToken: ct));
+        return coupons.Select(c => c?.Code).ToArray();
+    }
+
+    private async Task<Coupon?> GrantAsync(CampaignRow campaign, Guid customerId, string occurrence, CancellationToken ct)
+    {
         try
         {
-            coupon = await loyalty.GrantRewardAsync(new GrantRewardRequest
+            return await loyalty.GrantRewardAsync(new GrantRewardRequest
             {
                 CustomerId = customerId.ToString(), RewardId = campaign.RewardId!, Reason = $"campaign {campaign.CampaignId}",
                 IdempotencyKey = IdempotencyKey(campaign.CampaignId, customerId, occurrence),
@@ -39,13 +61,6 @@ public sealed partial class CampaignRewards(LoyaltyService.LoyaltyServiceClient 
             logger.LogWarning("Campaign message deferred: the loyalty service answered {Status} to the coupon grant.", e.StatusCode);
             return null;
         }
-        await tx.Connection!.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO campaign_coupons (campaign_id, customer_id, occurrence, code, reward_id, face_value, issued_at)
-            VALUES (@CampaignId, @customerId, @occurrence, @code, @RewardId, @face, @now)
-            ON CONFLICT DO NOTHING
-            """, new { campaign.CampaignId, customerId, occurrence, code = coupon.Code, campaign.RewardId, face = Face(coupon.FaceValue),
-                now = clock.GetUtcNow().UtcDateTime }, tx, cancellationToken: ct));
-        return coupon.Code;
     }
 
     public sealed record Giving(string? RewardId, int ControlSharePercent, int AttributionWindowDays);

@@ -112,6 +112,11 @@ public sealed class CampaignStore(NpgsqlDataSource db, TimeProvider clock, Outbo
             $"SELECT {Columns} FROM campaigns WHERE state = 'running' AND kind = @kind", new { kind = (short)kind }, cancellationToken: ct))).ToList();
     }
 
+    /// <summary>The running campaigns of a kind, read on the caller's transaction.</summary>
+    public static async Task<IReadOnlyList<CampaignRow>> RunningAsync(NpgsqlTransaction tx, CampaignKind kind, CancellationToken ct) =>
+        (await tx.Connection!.QueryAsync<CampaignRow>(new CommandDefinition(
+            $"SELECT {Columns} FROM campaigns WHERE state = 'running' AND kind = @kind", new { kind = (short)kind }, tx, cancellationToken: ct))).ToList();
+
     public async Task<CampaignRow> ChangeStateAsync(Guid id, long version, CampaignState to, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);

@@ -18,46 +18,57 @@ public sealed class FrequencyCap(IConnectionMultiplexer redis, IOptions<Marketin
 {
     private readonly TimeZoneInfo _zone = TimeZoneInfo.FindSystemTimeZoneById(campaigns.Value.TimeZone);
 
-    /// <param name="tx">The send's transaction: the seed is read on its connection rather than a second one from the pool
-    /// (a burst of sends each holding one connection and waiting for another would exhaust the pool).</param>
-    public async Task<CapOutcome> TryTakeAsync(NpgsqlTransaction tx, Guid customerId, DateTime nowUtc, CancellationToken ct)
+    /// <summary>
+    /// Takes one allowance per entry (one entry per send; a customer may appear more than once). The Redis commands of all the
+    /// entries are pipelined and the missing counters seeded in one query, so a set of sends costs three Redis round trips and
+    /// at most one statement. Redis unreachable: every send <see cref="CapOutcome.Unavailable"/>.
+    /// </summary>
+    /// <param name="tx">The sends' transaction: the seed is read on its connection rather than a second one from the pool.</param>
+    public async Task<CapOutcome[]> TryTakeManyAsync(NpgsqlTransaction tx, IReadOnlyList<Guid> customerIds, DateTime nowUtc, CancellationToken ct)
     {
+        if (customerIds.Count == 0) return [];
         var (weekStart, weekEnd) = Week(nowUtc);
-        var key = $"campaigns:cap:{customerId:N}:{weekStart:yyyyMMdd}";
+        var distinct = customerIds.Distinct().ToArray();
         try
         {
             var cache = redis.GetDatabase();
-            if (!await cache.KeyExistsAsync(key))
+            var exists = await Task.WhenAll(distinct.Select(c => cache.KeyExistsAsync(Key(c, weekStart))));
+            var missing = distinct.Where((_, i) => !exists[i]).ToArray();
+            if (missing.Length > 0)
             {
-                var sent = await tx.Connection!.ExecuteScalarAsync<long>(new CommandDefinition("""
-                    SELECT count(*) FROM campaign_deliveries WHERE customer_id = @customerId AND status = 'sent' AND at >= @weekStart
-                    """, new { customerId, weekStart }, tx, cancellationToken: ct));
+                var sent = (await tx.Connection!.QueryAsync<(Guid Customer, long Sent)>(new CommandDefinition("""
+                    SELECT customer_id, count(*) FROM campaign_deliveries WHERE customer_id = ANY (@missing) AND status = 'sent' AND at >= @weekStart
+                    GROUP BY customer_id
+                    """, new { missing, weekStart }, tx, cancellationToken: ct))).ToDictionary(r => r.Customer, r => r.Sent);
                 TimeSpan? ttl = weekEnd - nowUtc + TimeSpan.FromHours(1);
-                await cache.StringSetAsync(key, (RedisValue)sent, ttl, When.NotExists);
+                await Task.WhenAll(missing.Select(c => cache.StringSetAsync(Key(c, weekStart), (RedisValue)sent.GetValueOrDefault(c), ttl, When.NotExists)));
             }
-            // Over the cap the counter stays raised: the week is used up either way.
-            return await cache.StringIncrementAsync(key) <= options.Value.FrequencyCapPerWeek ? CapOutcome.Allowed : CapOutcome.Capped;
+            var counts = await Task.WhenAll(customerIds.Select(c => cache.StringIncrementAsync(Key(c, weekStart))));
+            return counts.Select(n => n <= options.Value.FrequencyCapPerWeek ? CapOutcome.Allowed : CapOutcome.Capped).ToArray();
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            return CapOutcome.Unavailable;
+            return customerIds.Select(_ => CapOutcome.Unavailable).ToArray();
         }
     }
 
     /// <summary>
-    /// Returns an allowance taken by <see cref="TryTakeAsync"/> for a message that was not sent after all (its coupon could
-    /// not be issued). Best effort: when Redis cannot be reached the counter stays one too high until it expires or is
-    /// seeded again from the delivery log — a message too few, never one too many.
+    /// Returns allowances taken by <see cref="TryTakeManyAsync"/> for messages that were not sent after all (no coupon, or the
+    /// sends failed). Best effort: when Redis cannot be reached the counter stays too high until it expires or is seeded again
+    /// from the delivery log — a message too few, never one too many.
     /// </summary>
-    public async Task GiveBackAsync(Guid customerId, DateTime nowUtc, CancellationToken ct)
+    public async Task GiveBackManyAsync(IEnumerable<Guid> customerIds, DateTime nowUtc)
     {
-        var key = $"campaigns:cap:{customerId:N}:{Week(nowUtc).Start:yyyyMMdd}";
+        var weekStart = Week(nowUtc).Start;
         try
         {
-            await redis.GetDatabase().StringDecrementAsync(key);
+            var cache = redis.GetDatabase();
+            await Task.WhenAll(customerIds.Select(c => cache.StringDecrementAsync(Key(c, weekStart))));
         }
         catch (Exception e) when (e is RedisException or TimeoutException) { }
     }
+
+    private static string Key(Guid customerId, DateTime weekStart) => $"campaigns:cap:{customerId:N}:{weekStart:yyyyMMdd}";
 
     /// <summary>Monday 00:00 to the next Monday 00:00 in the brand's time zone, as UTC.</summary>
     public (DateTime Start, DateTime End) Week(DateTime nowUtc)

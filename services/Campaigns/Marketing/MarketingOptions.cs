@@ -22,15 +22,24 @@ public sealed class MarketingOptions
 }
 
 /// <summary>
-/// Settings under <c>Marketing:TierWelcome</c>. Each TierChanged waits mostly on the database, Redis and the customer
-/// service, so several at once keep up where one at a time cannot; every guard stays exact however many run at once (the
-/// delivery key, consent read in the send's transaction, the cap's atomic counter). Each message in flight holds up to
-/// three of the service's pooled database connections at once (the inbox's transaction, the send's, the delivery log's
-/// write): keep three times the limit below the pool (20 unless the connection string says otherwise), or a burst
-/// leaves every connection held by a send that waits for another one until the pool's timeout.
+/// Settings under <c>Marketing:TierWelcome</c>. By default TierChanged is taken in batches (one transaction and one
+/// statement per step for all the messages waiting together); every guard stays exact however many run at once (the
+/// delivery key, consent read in the send's transaction, the cap's atomic counter). Each batch, or each message one at a
+/// time, holds one pooled database connection while it runs.
 /// </summary>
 public sealed class TierWelcomeOptions
 {
+    /// <summary>False: one TierChanged per transaction (<see cref="TierWelcomeConsumer"/>), ConcurrentMessageLimit at once.</summary>
+    public bool Batches { get; set; } = true;
+    /// <summary>Most TierChanged in one batch (1-200).</summary>
+    public int BatchMessageLimit { get; set; } = 50;
+    /// <summary>
+    /// How long a batch waits for more messages after its first. A batch closed by this limit waits for a free slot without
+    /// growing, so too short a limit makes a queue of small batches exactly when the endpoint falls behind.
+    /// </summary>
+    public TimeSpan BatchTimeLimit { get; set; } = TimeSpan.FromMilliseconds(50);
+    /// <summary>Batches handled at once (1-8): a batch spends most of its time waiting on round trips, so a few at once keep up.</summary>
+    public int ConcurrentBatches { get; set; } = 4;
     /// <summary>TierChanged messages handled at once (MassTransit's ConcurrentMessageLimit on the endpoint), 1-64.</summary>
     public int ConcurrentMessageLimit { get; set; } = 6;
     /// <summary>Messages RabbitMQ hands the endpoint ahead of acknowledgement; 0: twice the concurrent limit.</summary>

@@ -1,5 +1,3 @@
-using Crm.Campaigns.Segments;
-using Crm.Campaigns.V1;
 using Crm.Contracts;
 using Crm.Messaging;
 using MassTransit;
@@ -9,27 +7,14 @@ using Npgsql;
 namespace Crm.Campaigns.Marketing;
 
 /// <summary>
-/// TierChanged to a higher tier → every running tier-welcome campaign sends to the customer, once per campaign, customer and
-/// tier reached (the occurrence is the new tier): a TierChanged delivered three times sends once. A campaign with a segment
-/// sends only to its members. The sends run on their own transactions; the delivery log's key keeps a redelivery from
-/// sending twice.
+/// One TierChanged at a time (<see cref="TierWelcome"/>), its sends on the inbox's transaction: the message id, the
+/// deliveries and their MessageSent commit together, and a failure rolls them all back for the retry. Used with
+/// Marketing:TierWelcome:Batches=false, and by <see cref="TierWelcomeBatchConsumer"/> for what it does not take in batches.
 /// </summary>
-public sealed class TierWelcomeConsumer(NpgsqlDataSource dataSource, CampaignStore campaigns, CampaignDispatcher dispatcher, SegmentAudience audience,
-    IOptions<CampaignsOptions> options) : InboxConsumer<TierChanged>(dataSource)
+public sealed class TierWelcomeConsumer(NpgsqlDataSource dataSource, TierWelcome welcome, Outbox outbox) : InboxConsumer<TierChanged>(dataSource, outbox)
 {
-    protected override async Task HandleAsync(ConsumeContext<TierChanged> context, NpgsqlTransaction tx)
-    {
-        var e = context.Message;
-        var order = options.Value.TierOrder;
-        var from = Array.IndexOf(order, e.OldTier);
-        if (from < 0 || Array.IndexOf(order, e.NewTier) <= from) return; // not an upgrade (or from no tier at all)
-        var ct = context.CancellationToken;
-        foreach (var campaign in await campaigns.RunningAsync(CampaignKind.TierWelcome, ct))
-        {
-            if (campaign.SegmentId is { } segment && !await audience.ContainsAsync(segment, e.CustomerId, ct)) continue;
-            await dispatcher.SendAsync(campaign, e.CustomerId, "tier:" + e.NewTier, e.NewTier, ct);
-        }
-    }
+    protected override Task HandleAsync(ConsumeContext<TierChanged> context, NpgsqlTransaction tx) =>
+        welcome.SendAsync(tx, [context.Message], context.CancellationToken);
 }
 
 /// <summary>The tier-welcome endpoint handles Marketing:TierWelcome:ConcurrentMessageLimit messages at once.</summary>

@@ -1,6 +1,7 @@
 using Crm.ServiceDefaults.Data;
 using Crm.ServiceDefaults.Errors;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace Crm.Campaigns.Segments;
 
@@ -19,6 +20,10 @@ public sealed class SegmentAudience(SegmentStore store, IOptions<CampaignsOption
 
     public async Task<bool> ContainsAsync(Guid segmentId, Guid customerId, CancellationToken ct) =>
         await store.GetAsync(segmentId, ct) is { } segment && await store.ContainsAsync(Filter(segment), customerId, ct);
+
+    /// <summary>Which of <paramref name="customerIds"/> are members now (none when the segment is gone), on the caller's transaction.</summary>
+    public async Task<HashSet<Guid>> MembersAmongAsync(NpgsqlTransaction tx, Guid segmentId, Guid[] customerIds, CancellationToken ct) =>
+        await SegmentStore.GetAsync(tx, segmentId, ct) is { } segment ? await SegmentStore.MembersAmongAsync(tx, Filter(segment), customerIds, ct) : [];
 
     public async Task<SnapshotRow> SnapshotAsync(Guid segmentId, string purpose, string? idempotencyKey, CancellationToken ct)
     {

@@ -182,6 +182,19 @@ public sealed class SegmentStore(NpgsqlDataSource db, TimeProvider clock)
             $"SELECT EXISTS (SELECT 1 FROM {filter.From} WHERE c.customer_id = @customerId AND ({filter.Where}))", parameters, cancellationToken: ct));
     }
 
+    /// <summary>Which of <paramref name="customerIds"/> the filter selects now, in one statement on the caller's transaction.</summary>
+    public static async Task<HashSet<Guid>> MembersAmongAsync(NpgsqlTransaction tx, SegmentFilter filter, Guid[] customerIds, CancellationToken ct)
+    {
+        var parameters = new DynamicParameters(filter.Parameters);
+        parameters.Add("customerIds", customerIds);
+        return (await tx.Connection!.QueryAsync<Guid>(new CommandDefinition(
+            $"SELECT c.customer_id FROM {filter.From} WHERE c.customer_id = ANY (@customerIds) AND ({filter.Where})", parameters, tx, cancellationToken: ct))).ToHashSet();
+    }
+
+    public static async Task<SegmentRow?> GetAsync(NpgsqlTransaction tx, Guid id, CancellationToken ct) =>
+        await tx.Connection!.QuerySingleOrDefaultAsync<SegmentRow>(new CommandDefinition(
+            $"SELECT {Columns} FROM segments WHERE segment_id = @id", new { id }, tx, cancellationToken: ct));
+
     /// <summary>Freezes the members in one statement; a retry with the same key returns the first snapshot.</summary>
     public async Task<SnapshotRow> SnapshotAsync(SegmentRow segment, SegmentFilter filter, string purpose, string? idempotencyKey, CancellationToken ct)
     {
