@@ -19,7 +19,10 @@ public static class LoyaltyApp
         builder.AddMessaging("messaging", bus =>
         {
             bus.AddConsumer<CustomerRegisteredConsumer>();
-            bus.AddConsumer<OrderPaidConsumer>();
+            // OrderPaid in batches (falling back to OrderPaidConsumer per message), or one at a time with Loyalty:OrderPaidBatches:Enabled=false.
+            if (builder.Configuration.GetValue("Loyalty:OrderPaidBatches:Enabled", true))
+                bus.AddConsumer<OrderPaidBatchConsumer>(typeof(OrderPaidBatchConsumerDefinition));
+            else bus.AddConsumer<OrderPaidConsumer>();
             bus.AddConsumer<OrderRefundedConsumer>();
         });
         builder.AddGrpcDefaults();

@@ -13,6 +13,8 @@ public sealed class LoyaltyOptions
 
     public ActivityOptions Activities { get; set; } = new();
 
+    public OrderPaidBatchOptions OrderPaidBatches { get; set; } = new();
+
     /// <summary>Points expire at the end of the calendar year this many years after the year they were earned (1: next year's end).</summary>
     public int ExpiryYearsAfterEarning { get; set; } = 1;
 
@@ -35,6 +37,18 @@ public sealed class TierOptions
     public int DiscountPercent { get; set; } = 100;
     public List<string> FreeServices { get; set; } = [];
     public string Description { get; set; } = "";
+}
+
+/// <summary>
+/// OrderPaid consumed in batches (Earning/OrderPaidBatchConsumer): up to MessageLimit orders in one transaction, collected
+/// for at most TimeLimit after the first, ConcurrencyLimit batches at a time. Enabled=false: one order per transaction.
+/// </summary>
+public sealed class OrderPaidBatchOptions
+{
+    public bool Enabled { get; set; } = true;
+    public int MessageLimit { get; set; } = 100;
+    public TimeSpan TimeLimit { get; set; } = TimeSpan.FromMilliseconds(10);
+    public int ConcurrencyLimit { get; set; } = 2;
 }
 
 public sealed class CheckInOptions

@@ -33,6 +33,25 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
         return (await SelectForUpdateAsync(tx, customerId, ct))!;
     }
 
+    /// <summary>
+    /// <see cref="LockAccountAsync"/> for several members at once (a batch of paid orders): locked in customer id order, as
+    /// every batch locks them, so two batches cannot deadlock on each other; the missing ones opened in one statement.
+    /// </summary>
+    public async Task<Dictionary<Guid, AccountRecord>> LockAccountsAsync(NpgsqlTransaction tx, IEnumerable<Guid> customerIds, CancellationToken ct)
+    {
+        var ids = customerIds.Distinct().ToArray();
+        var accounts = await SelectForUpdateAsync(tx, ids, ct);
+        var missing = ids.Where(id => !accounts.ContainsKey(id)).ToArray();
+        if (missing.Length == 0) return accounts;
+        var now = clock.UtcNowForDb();
+        await tx.Connection!.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO accounts (customer_id, tier, opened_at, updated_at)
+            SELECT id, @tier, @now, @now FROM unnest(@missing) AS m(id) ORDER BY id ON CONFLICT DO NOTHING
+            """, new { missing, tier = tiers.For(0).Code, now }, tx, cancellationToken: ct));
+        foreach (var (id, account) in await SelectForUpdateAsync(tx, missing, ct)) accounts[id] = account;
+        return accounts;
+    }
+
     public static async Task<AccountRecord?> GetAccountAsync(NpgsqlConnection connection, Guid customerId, CancellationToken ct)
     {
         var row = await connection.QuerySingleOrDefaultAsync<AccountRow>(new CommandDefinition(
@@ -52,8 +71,7 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
     public async Task<(LedgerEntryRecord Entry, AccountRecord Account)> EarnAsync(NpgsqlTransaction tx, AccountRecord account, Change change, CancellationToken ct)
     {
         if (change.Points <= 0) throw new ArgumentOutOfRangeException(nameof(change), "Earnings are positive.");
-        var debt = Math.Max(0, -account.Balance);
-        var lotPoints = change.Points - Math.Min(change.Points, debt);
+        var lotPoints = LotPoints(account, change);
         var (entry, updated) = await ApplyAsync(tx, account, change, ct);
         if (lotPoints > 0)
         {
@@ -64,6 +82,81 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
                 tx, cancellationToken: ct));
         }
         return (entry, updated);
+    }
+
+    /// <summary>
+    /// <see cref="EarnAsync"/> for many earnings at once (a batch of paid orders), by the same rules and with the same rows
+    /// and events, in three statements: each member's earnings apply in the order given, to the accounts locked with
+    /// <see cref="LockAccountsAsync"/>; one update per account, the entries and their lots, then the events.
+    /// </summary>
+    public async Task EarnAllAsync(NpgsqlTransaction tx, IReadOnlyDictionary<Guid, AccountRecord> accounts,
+        IReadOnlyList<(Guid CustomerId, Change Change)> earnings, CancellationToken ct)
+    {
+        if (earnings.Count == 0) return;
+        var now = clock.UtcNowForDb();
+        var current = new Dictionary<Guid, AccountRecord>();
+        var events = new Dictionary<Guid, int>();
+        var steps = new List<(AccountRecord Before, AccountRecord After, Change Change, long LotPoints)>(earnings.Count);
+        foreach (var (customerId, change) in earnings)
+        {
+            if (change.Kind != EntryKind.Earn || change.Points <= 0) throw new ArgumentOutOfRangeException(nameof(earnings), "Earnings are positive.");
+            var before = current.GetValueOrDefault(customerId) ?? accounts[customerId];
+            var after = After(before, change);
+            steps.Add((before, after, change, LotPoints(before, change)));
+            current[customerId] = after;
+            events[customerId] = events.GetValueOrDefault(customerId) + EventCount(before, after);
+        }
+
+        var lots = steps.Where(s => s.LotPoints > 0).ToList();
+        var lastSeq = (await tx.Connection!.QueryAsync<(Guid CustomerId, long LastSeq)>(new CommandDefinition("""
+            WITH account AS (
+                UPDATE accounts a SET balance = u.balance, growth_value = u.growth, tier = u.tier, updated_at = @now, event_seq = a.event_seq + u.events
+                FROM unnest(@accountIds, @balances, @growths, @tiers, @eventCounts) AS u(customer_id, balance, growth, tier, events)
+                WHERE a.customer_id = u.customer_id
+                RETURNING a.customer_id, a.event_seq
+            ), entry AS (
+                INSERT INTO ledger_entries (customer_id, kind, source, source_ref, points, growth_value, balance_after, note, idempotency_key, created_at)
+                SELECT e.customer_id, @kind, e.source, e.source_ref, e.points, e.growth, e.balance, e.note, e.key, @now
+                FROM unnest(@customerIds, @sources, @sourceRefs, @points, @growthValues, @balancesAfter, @notes, @keys)
+                    WITH ORDINALITY AS e(customer_id, source, source_ref, points, growth, balance, note, key, n)
+                ORDER BY e.n
+                RETURNING id, idempotency_key
+            ), lot AS (
+                INSERT INTO point_lots (customer_id, entry_id, order_id, points, remaining, earned_at, expires_at)
+                SELECT l.customer_id, entry.id, l.order_id, l.points, l.points, @now, @expiresAt
+                FROM unnest(@lotKeys, @lotCustomerIds, @lotOrderIds, @lotPoints) WITH ORDINALITY AS l(key, customer_id, order_id, points, n)
+                JOIN entry ON entry.idempotency_key = l.key
+                ORDER BY l.n
+            )
+            SELECT customer_id, event_seq FROM account
+            """, new
+            {
+                now, kind = (short)EntryKind.Earn, expiresAt = calendar.ExpiresAt(now),
+                accountIds = current.Keys.ToArray(), balances = current.Values.Select(a => a.Balance).ToArray(),
+                growths = current.Values.Select(a => a.GrowthValue).ToArray(), tiers = current.Values.Select(a => a.Tier).ToArray(),
+                eventCounts = current.Keys.Select(id => events[id]).ToArray(),
+                customerIds = steps.Select(s => s.Before.CustomerId).ToArray(), sources = steps.Select(s => s.Change.Source).ToArray(),
+                sourceRefs = steps.Select(s => s.Change.SourceRef).ToArray(), points = steps.Select(s => s.Change.Points).ToArray(),
+                growthValues = steps.Select(s => s.Change.GrowthValue).ToArray(), balancesAfter = steps.Select(s => s.After.Balance).ToArray(),
+                notes = steps.Select(s => s.Change.Note).ToArray(), keys = steps.Select(s => s.Change.IdempotencyKey).ToArray(),
+                lotKeys = lots.Select(s => s.Change.IdempotencyKey).ToArray(), lotCustomerIds = lots.Select(s => s.Before.CustomerId).ToArray(), lotOrderIds = lots.Select(s => s.Change.OrderId).ToArray(),
+                lotPoints = lots.Select(s => s.LotPoints).ToArray(),
+            }, tx, cancellationToken: ct))).ToDictionary(r => r.CustomerId, r => r.LastSeq);
+
+        // Each account's events numbered on from where it stood, in the order of its earnings (as EarnAsync one by one would).
+        var at = new DateTimeOffset(now, TimeSpan.Zero);
+        var seq = current.Keys.ToDictionary(id => id, id => lastSeq[id] - events[id] + 1);
+        var earned = new List<PointsEarned>(steps.Count);
+        var moved = new List<TierChanged>();
+        foreach (var (before, after, change, _) in steps)
+        {
+            var id = before.CustomerId;
+            earned.Add(Earned(change, after, at, seq[id]));
+            if (after.Tier != before.Tier) moved.Add(TierMoved(before, after, change, at, seq[id] + 1));
+            seq[id] += EventCount(before, after);
+        }
+        await outbox.AddRangeAsync(tx, earned, ct);
+        await outbox.AddRangeAsync(tx, moved, ct);
     }
 
     /// <summary>Spends points, oldest lots first. Never takes the balance below zero: FAILED_PRECONDITION instead.</summary>
@@ -131,14 +224,12 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
     private async Task<(LedgerEntryRecord, AccountRecord)> ApplyAsync(NpgsqlTransaction tx, AccountRecord account, Change c, CancellationToken ct)
     {
         var now = clock.UtcNowForDb();
-        var balance = account.Balance + c.Points;
-        var growth = account.GrowthValue + c.GrowthValue;
-        if (growth < 0) throw new InvalidOperationException($"Growth value of {account.CustomerId} would fall below zero ({growth}).");
-        var tier = tiers.For(growth).Code;
+        var updated = After(account, c);
+        var (balance, growth, tier) = (updated.Balance, updated.GrowthValue, updated.Tier);
 
         // One sequence number per event this change publishes (its points event, and TierChanged when the tier moves),
         // taken under the account's row lock, so an account's events are numbered 1, 2, 3, ... in the order they happened.
-        var events = tier != account.Tier ? 2 : 1;
+        var events = EventCount(account, updated);
         var (id, lastSeq) = await tx.Connection!.QuerySingleAsync<(long, long)>(new CommandDefinition("""
             WITH account AS (
                 UPDATE accounts SET balance = @balance, growth_value = @growth, tier = @tier, updated_at = @now, event_seq = event_seq + @events
@@ -157,14 +248,33 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
             }, tx, cancellationToken: ct));
 
         var entry = new LedgerEntryRecord(id, account.CustomerId, c.Kind, c.Source, c.SourceRef, c.Points, c.GrowthValue, balance, c.Note, now);
-        var updated = account with { Balance = balance, GrowthValue = growth, Tier = tier };
         var at = new DateTimeOffset(now, TimeSpan.Zero);
         var seq = lastSeq - events + 1;
         await PublishPointsEventAsync(tx, entry, c, updated, at, seq, ct);
         if (tier != account.Tier)
-            await outbox.AddAsync(tx, new TierChanged(account.CustomerId, account.Tier, tier, growth, c.Source, at, seq + 1), ct);
+            await outbox.AddAsync(tx, TierMoved(account, updated, c, at, seq + 1), ct);
         return (entry, updated);
     }
+
+    /// <summary>The account after a change: balance and growth value moved by it, the tier that growth value reaches.</summary>
+    private AccountRecord After(AccountRecord account, Change c)
+    {
+        var growth = account.GrowthValue + c.GrowthValue;
+        if (growth < 0) throw new InvalidOperationException($"Growth value of {account.CustomerId} would fall below zero ({growth}).");
+        return account with { Balance = account.Balance + c.Points, GrowthValue = growth, Tier = tiers.For(growth).Code };
+    }
+
+    /// <summary>The points of an earning that make a lot: a negative balance (refunded points already spent) is repaid first.</summary>
+    private static long LotPoints(AccountRecord account, Change earning) => earning.Points - Math.Min(earning.Points, Math.Max(0, -account.Balance));
+
+    /// <summary>Events a change publishes: its points event, and TierChanged when the tier moves.</summary>
+    private static int EventCount(AccountRecord before, AccountRecord after) => after.Tier != before.Tier ? 2 : 1;
+
+    private static PointsEarned Earned(Change c, AccountRecord a, DateTimeOffset at, long seq) =>
+        new(a.CustomerId, c.Points, c.GrowthValue, c.Source, c.SourceRef, a.Balance, a.GrowthValue, at, seq);
+
+    private static TierChanged TierMoved(AccountRecord before, AccountRecord after, Change c, DateTimeOffset at, long seq) =>
+        new(before.CustomerId, before.Tier, after.Tier, after.GrowthValue, c.Source, at, seq);
 
     /// <summary>
     /// Writes the points event of an entry, stamped with the entry's own time and its sequence number. Every entry publishes
@@ -173,8 +283,7 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
     private Task PublishPointsEventAsync(NpgsqlTransaction tx, LedgerEntryRecord e, Change c, AccountRecord a, DateTimeOffset at, long seq, CancellationToken ct) =>
         c.Kind switch
         {
-            EntryKind.Earn or EntryKind.Adjust when c.Points > 0 => outbox.AddAsync(tx,
-                new PointsEarned(a.CustomerId, c.Points, c.GrowthValue, c.Source, c.SourceRef, a.Balance, a.GrowthValue, at, seq), ct),
+            EntryKind.Earn or EntryKind.Adjust when c.Points > 0 => outbox.AddAsync(tx, Earned(c, a, at, seq), ct),
             EntryKind.Adjust when c.Points < 0 => outbox.AddAsync(tx,
                 new PointsDeducted(a.CustomerId, -c.Points, c.SourceRef, e.Id, a.Balance, at, seq), ct),
             EntryKind.Redeem => outbox.AddAsync(tx,
@@ -192,6 +301,11 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
             $"SELECT {AccountColumns} FROM accounts WHERE customer_id = @customerId FOR UPDATE", new { customerId }, tx, cancellationToken: ct));
         return row?.ToRecord();
     }
+
+    private static async Task<Dictionary<Guid, AccountRecord>> SelectForUpdateAsync(NpgsqlTransaction tx, Guid[] customerIds, CancellationToken ct) =>
+        (await tx.Connection!.QueryAsync<AccountRow>(new CommandDefinition(
+            $"SELECT {AccountColumns} FROM accounts WHERE customer_id = ANY (@customerIds) ORDER BY customer_id FOR UPDATE",
+            new { customerIds }, tx, cancellationToken: ct))).ToDictionary(r => r.CustomerId, r => r.ToRecord());
 
     private sealed class AccountRow
     {

@@ -17,6 +17,14 @@ public sealed class OrderPaidConsumer(NpgsqlDataSource dataSource, Outbox outbox
 {
     public static long PointsFor(decimal amountPaid) => (long)decimal.Floor(amountPaid);
 
+    /// <summary>The ledger entry an order earns: its points as growth value too, keyed by the order so it is written once.</summary>
+    public static Change ChangeFor(OrderPaid order)
+    {
+        var points = PointsFor(order.AmountPaid);
+        return new Change(EntryKind.Earn, "order", order.OrderId.ToString(), points, points,
+            $"order:{order.OrderId}", $"Order {order.ExternalOrderId} paid {order.AmountPaid:0.00}", OrderId: order.OrderId);
+    }
+
     protected override async Task HandleAsync(ConsumeContext<OrderPaid> context, NpgsqlTransaction tx)
     {
         var order = context.Message;
@@ -30,8 +38,7 @@ public sealed class OrderPaidConsumer(NpgsqlDataSource dataSource, Outbox outbox
             """, new { order.OrderId, order.CustomerId, order.AmountPaid, points }, tx, cancellationToken: ct)) == 1;
         if (!first || points == 0) return;
 
-        var (_, after) = await ledger.EarnAsync(tx, account, new Change(EntryKind.Earn, "order", order.OrderId.ToString(), points, points,
-            $"order:{order.OrderId}", $"Order {order.ExternalOrderId} paid {order.AmountPaid:0.00}", OrderId: order.OrderId), ct);
+        var (_, after) = await ledger.EarnAsync(tx, account, ChangeFor(order), ct);
         logger.LogInformation("Customer {CustomerId} earned {Points} points for order {OrderId}; balance {Balance}, growth {Growth}, tier {Tier}",
             order.CustomerId, points, order.OrderId, after.Balance, after.GrowthValue, after.Tier);
     }
