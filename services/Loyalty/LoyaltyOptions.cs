@@ -42,12 +42,15 @@ public sealed class TierOptions
 /// <summary>
 /// OrderPaid consumed in batches (Earning/OrderPaidBatchConsumer): up to MessageLimit orders in one transaction, collected
 /// for at most TimeLimit after the first, ConcurrencyLimit batches at a time. Enabled=false: one order per transaction.
+/// TimeLimit trades latency for size: at the bench's 150-300 orders a second, 10 ms makes batches of two or three, and the
+/// loyalty side cost 1,962 µs of CPU per order in one run against 743-1,915 µs with 50 ms. ConcurrencyLimit 1 fell
+/// behind (earn lag p50 4.8 s against 0.2 s with 2): one batch's commit and the next one's collection must overlap.
 /// </summary>
 public sealed class OrderPaidBatchOptions
 {
     public bool Enabled { get; set; } = true;
     public int MessageLimit { get; set; } = 100;
-    public TimeSpan TimeLimit { get; set; } = TimeSpan.FromMilliseconds(10);
+    public TimeSpan TimeLimit { get; set; } = TimeSpan.FromMilliseconds(50);
     public int ConcurrencyLimit { get; set; } = 2;
 }
 

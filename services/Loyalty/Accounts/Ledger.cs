@@ -86,8 +86,8 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
 
     /// <summary>
     /// <see cref="EarnAsync"/> for many earnings at once (a batch of paid orders), by the same rules and with the same rows
-    /// and events, in three statements: each member's earnings apply in the order given, to the accounts locked with
-    /// <see cref="LockAccountsAsync"/>; one update per account, the entries and their lots, then the events.
+    /// and events: each member's earnings apply in the order given, to the accounts locked with <see cref="LockAccountsAsync"/>.
+    /// One statement updates each account once and inserts the entries and their lots; one more per event type.
     /// </summary>
     public async Task EarnAllAsync(NpgsqlTransaction tx, IReadOnlyDictionary<Guid, AccountRecord> accounts,
         IReadOnlyList<(Guid CustomerId, Change Change)> earnings, CancellationToken ct)
@@ -139,8 +139,8 @@ public sealed class Ledger(Outbox outbox, TierTable tiers, BrandCalendar calenda
                 sourceRefs = steps.Select(s => s.Change.SourceRef).ToArray(), points = steps.Select(s => s.Change.Points).ToArray(),
                 growthValues = steps.Select(s => s.Change.GrowthValue).ToArray(), balancesAfter = steps.Select(s => s.After.Balance).ToArray(),
                 notes = steps.Select(s => s.Change.Note).ToArray(), keys = steps.Select(s => s.Change.IdempotencyKey).ToArray(),
-                lotKeys = lots.Select(s => s.Change.IdempotencyKey).ToArray(), lotCustomerIds = lots.Select(s => s.Before.CustomerId).ToArray(), lotOrderIds = lots.Select(s => s.Change.OrderId).ToArray(),
-                lotPoints = lots.Select(s => s.LotPoints).ToArray(),
+                lotKeys = lots.Select(s => s.Change.IdempotencyKey).ToArray(), lotCustomerIds = lots.Select(s => s.Before.CustomerId).ToArray(),
+                lotOrderIds = lots.Select(s => s.Change.OrderId).ToArray(), lotPoints = lots.Select(s => s.LotPoints).ToArray(),
             }, tx, cancellationToken: ct))).ToDictionary(r => r.CustomerId, r => r.LastSeq);
 
         // Each account's events numbered on from where it stood, in the order of its earnings (as EarnAsync one by one would).

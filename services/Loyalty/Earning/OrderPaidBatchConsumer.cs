@@ -54,9 +54,10 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, Outbox o
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        // Sorted: two batches holding the same message id (a redelivery racing its first copy) wait on each other in one order.
         var claimed = (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            INSERT INTO inbox_messages (message_id, consumer) SELECT unnest(@ids), @consumer ON CONFLICT DO NOTHING RETURNING message_id
-            """, new { ids = messages.Select(m => m.MessageId!.Value).ToArray(), consumer = InboxName }, tx, cancellationToken: ct))).ToHashSet();
+            INSERT INTO inbox_messages (message_id, consumer) SELECT id, @consumer FROM unnest(@ids) AS id ORDER BY id ON CONFLICT DO NOTHING RETURNING message_id
+            """, new { ids = messages.Select(m => m.MessageId!.Value).Distinct().ToArray(), consumer = InboxName }, tx, cancellationToken: ct))).ToHashSet();
         // A message id twice in one batch (a redelivery that caught up with the first copy) is claimed, and applied, once.
         var orders = messages.Where(m => claimed.Remove(m.MessageId!.Value)).Select(m => m.Message).ToList();
         if (orders.Count > 0)

@@ -44,6 +44,17 @@ public class EarningRulesTests
         Assert.Equal(points, OrderPaidConsumer.PointsFor(decimal.Parse(paid)));
 
     [Fact]
+    public void An_order_earns_its_points_as_growth_value_under_a_key_of_its_own()
+    {
+        // Both the one-by-one and the batch consumer earn through this change, so an order is keyed alike either way.
+        var orderId = Guid.Parse("0b7a1d8e-6c1f-4d7e-9a55-3f1c2b9d8e01");
+        var change = OrderPaidConsumer.ChangeFor(new Crm.Contracts.OrderPaid(orderId, Guid.NewGuid(), "ERP-1", "SZ-01", "store", [], 10_000.50m,
+            DateTimeOffset.UtcNow));
+        Assert.Equal((EntryKind.Earn, "order", orderId.ToString(), 10_000L, 10_000L, $"order:{orderId}", orderId),
+            (change.Kind, change.Source, change.SourceRef, change.Points, change.GrowthValue, change.IdempotencyKey, change.OrderId));
+    }
+
+    [Fact]
     public void Refunds_leave_an_order_exactly_floor_of_what_stays_paid()
     {
         // 100.75 paid earned 100. Refunding 0.75 leaves 100.00 paid: nothing to claw back.
