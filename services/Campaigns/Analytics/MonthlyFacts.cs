@@ -12,43 +12,33 @@ namespace Crm.Campaigns.Analytics;
 public static class MonthlyFacts
 {
     public const string Sql = """
-        WITH months AS (
-            -- Each month's net goes into one of three sums (before both window starts, between them, after both): one numeric
-            -- addition per row instead of three, and the two windows and the total are put together from them below.
-            SELECT customer_id, sum(orders)::int AS orders, min(first_paid_at) AS first_at, max(last_paid_at) AS last_at,
-                   (min(ARRAY[extract(epoch FROM first_paid_at)::numeric, first_net]))[2] AS first_net,
-                   coalesce(sum(orders) FILTER (WHERE month > $5), 0)::int AS orders_current,
-                   coalesce(sum(orders) FILTER (WHERE month > $6), 0)::int AS orders_window,
-                   coalesce(sum(net) FILTER (WHERE month <= least($5, $6)), 0) AS net_old,
-                   coalesce(sum(net) FILTER (WHERE month > least($5, $6) AND month <= greatest($5, $6)), 0) AS net_mid,
-                   coalesce(sum(net) FILTER (WHERE month > greatest($5, $6)), 0) AS net_recent
+        WITH rows AS (
+            SELECT customer_id, orders, net, first_paid_at AS first_at, first_net, last_paid_at AS last_at,
+                   month > $5 AS in_current, month > $6 AS in_window
             FROM sales_customer_months
             WHERE month < $4 AND month <> $5 AND month <> $6
-            GROUP BY customer_id
-        ), edges AS (
-            SELECT customer_id, count(*)::int AS orders, sum(amount_paid - amount_refunded) AS net_spend, min(paid_at) AS first_at, max(paid_at) AS last_at,
-                   (min(ARRAY[extract(epoch FROM paid_at)::numeric, amount_paid - amount_refunded]))[2] AS first_net,
-                   (count(*) FILTER (WHERE paid_at > $2))::int AS orders_current, coalesce(sum(amount_paid - amount_refunded) FILTER (WHERE paid_at > $2), 0) AS spend_current,
-                   (count(*) FILTER (WHERE paid_at > $3))::int AS orders_window, coalesce(sum(amount_paid - amount_refunded) FILTER (WHERE paid_at > $3), 0) AS spend_window
+            UNION ALL
+            SELECT customer_id, 1, amount_paid - amount_refunded, paid_at, amount_paid - amount_refunded, paid_at, paid_at > $2, paid_at > $3
             FROM orders
             WHERE ((paid_at >= $7 AND paid_at < $8) OR (paid_at >= $9 AND paid_at < $10) OR (paid_at >= $11 AND paid_at < $12))
               AND paid_at <= $1 AND amount_paid > amount_refunded
-            GROUP BY customer_id
         ), agg AS (
-            SELECT coalesce(m.customer_id, e.customer_id) AS customer_id,
-                   coalesce(m.orders, 0) + coalesce(e.orders, 0) AS orders,
-                   coalesce(m.net_old + m.net_mid + m.net_recent, 0) + coalesce(e.net_spend, 0) AS net_spend,
-                   least(m.first_at, e.first_at) AS first_order_at, greatest(m.last_at, e.last_at) AS last_order_at,
-                   CASE WHEN e.first_at IS NULL OR (m.first_at, m.first_net) <= (e.first_at, e.first_net) THEN m.first_net ELSE e.first_net END AS first_order_net,
-                   coalesce(m.orders_current, 0) + coalesce(e.orders_current, 0) AS orders_current,
-                   coalesce(m.net_recent + CASE WHEN $5 < $6 THEN m.net_mid ELSE 0 END, 0) + coalesce(e.spend_current, 0) AS spend_current,
-                   coalesce(m.orders_window, 0) + coalesce(e.orders_window, 0) AS orders_window,
-                   coalesce(m.net_recent + CASE WHEN $5 < $6 THEN 0 ELSE m.net_mid END, 0) + coalesce(e.spend_window, 0) AS spend_window
-            FROM months m FULL JOIN edges e ON e.customer_id = m.customer_id
+            -- Each row's net goes into one of three sums (in neither window, in one, in both): one numeric addition per row
+            -- instead of three; the windows and the total are put together from them below.
+            SELECT customer_id, sum(orders)::int AS orders, min(first_at) AS first_order_at, max(last_at) AS last_order_at,
+                   (min(ARRAY[extract(epoch FROM first_at)::numeric, first_net]))[2] AS first_order_net,
+                   coalesce(sum(orders) FILTER (WHERE in_current), 0)::int AS orders_current,
+                   coalesce(sum(orders) FILTER (WHERE in_window), 0)::int AS orders_window,
+                   coalesce(sum(net) FILTER (WHERE NOT in_current AND NOT in_window), 0) AS net_neither,
+                   coalesce(sum(net) FILTER (WHERE in_current <> in_window), 0) AS net_one,
+                   coalesce(sum(net) FILTER (WHERE in_current AND in_window), 0) AS net_both
+            FROM rows GROUP BY customer_id
         )
-        SELECT coalesce(c.customer_id, a.customer_id), coalesce(a.orders, 0), coalesce(a.net_spend, 0), a.first_order_at, a.last_order_at,
-               coalesce(a.first_order_net, 0), coalesce(a.orders_current, 0), coalesce(a.spend_current, 0), coalesce(a.orders_window, 0),
-               coalesce(a.spend_window, 0), c.tier
+        -- A row in one window only is in the longer one: the current-value window when it starts first ($2 < $3), else the RFM window.
+        SELECT coalesce(c.customer_id, a.customer_id), coalesce(a.orders, 0), coalesce(a.net_neither + a.net_one + a.net_both, 0),
+               a.first_order_at, a.last_order_at, coalesce(a.first_order_net, 0), coalesce(a.orders_current, 0),
+               coalesce(a.net_both + CASE WHEN $2 < $3 THEN a.net_one ELSE 0 END, 0), coalesce(a.orders_window, 0),
+               coalesce(a.net_both + CASE WHEN $2 < $3 THEN 0 ELSE a.net_one END, 0), c.tier
         FROM customers c FULL JOIN agg a ON a.customer_id = c.customer_id
         """;
 
