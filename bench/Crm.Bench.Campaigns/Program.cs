@@ -87,9 +87,9 @@ try
     result.Data = await Generator.LoadAsync(db, options.Customers, options.Orders, options.Seed, end, ct);
     Log($"Loaded {result.Data.Orders:N0} orders ({result.Data.Lines:N0} lines, {result.Data.Refunded:N0} refunded) for {result.Data.Buyers:N0} buyers: " +
         $"COPY {result.Data.LoadSeconds:0.0} s, keys + indexes + VACUUM ANALYZE {result.Data.IndexSeconds:0.0} s");
-    if (options.RecomputeOnly == 0)
     {
-        // The data went in behind the service's back (COPY): fill the monthly roll-up as the service's start-up or a rebuild would.
+        // The data went in behind the service's back (COPY): fill the monthly roll-up as the service's start-up or a rebuild would
+        // (the recompute reads its facts from it, so --recompute-only needs it too).
         var fill = Stopwatch.StartNew();
         await using (var rollupSource = NpgsqlDataSource.Create(db))
             await Crm.Campaigns.Reports.SalesRollup.RefillAsync(rollupSource, "Asia/Shanghai", ct);

@@ -28,7 +28,9 @@ public static class CampaignsApp
             if (builder.Configuration.GetValue("Campaigns:OrderPaidBatches", true)) bus.AddConsumer<OrderPaidBatchConsumer>(typeof(OrderPaidBatchConsumerDefinition));
             else bus.AddConsumer<OrderPaidConsumer>();
             bus.AddConsumer<OrderRefundedConsumer>();
-            bus.AddConsumer<TierChangedConsumer>();
+            // TierChanged into the read model in batches (falling back to TierChangedConsumer per message), or one at a time with Campaigns:TierChangedBatches=false.
+            if (builder.Configuration.GetValue("Campaigns:TierChangedBatches", true)) bus.AddConsumer<TierChangedBatchConsumer>(typeof(TierChangedBatchConsumerDefinition));
+            else bus.AddConsumer<TierChangedConsumer>();
             bus.AddConsumer<PointsEarnedConsumer>();
             bus.AddConsumer<PointsDeductedConsumer>();
             bus.AddConsumer<PointsRedeemedConsumer>();

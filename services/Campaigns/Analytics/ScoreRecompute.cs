@@ -15,7 +15,8 @@ public sealed record RecomputeStatus(long Id, RecomputeState State, DateTime Sta
 
 /// <summary>
 /// The full recompute of the stored scores: one aggregate query streams every customer's facts (orders net of refunds,
-/// windows, tier) into compact records, the models are fitted on a random sample of buyers if asked (or if there is no
+/// windows, tier) into compact records (summed from the monthly roll-up where it is filled, <see cref="MonthlyFacts"/>), the
+/// models are fitted on a random sample of buyers if asked (or if there is no
 /// fit yet), <see cref="Engine"/> scores the whole population as of now in parallel chunks, and the rows are written by binary
 /// COPY on several connections into a staging table that then replaces the table in one short transaction
 /// (<see cref="StagedScores"/>: readers see the old run until the commit and then the new one).
@@ -113,7 +114,7 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
         var o = options.Value;
         var phases = new RecomputePhases(logger, runId);
         var population = await LoadAsync(engine, asOf, ct);
-        phases.Done("read", $"{population.Count} customers from one aggregate scan of the orders");
+        phases.Done("read", $"{population.Count} customers");
 
         // The deciles and medians need no model: they are worked out on another thread while the fit runs on this one.
         var ranking = Task.Run(() =>
@@ -153,20 +154,65 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
     }
 
     /// <summary>
-    /// Every customer known to the read model with their orders aggregated as of <paramref name="asOf"/>, in one pass over
-    /// the orders (a hash aggregate, no sort): the first order's net value is the net of the smallest (paid_at, net) pair,
+    /// Every customer known to the read model with their orders aggregated as of <paramref name="asOf"/>, in one hash
+    /// aggregate over the monthly roll-up (or the orders): the first order's net value is the net of the smallest (paid_at, net) pair,
     /// so of two first orders at the same microsecond the smaller counts as first (the on-request path takes the smaller id).
     /// </summary>
     private async Task<List<CustomerFacts>> LoadAsync(Engine engine, DateTime asOf, CancellationToken ct)
     {
         var o = options.Value;
-        var tiers = new Dictionary<string, string>();
-        var facts = new List<CustomerFacts>();
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         // A million customers' groups fit a hash table in memory instead of spilling to disk (Postgres' memory, for this query only).
-        await connection.ExecuteAsync(new CommandDefinition("SET LOCAL work_mem = '256MB'", transaction: tx, cancellationToken: ct));
-        await using var command = new NpgsqlCommand("""
+        // No JIT: compiling the aggregate's expressions (inlined and optimised, the query's cost being high) took seconds of the
+        // read at 2,000,000 orders and saves less than that on a hash aggregate.
+        await connection.ExecuteAsync(new CommandDefinition("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off", transaction: tx, cancellationToken: ct));
+        // The roll-up is complete once filled in the brand's zone (the fill and the state row commit together; the read model's
+        // writes keep it after). Never filled, or cut in another zone: every order is aggregated instead.
+        var fromMonths = await Reports.SalesRollup.FilledZoneAsync(connection, ct) == o.TimeZone;
+        logger.LogInformation("Recompute reads its facts from {Source}", fromMonths ? "the monthly roll-up and the orders of three months" : "every order");
+        return await ReadFactsAsync(connection, tx, engine, o, asOf, fromMonths, ct);
+    }
+
+    /// <summary>Every customer's facts as of <paramref name="asOf"/>, from the monthly roll-up (<see cref="MonthlyFacts"/>) or from every order: the same rows.</summary>
+    internal static async Task<List<CustomerFacts>> ReadFactsAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, Engine engine, CampaignsOptions o,
+        DateTime asOf, bool fromMonths, CancellationToken ct)
+    {
+        var tiers = new Dictionary<string, string>();
+        var facts = new List<CustomerFacts>();
+        var currentFrom = engine.MonthsBefore(asOf, o.CurrentValueMonths);
+        var windowFrom = engine.MonthsBefore(asOf, o.RfmWindowMonths);
+        await using var command = new NpgsqlCommand(fromMonths ? MonthlyFacts.Sql : FromOrdersSql, connection, tx)
+        {
+            CommandTimeout = 1800,
+            Parameters =
+            {
+                new() { Value = asOf, NpgsqlDbType = NpgsqlDbType.TimestampTz },
+                new() { Value = currentFrom, NpgsqlDbType = NpgsqlDbType.TimestampTz },
+                new() { Value = windowFrom, NpgsqlDbType = NpgsqlDbType.TimestampTz },
+            },
+        };
+        if (fromMonths)
+            foreach (var (value, type) in MonthlyFacts.MonthParameters(engine, asOf, currentFrom, windowFrom))
+                command.Parameters.Add(new NpgsqlParameter { Value = value, NpgsqlDbType = type });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            string? tier = null;
+            if (!reader.IsDBNull(10))
+            {
+                var t = reader.GetString(10);
+                if (!tiers.TryGetValue(t, out tier)) tiers[t] = tier = t;
+            }
+            facts.Add(new CustomerFacts(reader.GetGuid(0), reader.GetInt32(1), reader.GetDecimal(2),
+                reader.IsDBNull(3) ? null : reader.GetDateTime(3), reader.IsDBNull(4) ? null : reader.GetDateTime(4), reader.GetDecimal(5),
+                reader.GetInt32(6), reader.GetDecimal(7), reader.GetInt32(8), reader.GetDecimal(9), tier));
+        }
+        return facts;
+    }
+
+    /// <summary>The facts aggregated from every order ($1 as-of, $2 and $3 the current-value and RFM windows' starts).</summary>
+    internal const string FromOrdersSql = """
             WITH agg AS (
                 SELECT customer_id, count(*)::int AS orders, sum(amount_paid - amount_refunded) AS net_spend,
                        min(paid_at) AS first_order_at, max(paid_at) AS last_order_at,
@@ -183,31 +229,7 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
                    coalesce(a.first_order_net, 0), coalesce(a.orders_current, 0), coalesce(a.spend_current, 0), coalesce(a.orders_window, 0),
                    coalesce(a.spend_window, 0), c.tier
             FROM customers c FULL JOIN agg a ON a.customer_id = c.customer_id
-            """, connection, tx)
-        {
-            CommandTimeout = 1800,
-            Parameters =
-            {
-                new() { Value = asOf, NpgsqlDbType = NpgsqlDbType.TimestampTz },
-                new() { Value = engine.MonthsBefore(asOf, o.CurrentValueMonths), NpgsqlDbType = NpgsqlDbType.TimestampTz },
-                new() { Value = engine.MonthsBefore(asOf, o.RfmWindowMonths), NpgsqlDbType = NpgsqlDbType.TimestampTz },
-            },
-        };
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            string? tier = null;
-            if (!reader.IsDBNull(10))
-            {
-                var t = reader.GetString(10);
-                if (!tiers.TryGetValue(t, out tier)) tiers[t] = tier = t;
-            }
-            facts.Add(new CustomerFacts(reader.GetGuid(0), reader.GetInt32(1), reader.GetDecimal(2),
-                reader.IsDBNull(3) ? null : reader.GetDateTime(3), reader.IsDBNull(4) ? null : reader.GetDateTime(4), reader.GetDecimal(5),
-                reader.GetInt32(6), reader.GetDecimal(7), reader.GetInt32(8), reader.GetDecimal(9), tier));
-        }
-        return facts;
-    }
+            """;
 
     /// <summary>At most about <paramref name="size"/> buyers, drawn by a stable hash of the customer id (the same customers every run).</summary>
     internal static List<CustomerFacts> Sample(List<CustomerFacts> population, int size)

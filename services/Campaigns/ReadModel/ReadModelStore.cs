@@ -98,11 +98,25 @@ public sealed class ReadModelStore(NpgsqlDataSource dataSource)
             """, new { customerId, balance, sequence, at = at.UtcDateTime }, tx, cancellationToken: ct));
 
     public static Task ApplyTierAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, TierChanged t, CancellationToken ct) =>
-        connection.ExecuteAsync(new CommandDefinition("""
-            INSERT INTO customers (customer_id, tier, tier_seq, tier_at) VALUES (@CustomerId, @NewTier, @Sequence, @at)
+        ApplyTiersAsync(connection, tx, [t], ct);
+
+    /// <summary>
+    /// Many TierChanged in one statement: per customer the event with the highest (Sequence, timestamp) of the set, written
+    /// if it is newer than the row's; customers in id order (two concurrent sets lock shared rows in the same order).
+    /// </summary>
+    public static Task ApplyTiersAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, IReadOnlyList<TierChanged> events, CancellationToken ct) =>
+        events.Count == 0 ? Task.CompletedTask : connection.ExecuteAsync(new CommandDefinition("""
+            INSERT INTO customers (customer_id, tier, tier_seq, tier_at)
+            SELECT DISTINCT ON (customer_id) customer_id, tier, seq, at
+            FROM unnest(@customers::uuid[], @tiers::text[], @seqs::bigint[], @ats::timestamptz[]) AS t(customer_id, tier, seq, at)
+            ORDER BY customer_id, seq DESC, at DESC
             ON CONFLICT (customer_id) DO UPDATE SET tier = EXCLUDED.tier, tier_seq = EXCLUDED.tier_seq, tier_at = EXCLUDED.tier_at
             WHERE (customers.tier_seq, coalesce(customers.tier_at, '-infinity')) < (EXCLUDED.tier_seq, EXCLUDED.tier_at)
-            """, new { t.CustomerId, t.NewTier, t.Sequence, at = t.ChangedAt.UtcDateTime }, tx, cancellationToken: ct));
+            """, new
+            {
+                customers = events.Select(t => t.CustomerId).ToArray(), tiers = events.Select(t => t.NewTier).ToArray(),
+                seqs = events.Select(t => t.Sequence).ToArray(), ats = events.Select(t => t.ChangedAt.UtcDateTime).ToArray(),
+            }, tx, cancellationToken: ct));
 
     private static DateTime Utc(DateTime value) => value.Kind == DateTimeKind.Utc ? value : DateTime.SpecifyKind(value.ToUniversalTime(), DateTimeKind.Utc);
 

@@ -5,8 +5,8 @@ using Npgsql;
 namespace Crm.Campaigns.Reports;
 
 /// <summary>
-/// The monthly roll-up (sales_customer_months, migration 0006): per brand-time month and customer the counted orders, net
-/// total, largest and smallest ticket. An order or refund write recomputes its customer's month from the orders (so it is
+/// The monthly roll-up (sales_customer_months, migrations 0006 and 0007): per brand-time month and customer the counted orders,
+/// net total, largest and smallest ticket, first and last paid order (the recompute reads its facts from these). An order or refund write recomputes its customer's month from the orders (so it is
 /// idempotent and order independent like the rest of the read model); <see cref="RefillAsync"/> recomputes every month.
 /// </summary>
 public static class SalesRollup
@@ -32,17 +32,20 @@ public static class SalesRollup
                 FROM (SELECT c AS customer_id, date_trunc('month', p AT TIME ZONE @timeZone)::date AS m FROM unnest(@customers, @paidAts) AS u(c, p)) x
             ), agg AS (
                 SELECT b.customer_id, b.month, count(o.order_id)::int AS orders, coalesce(sum(o.amount_paid - o.amount_refunded), 0) AS net,
-                       max(o.amount_paid - o.amount_refunded) AS max_ticket, min(o.amount_paid - o.amount_refunded) AS min_ticket
+                       max(o.amount_paid - o.amount_refunded) AS max_ticket, min(o.amount_paid - o.amount_refunded) AS min_ticket,
+                       min(o.paid_at) AS first_paid_at, (min(ARRAY[extract(epoch FROM o.paid_at)::numeric, o.amount_paid - o.amount_refunded]))[2] AS first_net,
+                       max(o.paid_at) AS last_paid_at
                 FROM b LEFT JOIN orders o ON o.customer_id = b.customer_id AND o.paid_at >= b.lo AND o.paid_at < b.hi AND o.amount_paid > o.amount_refunded
                 GROUP BY b.customer_id, b.month
             ), gone AS (
                 DELETE FROM sales_customer_months s USING agg
                 WHERE agg.orders = 0 AND s.month = agg.month AND s.customer_id = agg.customer_id
             )
-            INSERT INTO sales_customer_months (month, customer_id, orders, net, max_ticket, min_ticket)
-            SELECT month, customer_id, orders, net, max_ticket, min_ticket FROM agg WHERE orders > 0
+            INSERT INTO sales_customer_months (month, customer_id, orders, net, max_ticket, min_ticket, first_paid_at, first_net, last_paid_at)
+            SELECT month, customer_id, orders, net, max_ticket, min_ticket, first_paid_at, first_net, last_paid_at FROM agg WHERE orders > 0
             ON CONFLICT (month, customer_id) DO UPDATE SET orders = EXCLUDED.orders, net = EXCLUDED.net,
-                max_ticket = EXCLUDED.max_ticket, min_ticket = EXCLUDED.min_ticket
+                max_ticket = EXCLUDED.max_ticket, min_ticket = EXCLUDED.min_ticket,
+                first_paid_at = EXCLUDED.first_paid_at, first_net = EXCLUDED.first_net, last_paid_at = EXCLUDED.last_paid_at
             """;
 
     /// <summary>Recomputes the whole roll-up from the orders in one transaction and records the time zone it was cut in.</summary>
@@ -54,9 +57,10 @@ public static class SalesRollup
             SET LOCAL work_mem = '256MB';
             LOCK TABLE sales_customer_months IN ACCESS EXCLUSIVE MODE;
             TRUNCATE sales_customer_months;
-            INSERT INTO sales_customer_months (month, customer_id, orders, net, max_ticket, min_ticket)
+            INSERT INTO sales_customer_months (month, customer_id, orders, net, max_ticket, min_ticket, first_paid_at, first_net, last_paid_at)
             SELECT date_trunc('month', paid_at AT TIME ZONE @timeZone)::date, customer_id, count(*), sum(amount_paid - amount_refunded),
-                   max(amount_paid - amount_refunded), min(amount_paid - amount_refunded)
+                   max(amount_paid - amount_refunded), min(amount_paid - amount_refunded),
+                   min(paid_at), (min(ARRAY[extract(epoch FROM paid_at)::numeric, amount_paid - amount_refunded]))[2], max(paid_at)
             FROM orders WHERE paid_at IS NOT NULL AND amount_paid > amount_refunded
             GROUP BY 1, 2;
             INSERT INTO sales_rollup_state (time_zone, filled_at) VALUES (@timeZone, now())
