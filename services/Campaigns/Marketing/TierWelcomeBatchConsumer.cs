@@ -15,7 +15,7 @@ namespace Crm.Campaigns.Marketing;
 /// another batch is skipped either way. If the batch fails, each of its messages goes through <see cref="TierWelcomeConsumer"/>
 /// on its own (its retries and parking), as does a message replayed from the park.
 /// </summary>
-public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWelcome welcome, Outbox outbox, ILogger<TierWelcomeBatchConsumer> logger)
+public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWelcome welcome, Outbox outbox, ILogger<TierWelcomeBatchConsumer> logger, IServiceProvider services)
     : IConsumer<Batch<TierChanged>>
 {
     private const string InboxName = nameof(TierWelcomeConsumer);
@@ -41,7 +41,13 @@ public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWe
             }
         }
         var single = new TierWelcomeConsumer(dataSource, welcome, outbox);
-        foreach (var message in alone) await single.Consume(message);
+        foreach (var message in alone)
+        {
+            // A message inside a batch lacks the scope's services, which the one-by-one consumer needs to park a message
+            // that keeps failing; without them it throws and the whole batch goes to MassTransit's retries, then _error.
+            message.GetOrAddPayload(() => services);
+            await single.Consume(message);
+        }
     }
 
     private async Task<int> ApplyAsync(IReadOnlyList<ConsumeContext<TierChanged>> messages, CancellationToken ct)
@@ -64,8 +70,17 @@ public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWe
 /// Batches of up to Marketing:TierWelcome:BatchMessageLimit TierChanged, collected for at most BatchTimeLimit after the first,
 /// ConcurrentBatches at a time (each holds one pooled connection while it runs).
 /// </summary>
-public sealed class TierWelcomeBatchConsumerDefinition(IOptions<MarketingOptions> options) : ConsumerDefinition<TierWelcomeBatchConsumer>
+public sealed class TierWelcomeBatchConsumerDefinition : ConsumerDefinition<TierWelcomeBatchConsumer>
 {
+    private readonly IOptions<MarketingOptions> options;
+
+    // The one-by-one consumer's queue: switching batches on or off leaves no queue bound and unread.
+    public TierWelcomeBatchConsumerDefinition(IOptions<MarketingOptions> options, IEndpointNameFormatter formatter)
+    {
+        this.options = options;
+        EndpointName = formatter.Consumer<TierWelcomeConsumer>();
+    }
+
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpoint, IConsumerConfigurator<TierWelcomeBatchConsumer> consumer,
         IRegistrationContext context)
     {

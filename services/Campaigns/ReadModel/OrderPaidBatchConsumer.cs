@@ -15,7 +15,7 @@ namespace Crm.Campaigns.ReadModel;
 /// If the batch fails, each of its messages goes through <see cref="OrderPaidConsumer"/> on its own (its retries and
 /// parking), as does a message replayed from the park.
 /// </summary>
-public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions<CampaignsOptions> options, ILogger<OrderPaidBatchConsumer> logger)
+public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions<CampaignsOptions> options, ILogger<OrderPaidBatchConsumer> logger, IServiceProvider services)
     : IConsumer<Batch<OrderPaid>>
 {
     public const int MessageLimit = 100;
@@ -43,7 +43,13 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions
                 alone.InsertRange(0, together);
             }
         }
-        foreach (var message in alone) await single.Consume(message);
+        foreach (var message in alone)
+        {
+            // A message inside a batch lacks the scope's services, which the one-by-one consumer needs to park a message
+            // that keeps failing; without them it throws and the whole batch goes to MassTransit's retries, then _error.
+            message.GetOrAddPayload(() => services);
+            await single.Consume(message);
+        }
     }
 
     private async Task ApplyAsync(IReadOnlyList<ConsumeContext<OrderPaid>> messages, CancellationToken ct)
@@ -51,9 +57,10 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var claimed = (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            INSERT INTO inbox_messages (message_id, consumer) SELECT unnest(@ids), @consumer ON CONFLICT DO NOTHING RETURNING message_id
-            """, new { ids = messages.Select(m => m.MessageId!.Value).ToArray(), consumer = InboxName }, tx, cancellationToken: ct))).ToHashSet();
-        var fresh = messages.Where(m => claimed.Contains(m.MessageId!.Value)).Select(m => OrderPaidConsumer.ToOrder(m.Message)).ToList();
+            INSERT INTO inbox_messages (message_id, consumer) SELECT id, @consumer FROM unnest(@ids) AS id ORDER BY id ON CONFLICT DO NOTHING RETURNING message_id
+            """, new { ids = messages.Select(m => m.MessageId!.Value).Distinct().ToArray(), consumer = InboxName }, tx, cancellationToken: ct))).ToHashSet();
+        // Sorted: two batches sharing a message id wait on each other in one order; an id twice in one batch is applied once.
+        var fresh = messages.Where(m => claimed.Remove(m.MessageId!.Value)).Select(m => OrderPaidConsumer.ToOrder(m.Message)).ToList();
         await ReadModelStore.UpsertOrdersAsync(connection, tx, fresh, options.Value.TimeZone, ct);
         await tx.CommitAsync(ct);
     }
@@ -62,6 +69,9 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions
 /// <summary>Batches of up to 100 OrderPaid, collected for at most 5 ms after the first, four batches at a time (one stalled commit does not hold up the rest).</summary>
 public sealed class OrderPaidBatchConsumerDefinition : ConsumerDefinition<OrderPaidBatchConsumer>
 {
+    // The one-by-one consumer's queue: switching batches on or off leaves no queue bound and unread.
+    public OrderPaidBatchConsumerDefinition(IEndpointNameFormatter formatter) => EndpointName = formatter.Consumer<OrderPaidConsumer>();
+
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpoint, IConsumerConfigurator<OrderPaidBatchConsumer> consumer,
         IRegistrationContext context)
     {

@@ -13,7 +13,7 @@ namespace Crm.Campaigns.ReadModel;
 /// answers, so this consumer competes with its sends for the same cores and commits. If the batch fails, each of its
 /// messages goes through <see cref="TierChangedConsumer"/> on its own (its retries and parking), as does a replayed one.
 /// </summary>
-public sealed class TierChangedBatchConsumer(NpgsqlDataSource dataSource, ILogger<TierChangedBatchConsumer> logger) : IConsumer<Batch<TierChanged>>
+public sealed class TierChangedBatchConsumer(NpgsqlDataSource dataSource, ILogger<TierChangedBatchConsumer> logger, IServiceProvider services) : IConsumer<Batch<TierChanged>>
 {
     public const int MessageLimit = 100;
     public const int ConcurrencyLimit = 2;
@@ -35,7 +35,13 @@ public sealed class TierChangedBatchConsumer(NpgsqlDataSource dataSource, ILogge
             }
         }
         var single = new TierChangedConsumer(dataSource);
-        foreach (var message in alone) await single.Consume(message);
+        foreach (var message in alone)
+        {
+            // A message inside a batch lacks the scope's services, which the one-by-one consumer needs to park a message
+            // that keeps failing; without them it throws and the whole batch goes to MassTransit's retries, then _error.
+            message.GetOrAddPayload(() => services);
+            await single.Consume(message);
+        }
     }
 
     private async Task ApplyAsync(IReadOnlyList<ConsumeContext<TierChanged>> messages, CancellationToken ct)
@@ -55,6 +61,9 @@ public sealed class TierChangedBatchConsumer(NpgsqlDataSource dataSource, ILogge
 /// <summary>Batches of up to 100 TierChanged, collected for at most 10 ms after the first, two batches at a time.</summary>
 public sealed class TierChangedBatchConsumerDefinition : ConsumerDefinition<TierChangedBatchConsumer>
 {
+    // The one-by-one consumer's queue: switching batches on or off leaves no queue bound and unread.
+    public TierChangedBatchConsumerDefinition(IEndpointNameFormatter formatter) => EndpointName = formatter.Consumer<TierChangedConsumer>();
+
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpoint, IConsumerConfigurator<TierChangedBatchConsumer> consumer,
         IRegistrationContext context)
     {

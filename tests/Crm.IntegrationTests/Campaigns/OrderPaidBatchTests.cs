@@ -52,4 +52,36 @@ public class OrderPaidBatchTests(SuiteFixture suite)
             Assert.Equal((new DateTime(year, 5, 1), 10, 1_180m + 10 * k, 136m + k, 100m + k),
                 (months[customers[k]].Month, months[customers[k]].Orders, months[customers[k]].Net, months[customers[k]].Max, months[customers[k]].Min));
     }
+
+    [Fact]
+    public async Task An_order_that_cannot_be_stored_is_parked_and_the_rest_of_its_batch_still_lands()
+    {
+        var customer = Guid.NewGuid();
+        var paidAt = new DateTimeOffset(1990 + Random.Shared.Next(19), 7, 1, 10, 0, 0, TimeSpan.FromHours(8));
+        OrderPaid Paid(decimal amount) => new(Guid.NewGuid(), customer, $"PARK-{Guid.NewGuid():N}", "S1", "store",
+            [new OrderLineItem("TEA-SET", null, 1, amount)], amount, paidAt);
+        // 1,000,000,000,000.00 yuan does not fit orders.amount_paid (numeric(14,2)): that order fails wherever it goes.
+        var poison = (Id: NewId.NextGuid(), Order: Paid(1_000_000_000_000.00m));
+        var good = Enumerable.Range(1, 20).Select(i => (Id: NewId.NextGuid(), Order: Paid(100m + i))).ToList();
+        var bus = suite.Campaigns.Services.GetRequiredService<IBus>();
+        using (var consumed = new ConsumedMessages(bus))
+        {
+            // Sent to the campaigns queue only: loyalty, which also consumes OrderPaid, is not this test's subject.
+            var queue = await bus.GetSendEndpoint(new Uri("queue:campaigns-order-paid"));
+            await Task.WhenAll(good.Take(10).Append(poison).Concat(good.Skip(10)).Select(m => queue.Send(m.Order, c => c.MessageId = m.Id)));
+            foreach (var m in good) await consumed.WaitAsync(m.Id, 1, "the good orders");
+        }
+
+        await using var db = await suite.CampaignsDb.OpenConnectionAsync();
+        // 20 orders of 100 + i: 2,000 + (1 + … + 20) = 2,210.
+        Assert.Equal((20, 2_210.00m), await db.QuerySingleAsync<(int, decimal)>(
+            "SELECT count(*)::int, coalesce(sum(amount_paid), 0) FROM orders WHERE customer_id = @customer", new { customer }));
+        // The failing order was parked by the one-by-one consumer on the queue it came from (before, the whole batch went
+        // to MassTransit's retries and then _error), and nothing of it was written.
+        await Crm.IntegrationTests.Messaging.Scenario.WaitUntilAsync(async () => await db.ExecuteScalarAsync<int>(
+            "SELECT count(*)::int FROM parked_messages WHERE message_id = @Id AND consumer = 'OrderPaidConsumer' AND queue = 'campaigns-order-paid'", new { poison.Id }) == 1,
+            TimeSpan.FromSeconds(30), "the failing order parked");
+        Assert.Equal(0, await db.ExecuteScalarAsync<int>("SELECT count(*)::int FROM orders WHERE order_id = @OrderId", new { poison.Order.OrderId }));
+        await db.ExecuteAsync("DELETE FROM parked_messages WHERE message_id = @Id", new { poison.Id });
+    }
 }
