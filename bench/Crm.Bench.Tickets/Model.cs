@@ -20,8 +20,8 @@ public sealed class TicketsReport
 
 public sealed record Seeding(int Tickets, double Seconds, double VacuumSeconds, long TableBytes, long TotalBytes, string VerifiedTicket);
 
-/// <summary>One SlaScheduler.RunOnceAsync: its wall time and what it did.</summary>
-public sealed record Pass(double Ms, int Breaches, int NearBreaches, int CareCalls);
+/// <summary>One SlaScheduler.RunOnceAsync: its wall time, what it did and the CPU spent meanwhile.</summary>
+public sealed record Pass(double Ms, int Breaches, int NearBreaches, int CareCalls, CpuUsage Cpu);
 
 public sealed record PassPhase(
     Pass First, IReadOnlyList<Pass> Idle, IReadOnlyList<Pass> Measured, IReadOnlyList<double> ScanMs, long ScanRows, string ScanPlan,
@@ -30,6 +30,9 @@ public sealed record PassPhase(
     public double MedianPassMs => Median(Measured.Select(p => p.Ms));
     public double MedianIdleMs => Median(Idle.Select(p => p.Ms));
     public double MedianScanMs => Median(ScanMs);
+    /// <summary>CPU per breach over all measured passes (CPU time is counted in 10 ms ticks, so one pass alone says little).</summary>
+    public double BenchUsPerBreach => CpuUsage.PerOp(Measured.Sum(p => p.Cpu.BenchSeconds), Measured.Sum(p => p.Breaches));
+    public double PostgresUsPerBreach => CpuUsage.PerOp(Measured.Sum(p => p.Cpu.PostgresSeconds), Measured.Sum(p => p.Breaches));
 
     public static double Median(IEnumerable<double> values)
     {

@@ -108,7 +108,8 @@ try
         report.Pass = new PassPhase(first, idle, measured, scans.Ms, scans.Rows, scans.Plan, rows);
         Log($"  breach pass ({options.Overdue:N0} overdue): median {report.Pass.MedianPassMs:0.0} ms " +
             $"[{string.Join(", ", measured.Select(p => $"{p.Ms:0.0} ms/{p.Breaches}"))}]; idle pass {report.Pass.MedianIdleMs:0.0} ms; " +
-            $"plain scan median {report.Pass.MedianScanMs:0.0} ms ({scans.Plan})");
+            $"plain scan median {report.Pass.MedianScanMs:0.0} ms ({scans.Plan}); CPU per breach: bench process {report.Pass.BenchUsPerBreach:0} µs, " +
+            $"Postgres {report.Pass.PostgresUsPerBreach:0} µs");
     }
 
     if (options.Phases.Contains("at-risk"))
@@ -293,9 +294,11 @@ async Task CreateQueuesAsync(TicketService.TicketServiceClient client)
 
 async Task<Pass> TimedPassAsync(SlaScheduler scheduler)
 {
+    var before = cpu.Snapshot();
     var watch = Stopwatch.StartNew();
     var pass = await scheduler.RunOnceAsync(ct);
-    return new Pass(watch.Elapsed.TotalMilliseconds, pass.Breaches, pass.NearBreaches, pass.CareCallsOpened);
+    var ms = watch.Elapsed.TotalMilliseconds;
+    return new Pass(ms, pass.Breaches, pass.NearBreaches, pass.CareCallsOpened, cpu.Snapshot() - before);
 }
 
 GrpcChannel[] Channels(Uri address)

@@ -97,7 +97,8 @@ public static class Report
             s.AppendLine($"- passes with nothing due: median {Ms(p.MedianIdleMs)} ({string.Join(", ", p.Idle.Select(x => Ms(x.Ms)))})");
             s.AppendLine($"- measured passes, each after {o.Overdue:N0} more tickets were written with their first response due 1–10 min ago: " +
                          string.Join("; ", p.Measured.Select(x => $"{Ms(x.Ms)} ({x.Breaches:N0} breached, {x.NearBreaches:N0} near)")));
-            s.AppendLine($"- per breach: {F(p.MedianPassMs * 1000 / o.Overdue, "0")} µs");
+            s.AppendLine($"- per breach: {F(p.MedianPassMs * 1000 / o.Overdue, "0")} µs; CPU per breach over the measured passes: bench process " +
+                $"{F(p.BenchUsPerBreach, "0")} µs, Postgres {F(p.PostgresUsPerBreach, "0")} µs");
             s.AppendLine($"- ceiling: `SELECT count(*) FROM tickets WHERE state BETWEEN 1 AND 4 AND (<first response running and due> OR <resolution running and due>)` " +
                          $"with index scans off for the session, plan: {p.ScanPlan}; {string.Join(", ", p.ScanMs.Select(Ms))} (median {Ms(p.MedianScanMs)}; {p.ScanRows:N0} rows matched)");
         }

@@ -4,6 +4,7 @@ using Crm.ServiceDefaults.Data;
 using Crm.ServiceDefaults.Errors;
 using Dapper;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace Crm.Sales.Opportunities;
 
@@ -121,31 +122,53 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
         if (reopen && newCloseDate is null && current.ExpectedCloseDate < DateOnly.FromDateTime(now))
             throw new ValidationException("expected_close_date", "is required: the old expected close date has passed.");
 
-        var row = await connection.QuerySingleAsync<OpportunityRow>(new CommandDefinition($"""
+        // One round trip for the move itself: the update, its history entry, the pipeline summary and the audit row.
+        // Everything the summary needs after the move is known before it (owner, team and created_at do not change).
+        var furthest = pipeline.Furthest(current.FurthestStage, target);
+        DateTime? wonAt = target.IsWon ? now : null;
+        await using var batch = new NpgsqlBatch(connection, tx);
+        var update = new NpgsqlBatchCommand($"""
             UPDATE opportunities SET stage = @stage, furthest_stage = @furthest,
                 close_reason = CASE WHEN @closing THEN @reason END,
                 closed_at = CASE WHEN @closing THEN @now END,
-                won_at = CASE WHEN @won THEN @now END,
+                won_at = @wonAt,
                 expected_close_date = coalesce(@close::date, expected_close_date),
                 version = version + 1, updated_at = @now
             WHERE id = @id RETURNING {Columns}
-            """, new
-            {
-                id, stage = target.Code, furthest = pipeline.Furthest(current.FurthestStage, target), closing = target.IsClosed, won = target.IsWon, reason, now,
-                close = newCloseDate?.ToDateTime(TimeOnly.MinValue),
-            }, tx, cancellationToken: ct));
-        var args = PipelineCounts.Change(current, row);
-        args.AddDynamicParams(new { id, from = from.Code, to = target.Code, reason, changedBy, now });
-        await connection.ExecuteAsync(new CommandDefinition($"""
-            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, @from, @to, @reason, @changedBy, @now);
-            {PipelineCounts.Sql}
-            """, args, tx, cancellationToken: ct));
+            """);
+        Add(update, "id", id, NpgsqlDbType.Uuid);
+        Add(update, "stage", target.Code, NpgsqlDbType.Text);
+        Add(update, "furthest", furthest, NpgsqlDbType.Text);
+        Add(update, "closing", target.IsClosed, NpgsqlDbType.Boolean);
+        Add(update, "reason", reason, NpgsqlDbType.Text);
+        Add(update, "now", now, NpgsqlDbType.TimestampTz);
+        Add(update, "wonAt", wonAt, NpgsqlDbType.TimestampTz);
+        Add(update, "close", newCloseDate, NpgsqlDbType.Date);
+        batch.BatchCommands.Add(update);
+        var history = new NpgsqlBatchCommand("""
+            INSERT INTO stage_history (opportunity_id, from_stage, to_stage, reason, changed_by, changed_at) VALUES (@id, @from, @to, @reason, @changedBy, @now)
+            """);
+        Add(history, "id", id, NpgsqlDbType.Uuid);
+        Add(history, "from", from.Code, NpgsqlDbType.Text);
+        Add(history, "to", target.Code, NpgsqlDbType.Text);
+        Add(history, "reason", reason, NpgsqlDbType.Text);
+        Add(history, "changedBy", changedBy, NpgsqlDbType.Text);
+        Add(history, "now", now, NpgsqlDbType.TimestampTz);
+        batch.BatchCommands.Add(history);
+        batch.BatchCommands.Add(PipelineCounts.Command(current.OwnerId, current.OwnerTeam, current.CreatedAt,
+            (current.Stage, current.FurthestStage, current.WonAt), (target.Code, furthest, wonAt)));
+        if (Crm.ServiceDefaults.Security.Audit.Audit.BatchCommand(id.ToString()) is { } audit) batch.BatchCommands.Add(audit);
+        OpportunityRow row;
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
+        {
+            row = reader.Parse<OpportunityRow>().Single();
+            while (await reader.NextResultAsync(ct)) { }
+        }
         var at = new DateTimeOffset(now, TimeSpan.Zero);
         if (target.IsWon)
             await outbox.AddAsync(tx, new OpportunityWon(id, row.CustomerId, row.Amount, row.OwnerId, row.OwnerTeam, reason!, at), ct);
         else if (target.IsLost)
             await outbox.AddAsync(tx, new OpportunityLost(id, row.CustomerId, row.Amount, row.OwnerId, row.OwnerTeam, from.Code, reason!, at), ct);
-        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, id.ToString(), ct);
         await tx.CommitAsync(ct);
         if (target.IsClosed) outbox.Wake();
         return row;
@@ -159,6 +182,9 @@ public sealed class OpportunityRepository(NpgsqlDataSource dataSource, Outbox ou
             WHERE opportunity_id = @id AND id > @afterId ORDER BY id LIMIT @limit
             """, new { id, afterId, limit }, cancellationToken: ct))).ToList();
     }
+
+    private static void Add(NpgsqlBatchCommand command, string name, object? value, NpgsqlDbType type) =>
+        command.Parameters.Add(new NpgsqlParameter(name, type) { Value = value ?? DBNull.Value });
 
     internal static async Task<OpportunityRow?> FindAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string where, object args, CancellationToken ct) =>
         await connection.QuerySingleOrDefaultAsync<OpportunityRow>(new CommandDefinition($"SELECT {Columns} FROM opportunities WHERE {where}", args, tx, cancellationToken: ct));

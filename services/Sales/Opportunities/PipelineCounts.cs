@@ -43,6 +43,26 @@ public static class PipelineCounts
         return args;
     }
 
+    /// <summary>
+    /// <see cref="Sql"/> as a command of an <see cref="NpgsqlBatch"/>, for a move of one opportunity of
+    /// <paramref name="owner"/> from <paramref name="from"/> to <paramref name="to"/> (stage, furthest stage, won at).
+    /// </summary>
+    public static NpgsqlBatchCommand Command(string owner, string? team, DateTime createdAt,
+        (string Stage, string? Furthest, DateTime? WonAt) from, (string Stage, string? Furthest, DateTime? WonAt) to)
+    {
+        var command = new NpgsqlBatchCommand(Sql);
+        command.Parameters.Add(new NpgsqlParameter<string>("owner", owner));
+        command.Parameters.Add(new NpgsqlParameter("team", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)team ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter<DateTime>("createdAt", createdAt));
+        command.Parameters.Add(new NpgsqlParameter("fromStage", NpgsqlTypes.NpgsqlDbType.Text) { Value = from.Stage });
+        command.Parameters.Add(new NpgsqlParameter("fromFurthest", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)from.Furthest ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("fromWonAt", NpgsqlTypes.NpgsqlDbType.TimestampTz) { Value = (object?)from.WonAt ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("toStage", NpgsqlTypes.NpgsqlDbType.Text) { Value = to.Stage });
+        command.Parameters.Add(new NpgsqlParameter("toFurthest", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)to.Furthest ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter("toWonAt", NpgsqlTypes.NpgsqlDbType.TimestampTz) { Value = (object?)to.WonAt ?? DBNull.Value });
+        return command;
+    }
+
     /// <summary>Recomputes the whole summary from the opportunities (after a bulk load that bypassed the service).</summary>
     public static async Task RebuildAsync(NpgsqlConnection connection, CancellationToken ct)
     {

@@ -9,6 +9,7 @@ using Dapper;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace Crm.Tickets.Domain;
 
@@ -56,7 +57,6 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
                 throw new AlreadyExistsException("ticket", existing.Id.ToString(), "This idempotency_key was used for another customer's ticket.");
             return await GetAsync(existing.Id, by, ct);
         }
-        await Crm.ServiceDefaults.Security.Audit.Audit.RecordAsync(tx, row.Id.ToString(), ct);
         await tx.CommitAsync(ct);
         outbox.Wake();
         // Nothing to read back: a new ticket has no comments yet, and a complaint only its "receive" step.
@@ -65,48 +65,97 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             : []);
     }
 
+    /// <summary>
+    /// Writes the ticket, its search text, its two running SLA targets, a complaint's "receive" step and, within a gRPC
+    /// call, the audit row, in one round trip; then TicketOpened. The customer's tier is read in the same statement, so
+    /// the due times of every target the ticket's priority can get are computed before and the statement picks by tier.
+    /// Nothing is written for a key that is taken (a retry; the caller rolls back) or a queue that does not exist.
+    /// </summary>
     /// <returns>The new ticket, or null when its idempotency key is taken.</returns>
     internal async Task<TicketRow?> OpenInAsync(NpgsqlTransaction tx, NewTicket t, string openedBy, CancellationToken ct)
     {
         var now = clock.UtcNowForDb();
-        // One round trip for what opening needs to know: is the key taken (a retry), does the queue exist, the customer's tier.
-        var (taken, queueFound, tier) = await tx.Connection!.QuerySingleAsync<(bool, bool, string?)>(new CommandDefinition("""
-            SELECT @key::text IS NOT NULL AND EXISTS (SELECT 1 FROM tickets WHERE idempotency_key = @key),
-                   @queue::text IS NULL OR EXISTS (SELECT 1 FROM queues WHERE name = @queue),
-                   (SELECT tier FROM customer_tiers WHERE customer_id = @CustomerId)
-            """, new { key = t.IdempotencyKey, queue = t.Queue, t.CustomerId }, tx, cancellationToken: ct));
-        if (taken) return null;
-        if (!queueFound) throw new NotFoundException("queue", t.Queue!);
-        var targets = policies.For(t.Priority, tier);
+        var (tiers, choices) = policies.Choices(t.Priority);
+        var frDue = choices.Select(c => calendar.Add(now, TimeSpan.FromMinutes(c.FirstResponseMinutes))).ToArray();
+        var resDue = choices.Select(c => calendar.Add(now, TimeSpan.FromMinutes(c.ResolutionMinutes))).ToArray();
         var row = new TicketRow
         {
             Id = Guid.CreateVersion7(), CustomerId = t.CustomerId, Type = t.Type, Channel = t.Channel, Priority = t.Priority,
             State = States.New, OrderRef = t.OrderRef, Subject = t.Subject, Description = t.Description, Tags = [.. t.Tags],
-            Attachments = JsonSerializer.Serialize(t.Attachments, Json), Queue = t.Queue, CustomerTier = tier, OpenedBy = openedBy,
+            Attachments = JsonSerializer.Serialize(t.Attachments, Json), Queue = t.Queue, OpenedBy = openedBy,
             OpenedAt = now, UpdatedAt = now, IdempotencyKey = t.IdempotencyKey,
-            FrTargetMinutes = targets.FirstResponseMinutes, FrDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.FirstResponseMinutes)),
-            ResTargetMinutes = targets.ResolutionMinutes, ResDueAt = calendar.Add(now, TimeSpan.FromMinutes(targets.ResolutionMinutes)),
         };
-        // One statement writes the ticket, its search text, its two running SLA targets and a complaint's "receive" step:
-        // the rest go in only when the ticket did (not a retry that lost the race for the idempotency key).
-        var parameters = new DynamicParameters(row);
-        parameters.Add("complaint", row.Type == TicketTypes.Complaint);
-        var inserted = await tx.Connection!.ExecuteScalarAsync<long>(new CommandDefinition("""
-            WITH ticket AS (
+        var open = new NpgsqlBatchCommand("""
+            WITH input AS (
+                SELECT c.tier, coalesce(array_position(@tiers, c.tier), cardinality(@tiers) + 1) AS choice
+                FROM (SELECT (SELECT tier FROM customer_tiers WHERE customer_id = @customer) AS tier) c),
+            ticket AS (
                 INSERT INTO tickets (id, customer_id, type, channel, priority, state, order_ref, subject, description, tags, attachments,
                     queue, customer_tier, opened_by, opened_at, updated_at, idempotency_key, fr_target_minutes, fr_due_at, res_target_minutes, res_due_at)
-                VALUES (@Id, @CustomerId, @Type, @Channel, @Priority, @State, @OrderRef, @Subject, @Description, @Tags, @Attachments::jsonb,
-                    @Queue, @CustomerTier, @OpenedBy, @OpenedAt, @UpdatedAt, @IdempotencyKey, @FrTargetMinutes, @FrDueAt, @ResTargetMinutes, @ResDueAt)
+                SELECT @id, @customer, @type, @channel, @priority, @state, @orderRef, @subject, @description, @tags, @attachments::jsonb,
+                    @queue, i.tier, @openedBy, @now, @now, @key, (@frMinutes)[i.choice], (@frDue)[i.choice], (@resMinutes)[i.choice], (@resDue)[i.choice]
+                FROM input i
+                WHERE @queue IS NULL OR EXISTS (SELECT 1 FROM queues WHERE name = @queue)
                 ON CONFLICT (idempotency_key) DO NOTHING
-                RETURNING id),
-            search AS (INSERT INTO ticket_search (ticket_id, search_text) SELECT id, @Subject || ' ' || @Description FROM ticket),
-            sla AS (INSERT INTO sla_targets (due_at, ticket_id, target) SELECT @FrDueAt, id, 1 FROM ticket UNION ALL SELECT @ResDueAt, id, 2 FROM ticket),
-            step AS (INSERT INTO complaint_steps (ticket_id, step, done_by, done_at) SELECT id, 'receive', @OpenedBy, @OpenedAt FROM ticket WHERE @complaint)
-            SELECT count(*) FROM ticket
-            """, parameters, tx, cancellationToken: ct));
-        if (inserted == 0) return null;
+                RETURNING id, fr_due_at, res_due_at),
+            search AS (INSERT INTO ticket_search (ticket_id, search_text) SELECT id, @subject || ' ' || @description FROM ticket),
+            sla AS (INSERT INTO sla_targets (due_at, ticket_id, target) SELECT fr_due_at, id, 1 FROM ticket UNION ALL SELECT res_due_at, id, 2 FROM ticket),
+            step AS (INSERT INTO complaint_steps (ticket_id, step, done_by, done_at) SELECT id, 'receive', @openedBy, @now FROM ticket WHERE @complaint)
+            SELECT EXISTS (SELECT 1 FROM ticket) AS inserted, i.tier, i.choice,
+                   @queue IS NULL OR EXISTS (SELECT 1 FROM queues WHERE name = @queue) AS queue_found,
+                   @key IS NOT NULL AND EXISTS (SELECT 1 FROM tickets WHERE idempotency_key = @key) AS taken
+            FROM input i
+            """);
+        var p = open.Parameters;
+        p.Add(new NpgsqlParameter("tiers", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = tiers });
+        p.Add(new NpgsqlParameter("customer", NpgsqlDbType.Uuid) { Value = row.CustomerId });
+        p.Add(new NpgsqlParameter("id", NpgsqlDbType.Uuid) { Value = row.Id });
+        p.Add(new NpgsqlParameter("type", NpgsqlDbType.Integer) { Value = row.Type });
+        p.Add(new NpgsqlParameter("channel", NpgsqlDbType.Integer) { Value = row.Channel });
+        p.Add(new NpgsqlParameter("priority", NpgsqlDbType.Integer) { Value = row.Priority });
+        p.Add(new NpgsqlParameter("state", NpgsqlDbType.Integer) { Value = row.State });
+        p.Add(new NpgsqlParameter("orderRef", NpgsqlDbType.Text) { Value = (object?)row.OrderRef ?? DBNull.Value });
+        p.Add(new NpgsqlParameter("subject", NpgsqlDbType.Text) { Value = row.Subject });
+        p.Add(new NpgsqlParameter("description", NpgsqlDbType.Text) { Value = row.Description });
+        p.Add(new NpgsqlParameter("tags", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = row.Tags });
+        p.Add(new NpgsqlParameter("attachments", NpgsqlDbType.Text) { Value = row.Attachments });
+        p.Add(new NpgsqlParameter("queue", NpgsqlDbType.Text) { Value = (object?)row.Queue ?? DBNull.Value });
+        p.Add(new NpgsqlParameter("openedBy", NpgsqlDbType.Text) { Value = openedBy });
+        p.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz) { Value = now });
+        p.Add(new NpgsqlParameter("key", NpgsqlDbType.Text) { Value = (object?)row.IdempotencyKey ?? DBNull.Value });
+        p.Add(new NpgsqlParameter("frMinutes", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = choices.Select(c => c.FirstResponseMinutes).ToArray() });
+        p.Add(new NpgsqlParameter("frDue", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = frDue });
+        p.Add(new NpgsqlParameter("resMinutes", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = choices.Select(c => c.ResolutionMinutes).ToArray() });
+        p.Add(new NpgsqlParameter("resDue", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = resDue });
+        p.Add(new NpgsqlParameter("complaint", NpgsqlDbType.Boolean) { Value = row.Type == TicketTypes.Complaint });
+        await using var batch = new NpgsqlBatch(tx.Connection, tx) { BatchCommands = { open } };
+        // The audit row rides along: when nothing was inserted the caller rolls back, and the audit row with it.
+        if (Crm.ServiceDefaults.Security.Audit.Audit.BatchCommand(row.Id.ToString()) is { } audit) batch.BatchCommands.Add(audit);
+        bool inserted, queueFound, taken;
+        int choice;
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            inserted = reader.GetBoolean(0);
+            row.CustomerTier = reader.IsDBNull(1) ? null : reader.GetString(1);
+            choice = reader.GetInt32(2) - 1;
+            queueFound = reader.GetBoolean(3);
+            taken = reader.GetBoolean(4);
+            while (await reader.NextResultAsync(ct)) { }
+        }
+        if (!inserted)
+        {
+            // With the queue there, only the key can have stopped the insert (perhaps a concurrent open that committed
+            // while this one waited). Without it, a key taken before still makes this a retry, as it always was.
+            if (queueFound || taken) return null;
+            throw new NotFoundException("queue", row.Queue!);
+        }
+        row.FrTargetMinutes = choices[choice].FirstResponseMinutes;
+        row.FrDueAt = frDue[choice];
+        row.ResTargetMinutes = choices[choice].ResolutionMinutes;
+        row.ResDueAt = resDue[choice];
         await outbox.AddAsync(tx, new TicketOpened(row.Id, row.CustomerId, TypeNames[row.Type], ChannelNames[row.Channel],
-            SlaPolicies.PriorityNames[row.Priority], row.OrderRef, row.Tags, tier, Utc(now)), ct);
+            SlaPolicies.PriorityNames[row.Priority], row.OrderRef, row.Tags, row.CustomerTier, Utc(now)), ct);
         return row;
     }
 

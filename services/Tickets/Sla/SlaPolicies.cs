@@ -12,6 +12,17 @@ public sealed class SlaPolicies(IOptions<TicketsOptions> options)
 
     public static readonly string[] PriorityNames = ["", "low", "normal", "high", "urgent"];
 
+    /// <summary>
+    /// Every set of targets a ticket of this priority can get, for a statement to pick from by the customer's tier: one
+    /// per tier that a policy of this priority names, then the targets for any other tier (or none) last.
+    /// </summary>
+    public (string[] Tiers, SlaTargets[] Targets) Choices(int priority)
+    {
+        var name = PriorityNames[priority];
+        var tiers = _policies.Where(p => p.Priority == name).SelectMany(p => p.Tiers).Distinct().ToArray();
+        return (tiers, [.. tiers.Select(tier => For(priority, tier)), For(priority, null)]);
+    }
+
     public SlaTargets For(int priority, string? tier)
     {
         var name = PriorityNames[priority];

@@ -36,77 +36,86 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
     }
 
     /// <summary>
-    /// A batch of due targets in a fixed number of statements, whatever its size: lock the tickets, delete their due
-    /// targets (RETURNING what was due), one UPDATE escalating every ticket, one INSERT of every SlaBreached.
+    /// A chunk of due targets in one statement and one outbox insert, whatever its size. The statement takes the due
+    /// targets, locks their tickets (SKIP LOCKED: a ticket someone is working is left for the next pass), deletes exactly
+    /// those targets (a target met or paused meanwhile is gone already and is not breached), and escalates each ticket
+    /// once per breached target: the priority one step up per target, the queue to the supervisor queue of its team
+    /// (else Tickets:SupervisorQueue), applied once or twice. It returns what each event needs: the priority before, the
+    /// queue after one and after two steps, and the due time of each breached target.
     /// </summary>
     private async Task<(int Found, int Breaches)> BreachBatchAsync(CancellationToken ct)
     {
         var now = clock.UtcNowForDb();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        // Tickets first, then their targets: the order in which TicketStore takes them too, so the two never deadlock.
-        var tickets = (await connection.QueryAsync<DueTicket>(new CommandDefinition($"""
-            SELECT id, customer_id, priority, queue FROM tickets
-            WHERE id IN (SELECT ticket_id FROM sla_targets WHERE due_at <= @now ORDER BY due_at LIMIT {Batch})
-            ORDER BY id FOR UPDATE SKIP LOCKED
-            """, new { now }, tx, cancellationToken: ct))).ToDictionary(t => t.Id);
-        if (tickets.Count == 0) return (0, 0);
-        // Read under the ticket locks: a target met or paused meanwhile is gone already and is not breached.
-        var due = (await connection.QueryAsync<(Guid TicketId, short Target, DateTime DueAt)>(new CommandDefinition("""
-            DELETE FROM sla_targets WHERE due_at <= @now AND ticket_id = ANY(@ids) RETURNING ticket_id, target, due_at
-            """, new { now, ids = tickets.Keys.ToArray() }, tx, cancellationToken: ct)))
-            .OrderBy(x => x.TicketId).ThenBy(x => x.Target).ToList();
+        // Tickets are locked before their targets are deleted: the order in which TicketStore takes them too, so the two
+        // never deadlock. The DELETE names each target by its whole key, so it needs no scan of the due range.
+        var breached = (await connection.QueryAsync<BreachedTicket>(new CommandDefinition($"""
+            WITH due AS (
+                SELECT due_at, ticket_id, target FROM sla_targets WHERE due_at <= @now ORDER BY due_at LIMIT {Batch}),
+            locked AS (
+                SELECT id, priority, queue FROM tickets WHERE id IN (SELECT ticket_id FROM due) ORDER BY id FOR UPDATE SKIP LOCKED),
+            gone AS (
+                DELETE FROM sla_targets s USING due d, locked l
+                WHERE s.due_at = d.due_at AND s.ticket_id = d.ticket_id AND s.target = d.target AND l.id = d.ticket_id
+                RETURNING s.ticket_id, s.target, s.due_at),
+            per_ticket AS (
+                SELECT ticket_id, count(*)::int AS n,
+                       max(due_at) FILTER (WHERE target = {RunningTargets.FirstResponse}) AS fr_due,
+                       max(due_at) FILTER (WHERE target = {RunningTargets.Resolution}) AS res_due
+                FROM gone GROUP BY ticket_id),
+            escalation AS (
+                SELECT q.name, (SELECT s.name FROM queues s WHERE s.team = q.team AND s.supervisor_queue ORDER BY s.name LIMIT 1) AS supervisor
+                FROM queues q)
+            UPDATE tickets t SET
+                priority = least(t.priority + b.n, @urgent),
+                queue = CASE WHEN b.n = 1 THEN coalesce(e1.supervisor, @fallback) ELSE coalesce(e2.supervisor, @fallback) END,
+                escalated = true, updated_at = @now,
+                fr_breached_at = CASE WHEN b.fr_due IS NULL THEN t.fr_breached_at ELSE @now END,
+                res_breached_at = CASE WHEN b.res_due IS NULL THEN t.res_breached_at ELSE @now END
+            FROM per_ticket b
+            JOIN locked l ON l.id = b.ticket_id
+            LEFT JOIN escalation e1 ON e1.name = l.queue
+            LEFT JOIN escalation e2 ON e2.name = coalesce(e1.supervisor, @fallback)
+            WHERE t.id = b.ticket_id
+            RETURNING t.id, t.customer_id, l.priority AS priority_before, coalesce(e1.supervisor, @fallback) AS first_queue,
+                coalesce(e2.supervisor, @fallback) AS second_queue, b.fr_due, b.res_due
+            """, new { now, urgent = Priorities.Urgent, fallback = options.Value.SupervisorQueue }, tx, cancellationToken: ct)))
+            .OrderBy(t => t.Id).ToList();
 
-        // Escalation goes to the supervisor queue of the ticket's team, else the configured one; one query for the batch.
-        var supervisors = (await connection.QueryAsync<(string Queue, string? Supervisor)>(new CommandDefinition("""
-            SELECT q.name, (SELECT s.name FROM queues s WHERE s.team = q.team AND s.supervisor_queue ORDER BY s.name LIMIT 1)
-            FROM queues q WHERE q.team IS NOT NULL
-            """, transaction: tx, cancellationToken: ct))).ToDictionary(x => x.Queue, x => x.Supervisor);
-        string Escalate(string? queue) => queue is not null && supervisors.GetValueOrDefault(queue) is { } s ? s : options.Value.SupervisorQueue;
-
-        // Each target breached once: the priority goes one step up per breach and the event carries where it went.
-        var events = new List<SlaBreached>(due.Count);
-        foreach (var (ticketId, target, dueAt) in due)
+        // One event per target, first response before resolution; each carries the priority and queue after its own step.
+        var events = new List<SlaBreached>(breached.Count);
+        foreach (var t in breached)
         {
-            var t = tickets[ticketId];
-            t.Priority = Math.Min(t.Priority + 1, Priorities.Urgent);
-            t.Queue = Escalate(t.Queue);
-            if (target == RunningTargets.FirstResponse) t.FirstResponse = true; else t.Resolution = true;
-            events.Add(new SlaBreached(t.Id, t.CustomerId, RunningTargets.Name(target), TicketStore.Utc(dueAt), TicketStore.Utc(now),
-                SlaPolicies.PriorityNames[t.Priority], t.Queue));
-        }
-        var breached = tickets.Values.Where(t => t.FirstResponse || t.Resolution).ToList();
-        await connection.ExecuteAsync(new CommandDefinition("""
-            UPDATE tickets t SET priority = u.priority, queue = u.queue, escalated = true, updated_at = @now,
-                fr_breached_at = CASE WHEN u.fr THEN @now ELSE t.fr_breached_at END,
-                res_breached_at = CASE WHEN u.res THEN @now ELSE t.res_breached_at END
-            FROM unnest(@ids, @priorities, @queues, @frs, @ress) AS u(id, priority, queue, fr, res)
-            WHERE t.id = u.id
-            """, new
+            var steps = 0;
+            foreach (var (target, due) in new[] { (RunningTargets.FirstResponse, t.FrDue), (RunningTargets.Resolution, t.ResDue) })
             {
-                now, ids = breached.Select(t => t.Id).ToArray(), priorities = breached.Select(t => t.Priority).ToArray(),
-                queues = breached.Select(t => t.Queue).ToArray(), frs = breached.Select(t => t.FirstResponse).ToArray(),
-                ress = breached.Select(t => t.Resolution).ToArray(),
-            }, tx, cancellationToken: ct));
+                if (due is not { } dueAt) continue;
+                steps++;
+                events.Add(new SlaBreached(t.Id, t.CustomerId, RunningTargets.Name(target), TicketStore.Utc(dueAt), TicketStore.Utc(now),
+                    SlaPolicies.PriorityNames[Math.Min(t.PriorityBefore + steps, Priorities.Urgent)], steps == 1 ? t.FirstQueue : t.SecondQueue));
+            }
+        }
         await outbox.AddRangeAsync(tx, events, ct);
         await tx.CommitAsync(ct);
+        if (events.Count == 0) return (0, 0);
         outbox.Wake();
-        if (events.Count > 0)
-            logger.LogWarning("SLA pass breached {Targets} targets on {Tickets} tickets and escalated them", events.Count, breached.Count);
+        logger.LogWarning("SLA pass breached {Targets} targets on {Tickets} tickets and escalated them", events.Count, breached.Count);
         if (logger.IsEnabled(LogLevel.Debug))
-            foreach (var t in breached)
-                logger.LogDebug("Ticket {TicketId} breached its SLA; escalated to {Queue} at priority {Priority}", t.Id, t.Queue, t.Priority);
-        return (due.Count, events.Count);
+            foreach (var e in events)
+                logger.LogDebug("Ticket {TicketId} breached its SLA; escalated to {Queue} at priority {Priority}", e.TicketId, e.EscalatedTo, e.NewPriority);
+        return (events.Count, events.Count);
     }
 
-    private sealed class DueTicket
+    private sealed class BreachedTicket
     {
         public Guid Id { get; set; }
         public Guid CustomerId { get; set; }
-        public int Priority { get; set; }
-        public string? Queue { get; set; }
-        public bool FirstResponse { get; set; }
-        public bool Resolution { get; set; }
+        public int PriorityBefore { get; set; }
+        public string FirstQueue { get; set; } = "";
+        public string SecondQueue { get; set; } = "";
+        public DateTime? FrDue { get; set; }
+        public DateTime? ResDue { get; set; }
     }
 
     /// <summary>Marks each running target that falls due within the window, once; one log line for the pass.</summary>

@@ -47,6 +47,12 @@ public class OpenAndBreachTests(SuiteFixture suite) : ClockedTickets(suite)
         request.IdempotencyKey = "";
         request.Queue = "no-such-queue-" + team;
         await Rpc.FailsWith(StatusCode.NotFound, () => agent.OpenTicketAsync(request).ResponseAsync);
+
+        // The audit row is written with the ticket (same round trip): one for the open, none for the retry or the refusals.
+        await using var connection = await Db.OpenConnectionAsync();
+        Assert.Equal([(opened.Id, key, "OK")], (await connection.QueryAsync<(string, string, string)>(
+            "SELECT target_id, idempotency_key, outcome FROM audit_events WHERE rpc LIKE '%/OpenTicket' AND subject = @subject",
+            new { subject = "agent-" + team })).ToList());
     }
 
     /// <summary>

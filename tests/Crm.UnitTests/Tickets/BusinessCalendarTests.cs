@@ -140,4 +140,21 @@ public class BusinessCalendarTests
         Assert.Equal(new SlaTargets(30, 480), policies.For(4, null));
         Assert.Equal(new SlaTargets(480, 2700), policies.For(1, "S6"));
     }
+
+    /// <summary>OpenTicket picks among these by the tier it reads: each named tier, then the targets for any other tier last.</summary>
+    [Fact]
+    public void Choices_list_each_named_tier_then_the_default_and_agree_with_For()
+    {
+        var policies = new SlaPolicies(Options.Create(new TicketsOptions()));
+        var (tiers, targets) = policies.Choices(4);
+        Assert.Equal(["S5", "S6"], tiers);
+        Assert.Equal([new SlaTargets(15, 240), new SlaTargets(15, 240), new SlaTargets(30, 480)], targets);
+        var (lowTiers, lowTargets) = policies.Choices(1);
+        Assert.Empty(lowTiers);
+        Assert.Equal([new SlaTargets(480, 2700)], lowTargets);
+        var (highTiers, highTargets) = policies.Choices(3);
+        Assert.Equal(policies.For(3, "S6"), highTargets[Array.IndexOf(highTiers, "S6")]);
+        Assert.Equal(policies.For(3, "S1"), highTargets[^1]);
+        Assert.Equal(policies.For(3, null), highTargets[^1]);
+    }
 }
