@@ -88,9 +88,10 @@ public static class MessagingExtensions
         // Signed webhooks over the same change events, and the pruning of those events (Messaging/Webhooks).
         builder.Services.AddWebhooks();
 
-        builder.Services.AddOpenTelemetry()
-            .WithMetrics(metrics => metrics.AddMeter("MassTransit", OutboxRelay.MeterName, MessagingStats.MeterName))
-            .WithTracing(tracing => tracing.AddSource("MassTransit", OutboxRelay.MeterName));
+        if (builder.ExportsTelemetry()) // as ServiceDefaults: nothing is instrumented for nobody
+            builder.Services.AddOpenTelemetry()
+                .WithMetrics(metrics => metrics.AddMeter("MassTransit", OutboxRelay.MeterName, MessagingStats.MeterName))
+                .WithTracing(tracing => tracing.AddSource("MassTransit", OutboxRelay.MeterName));
     }
 
     /// <summary>The inbox must remember a message id for longer than the message can keep coming back.</summary>

@@ -18,20 +18,45 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
     public async Task AddAsync<T>(NpgsqlTransaction transaction, T message, CancellationToken cancellationToken = default)
         where T : class
     {
-        const string sql = $"""
-            WITH o AS (
-                INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
-                VALUES ($1, $2, $3, $4)
-                RETURNING seq, id, payload)
-            {ChangeEventsFrom}
-            """;
-        await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = TypeName(typeof(T)) });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(message, Json), NpgsqlDbType = NpgsqlDbType.Jsonb });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = EventType(typeof(T)) });
+        await using var command = new NpgsqlCommand(AddSql, transaction.Connection, transaction);
+        AddParameters(command.Parameters, message);
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// What <see cref="AddAsync{T}"/> writes, as a command to run in an <see cref="NpgsqlBatch"/> with the write's own
+    /// statements inside its transaction: one round trip less on a hot write path. Whoever runs the batch must roll the
+    /// transaction back when the write turns out not to happen, as for any statement of the write.
+    /// </summary>
+    public NpgsqlBatchCommand BatchCommand<T>(T message) where T : class
+    {
+        var command = new NpgsqlBatchCommand(AddSql);
+        AddParameters(command.Parameters, message);
+        return command;
+    }
+
+    private const string AddSql = $"""
+        WITH o AS (
+            INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
+            VALUES ($1, $2, $3, $4)
+            RETURNING seq, id, payload)
+        {ChangeEventsFrom}
+        """;
+
+    private static void AddParameters<T>(NpgsqlParameterCollection parameters, T message) where T : class
+    {
+        parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
+        parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.TypeName });
+        parameters.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(message, Json), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
+        parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.EventType });
+    }
+
+    /// <summary>Computed once per type rather than per event (the assembly name allocates).</summary>
+    private static class Names<T>
+    {
+        public static readonly string TypeName = Outbox.TypeName(typeof(T));
+        public static readonly string EventType = Outbox.EventType(typeof(T));
     }
 
     /// <summary>Several events of one type in one statement, in order (a pass breaching a thousand SLA targets pays one round trip).</summary>
@@ -48,13 +73,13 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
             """;
         await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = messages.Select(_ => Guid.CreateVersion7()).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = TypeName(typeof(T)) });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.TypeName });
         command.Parameters.Add(new NpgsqlParameter<string[]>
         {
             TypedValue = messages.Select(m => JsonSerializer.Serialize(m, Json)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb,
         });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = EventType(typeof(T)) });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.EventType });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -86,6 +111,9 @@ public sealed class OutboxSignal
 
     public void Set()
     {
+        // Under load the relay is busy and nearly every commit finds the signal set already: checking first spares a
+        // thrown SemaphoreFullException (tens of microseconds) per write. The catch covers the race between the two.
+        if (_semaphore.CurrentCount > 0) return;
         try { _semaphore.Release(); }
         catch (SemaphoreFullException) { /* already signalled */ }
     }

@@ -51,12 +51,22 @@ public sealed class OutboxDataSource : IAsyncDisposable
         };
         var name = connection.ApplicationName;
         connection.ApplicationName = string.IsNullOrEmpty(name) ? "outbox-relay" : name + "-outbox-relay";
-        DataSource = NpgsqlDataSource.Create(connection);
+        DataSource = Untraced(connection);
         // One connection that only sends NOTIFY (ChangeNotifications); named so the change horizon passes over it.
         connection.MaxPoolSize = 1;
         connection.ApplicationName = string.IsNullOrEmpty(name) ? "change-announcer" : name + "-change-announcer";
-        Announcer = NpgsqlDataSource.Create(connection);
+        Announcer = Untraced(connection);
     }
+
+    /// <summary>
+    /// The relay's and the announcer's statements run outside any request, once per round or commit: traced, each would
+    /// be a trace of its own (a "lone database poll" the dashboard hides), exported at the write rate. The relay's work
+    /// shows in its "outbox publish" spans (in the writer's trace) and the Crm.Outbox metrics instead.
+    /// </summary>
+    private static NpgsqlDataSource Untraced(NpgsqlConnectionStringBuilder connection) =>
+        new NpgsqlDataSourceBuilder(connection.ConnectionString)
+            .ConfigureTracing(tracing => tracing.ConfigureCommandFilter(_ => false).ConfigureBatchFilter(_ => false).EnablePhysicalOpenTracing(false))
+            .Build();
 
     public NpgsqlDataSource DataSource { get; }
 

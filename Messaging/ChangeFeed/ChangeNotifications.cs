@@ -43,6 +43,7 @@ public sealed class ChangeNotifications(NpgsqlDataSource dataSource, OutboxDataS
         Pulse();
         if (!_options.Announce) return;
         lock (_gate) _announcing ??= Task.Run(AnnounceAsync);
+        if (_announce.CurrentCount > 0) return; // one is due already (spares the exception below on most commits under load)
         try { _announce.Release(); }
         catch (SemaphoreFullException) { /* one is due already */ }
     }

@@ -41,7 +41,7 @@ public static class RateLimits
             o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>
             {
                 if (http.User.Identity?.IsAuthenticated != true) return RateLimitPartition.GetNoLimiter("anonymous");
-                var caller = Caller.From(http.User);
+                var caller = http.Caller();
                 // The most generous of the caller's roles decides; admin (or a role with 0) is not limited.
                 if (caller.Roles.Contains(Roles.Admin)) return RateLimitPartition.GetNoLimiter("admin");
                 var role = caller.Roles.Where(limits.ContainsKey).OrderByDescending(r => limits[r].PerSecond == 0 ? int.MaxValue : limits[r].PerSecond).FirstOrDefault();

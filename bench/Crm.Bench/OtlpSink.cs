@@ -99,3 +99,20 @@ public sealed class CallCounter : Interceptor
         finally { Interlocked.Increment(ref _calls); }
     }
 }
+
+/// <summary>
+/// The load generator's calls make no client telemetry of their own. It shares the process with the services, whose
+/// tracer and meter providers listen process-wide: without this its gRPC and HttpClient activities were recorded (and,
+/// with export on, sent as two extra "customer" spans per call), which a client in its own process never costs a service.
+/// </summary>
+public sealed class UntracedClient : Interceptor
+{
+    public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(
+        TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+    {
+        // The call starts (and captures this context) synchronously inside the continuation.
+        using var _ = OpenTelemetry.SuppressInstrumentationScope.Begin();
+        return continuation(request, context);
+    }
+}
+

@@ -85,7 +85,7 @@ try
     ]);
     await service.StartAsync(ct);
     var serviceAddress = new Uri($"http://127.0.0.1:{servicePort}");
-    var customerClients = Channels(serviceAddress).Select(c => new CustomerService.CustomerServiceClient(c.Intercept(customerCalls))).ToArray();
+    var customerClients = Channels(serviceAddress).Select(c => new CustomerService.CustomerServiceClient(c.Intercept(customerCalls).Intercept(new UntracedClient()))).ToArray();
 
     Log($"Seeding {options.Customers:N0} customers with COPY");
     var seedWatch = Stopwatch.StartNew();
@@ -110,7 +110,7 @@ try
     {
         await QuietAsync(phase);
         echo = await EchoServer.StartAsync(BenchHost.FreePort(), secured);
-        var echoClients = Channels(echo.Address).Select(c => new EchoService.EchoServiceClient(c)).ToArray();
+        var echoClients = Channels(echo.Address).Select(c => new EchoService.EchoServiceClient(c.Intercept(new UntracedClient()))).ToArray();
         Log($"{description}, {clients} clients, {options.WarmupSeconds} s warm-up + {options.DurationSeconds} s");
         var result = await ClosedLoop.RunAsync(name, clients, options.Connections, warmup, duration, i =>
         {
@@ -235,7 +235,7 @@ try
             .. options.ServiceArgs,
         ]);
         await loyalty.StartAsync(ct);
-        var loyaltyClients = Channels(new Uri($"http://127.0.0.1:{loyaltyPort}")).Select(c => new LoyaltyService.LoyaltyServiceClient(c)).ToArray();
+        var loyaltyClients = Channels(new Uri($"http://127.0.0.1:{loyaltyPort}")).Select(c => new LoyaltyService.LoyaltyServiceClient(c.Intercept(new UntracedClient()))).ToArray();
         await using var loyaltyDb = NpgsqlDataSource.Create(postgres.ConnectionString("loyaltydb"));
 
         // The consumer is up when an order recorded now earns (its queue and binding exist); keep recording in small

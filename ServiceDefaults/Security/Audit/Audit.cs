@@ -101,14 +101,22 @@ public sealed class AuditInterceptor : Interceptor
         finally { Audit.Current.Value = null; }
     }
 
-    internal static AuditCall Note(ServerCallContext context, IMessage message) =>
-        new(context.Caller(), context.Method, First(message, TargetFields), First(message, KeyFields));
-
-    private static string? First(IMessage message, string[] names)
+    internal static AuditCall Note(ServerCallContext context, IMessage message)
     {
-        foreach (var name in names)
-            if (message.Descriptor.FindFieldByName(name) is { FieldType: FieldType.String, IsRepeated: false } field
-                && field.Accessor.GetValue(message) is string { Length: > 0 } value)
+        var fields = Fields.GetOrAdd(message.Descriptor, static d => (Candidates(d, TargetFields), Candidates(d, KeyFields)));
+        return new(context.Caller(), context.Method, First(message, fields.Targets), First(message, fields.Keys));
+    }
+
+    /// <summary>Per request type, the string fields of <paramref name="names"/> it has, in that order (looked up once, not per call).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<MessageDescriptor, (FieldDescriptor[] Targets, FieldDescriptor[] Keys)> Fields = new();
+
+    private static FieldDescriptor[] Candidates(MessageDescriptor descriptor, string[] names) =>
+        [.. names.Select(descriptor.FindFieldByName).Where(f => f is { FieldType: FieldType.String, IsRepeated: false })];
+
+    private static string? First(IMessage message, FieldDescriptor[] fields)
+    {
+        foreach (var field in fields)
+            if (field.Accessor.GetValue(message) is string { Length: > 0 } value)
                 return value.Trim();
         return null;
     }

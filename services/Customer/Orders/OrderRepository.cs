@@ -37,8 +37,8 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
         bool inserted;
         try
         {
-            // The audit row goes in the same round trip as the order: when the order was recorded before (no row
-            // inserted) the transaction is rolled back below, and the audit row with it.
+            // The audit row and the OrderPaid outbox row go in the same round trip as the order: when the order was
+            // recorded before (no row inserted) the transaction is rolled back below, and both rows with it.
             await using var batch = new NpgsqlBatch(connection, transaction);
             var insert = new NpgsqlBatchCommand("""
                 INSERT INTO orders (id, customer_id, external_order_id, store_id, channel, lines, amount_paid, payment_method, paid_at, recorded_at)
@@ -57,6 +57,8 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
             insert.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = now });
             batch.BatchCommands.Add(insert);
             if (Crm.ServiceDefaults.Security.Audit.Audit.BatchCommand(id.ToString()) is { } audit) batch.BatchCommands.Add(audit);
+            batch.BatchCommands.Add(outbox.BatchCommand(new OrderPaid(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel,
+                order.Lines, order.AmountPaid, new DateTimeOffset(order.PaidAt, TimeSpan.Zero))));
             await batch.ExecuteNonQueryAsync(ct);
             inserted = insert.RecordsAffected == 1;
         }
@@ -76,8 +78,6 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
             return (existing, false);
         }
 
-        await outbox.AddAsync(transaction, new OrderPaid(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel,
-            order.Lines, order.AmountPaid, new DateTimeOffset(order.PaidAt, TimeSpan.Zero)), ct);
         await transaction.CommitAsync(ct);
         outbox.Wake();
         return (new OrderRecord(id, order.CustomerId, order.ExternalOrderId, order.StoreId, order.Channel, order.Lines,

@@ -170,6 +170,16 @@ public class OrderTests(SuiteFixture suite)
             "SELECT rpc, target_id, outcome FROM audit_events WHERE idempotency_key = ANY(@keys)",
             new { keys = new[] { request.ExternalOrderId, orphan.ExternalOrderId } })).ToList();
         Assert.Equal([("/crm.customer.v1.CustomerService/RecordOrder", first.Id, "OK")], rows);
+
+        // The OrderPaid outbox row (and its change feed copy) is in the same batch: one for the order, none for the
+        // retry, the conflicting repeat or the order of an unknown customer.
+        var keys = new[] { request.ExternalOrderId, orphan.ExternalOrderId };
+        Assert.Equal([first.Id], await db.QueryAsync<string>(
+            "SELECT payload->>'orderId' FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.OrderPaid,%' AND payload->>'externalOrderId' = ANY(@keys)",
+            new { keys }));
+        Assert.Equal([first.Id], await db.QueryAsync<string>(
+            "SELECT payload->>'orderId' FROM change_events WHERE event_type = 'OrderPaid' AND payload->>'externalOrderId' = ANY(@keys)",
+            new { keys }));
     }
 
     [Fact]
