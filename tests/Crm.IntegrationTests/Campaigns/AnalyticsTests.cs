@@ -264,7 +264,9 @@ public class AnalyticsTests(SuiteFixture suite)
         var fitted = await _analytics.FitModelsAsync(new FitModelsRequest());
         Assert.True(fitted.Fitted);
         Assert.True(fitted.R > 0 && fitted.AlphaDays > 0 && fitted.A > 0 && fitted.B > 0 && fitted.P > 0 && fitted.Q > 0 && fitted.Gamma > 0, fitted.ToString());
-        Assert.True(fitted.BgnbdLogLikelihood < 0 && fitted.BgnbdCustomers >= 6 && fitted.GammaGammaCustomers >= 4, fitted.ToString());
+        // The fit spans every customer in the database (other tests' too): a log-likelihood of purchase-time densities can be
+        // positive when those histories are tight (orders the same day), so only finiteness is a property of it.
+        Assert.True(double.IsFinite(fitted.BgnbdLogLikelihood) && fitted.BgnbdCustomers >= 6 && fitted.GammaGammaCustomers >= 4, fitted.ToString());
         Assert.Equal(fitted, await _analytics.GetModelParametersAsync(new GetModelParametersRequest()));
 
         var regular = await ProfileAsync(ids[2], tag);
