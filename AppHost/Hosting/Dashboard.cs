@@ -320,8 +320,8 @@ internal sealed class Dashboard(
     // ----- traces -----
 
     /// <summary>
-    /// A trace of database spans and nothing else: the outbox relay's and the sweepers' polls, twice a second per
-    /// service. Hidden from the list unless asked for (<c>all=true</c>), or they would bury the traces that matter.
+    /// A trace of database spans and nothing else: the sweepers' periodic polls (the outbox relay's statements are not
+    /// traced). Hidden from the list unless asked for (<c>all=true</c>), or they would bury the traces that matter.
     /// </summary>
     private static bool LonePoll(TraceSummary t) => t.OnlyDatabase;
 

@@ -126,8 +126,17 @@ try
     if (options.Phases.Contains("echo"))
         report.Echo = await EchoPhaseAsync("echo", "Echo", secured: false, "Ceiling for the RPC stack: bare gRPC echo");
     if (options.Phases.Contains("echo-auth"))
+    {
         report.EchoAuth = await EchoPhaseAsync("echo-auth", "Echo with auth", secured: true,
             "The same echo behind the services' authentication, rate limiter and role check");
+        // The bare echo again, after the secured one: the first phase also pays for tiering up the RPC stack's code, which
+        // made the pipeline look free. The cheaper of the two bare runs is the baseline, so the pipeline's cost is not understated.
+        if (report.Echo is { } first)
+        {
+            var again = await EchoPhaseAsync("echo", "Echo", secured: false, "The bare gRPC echo again, after the secured one");
+            if (again.Cpu.BenchSeconds / again.Calls < first.Cpu.BenchSeconds / first.Calls) report.Echo = again;
+        }
+    }
 
     if (options.Phases.Contains("pgbench-select"))
     {

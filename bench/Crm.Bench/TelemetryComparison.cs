@@ -83,8 +83,8 @@ public static class TelemetryComparison
         s.AppendLine("# Telemetry benchmark: the core figures with telemetry flowing to the dashboard, against the same runs without");
         s.AppendLine();
         s.AppendLine("Written by `bench/run.sh telemetry` (`./crm bench telemetry`). The core bench ran several times on the same machine,");
-        s.AppendLine("alternately with no OTLP export (the services still create their spans and metrics, as they do when no endpoint is");
-        s.AppendLine("set) and with every service exporting traces, logs and metrics over OTLP/gRPC to the dashboard's receiver in its own");
+        s.AppendLine("alternately with no OTLP export (no endpoint set: the services then register no tracing or metrics instrumentation");
+        s.AppendLine("at all) and with every service exporting traces, logs and metrics over OTLP/gRPC to the dashboard's receiver in its own");
         s.AppendLine("process (`Crm.AppHost otlp-sink`, the receiver and store the AppHost runs), with the settings the AppHost hands the");
         s.AppendLine("services (always-on sampling, batch export every second). Each run has its own ceilings (pgbench -S, pgbench TPC-B).");
         s.AppendLine("The verdict compares the median of the off runs with the median of the on runs; every run's figure is listed after it.");

@@ -80,6 +80,16 @@ public class MalformedInputTests(SuiteFixture suite, ITestOutputHelper output)
                     watch.Stop();
                     // A subscription still open at the mark has answered then; tearing the call down is the client's time.
                     var answered = stillOpen ? SubscriptionMark : watch.Elapsed;
+                    if (Acceptable.Contains(code) && answered > MaxReply)
+                    {
+                        // Slow once: the same request again. A service that stalls on this input is slow again; a pause of
+                        // the whole machine (a GC, the rest of the suite on 2 cores) is not. Both times are reported.
+                        var first = answered;
+                        watch.Restart();
+                        (code, detail, stillOpen) = await CallAsync(invoker, method, c.Payload);
+                        answered = stillOpen ? SubscriptionMark : watch.Elapsed;
+                        output.WriteLine($"{rpc} [{c.Name}]: answered after {first.TotalMilliseconds:0} ms, again in {answered.TotalMilliseconds:0} ms");
+                    }
                     codes[code] = codes.GetValueOrDefault(code) + 1;
                     if (answered > slowest) (slowest, slowestCase) = (answered, c.Name);
                     if (!Acceptable.Contains(code) || answered > MaxReply)
