@@ -23,9 +23,7 @@ public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWe
     public async Task Consume(ConsumeContext<Batch<TierChanged>> context)
     {
         var ct = context.CancellationToken;
-        var messages = context.Message.ToList();
-        var alone = messages.Where(m => m.MessageId is null || m.Headers.TryGetHeader(ParkedMessages.ReplayHeader, out _)).ToList();
-        var together = messages.Except(alone).ToList();
+        var (together, alone) = InboxBatch.Split(context);
         if (together.Count > 0)
         {
             try
@@ -41,24 +39,14 @@ public sealed class TierWelcomeBatchConsumer(NpgsqlDataSource dataSource, TierWe
             }
         }
         var single = new TierWelcomeConsumer(dataSource, welcome, outbox);
-        foreach (var message in alone)
-        {
-            // A message inside a batch lacks the scope's services, which the one-by-one consumer needs to park a message
-            // that keeps failing; without them it throws and the whole batch goes to MassTransit's retries, then _error.
-            message.GetOrAddPayload(() => services);
-            await single.Consume(message);
-        }
+        await InboxBatch.OneByOneAsync(alone, single, services);
     }
 
     private async Task<int> ApplyAsync(IReadOnlyList<ConsumeContext<TierChanged>> messages, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        // Sorted: two batches that share message ids (a copy published twice) wait on each other in the same order.
-        var claimed = (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            INSERT INTO inbox_messages (message_id, consumer) SELECT id, @consumer FROM unnest(@ids) AS id ORDER BY id ON CONFLICT DO NOTHING RETURNING message_id
-            """, new { ids = messages.Select(m => m.MessageId!.Value).Distinct().ToArray(), consumer = InboxName }, tx, cancellationToken: ct))).ToHashSet();
-        var fresh = messages.Where(m => claimed.Remove(m.MessageId!.Value)).Select(m => m.Message).ToList();
+        var fresh = await InboxBatch.ClaimAsync(tx, messages, InboxName, ct);
         var sent = await welcome.SendAsync(tx, fresh, ct);
         await tx.CommitAsync(ct);
         if (sent > 0) outbox.Wake();

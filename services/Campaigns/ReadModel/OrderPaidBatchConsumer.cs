@@ -1,4 +1,5 @@
 using Crm.Contracts;
+using Crm.Messaging;
 using Crm.Messaging.Parking;
 using Dapper;
 using MassTransit;
@@ -25,9 +26,7 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions
     public async Task Consume(ConsumeContext<Batch<OrderPaid>> context)
     {
         var ct = context.CancellationToken;
-        var messages = context.Message.ToList();
-        var alone = messages.Where(m => m.MessageId is null || m.Headers.TryGetHeader(ParkedMessages.ReplayHeader, out _)).ToList();
-        var together = messages.Except(alone).ToList();
+        var (together, alone) = InboxBatch.Split(context);
         var single = new OrderPaidConsumer(dataSource, options);
         if (together.Count > 0)
         {
@@ -43,24 +42,14 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions
                 alone.InsertRange(0, together);
             }
         }
-        foreach (var message in alone)
-        {
-            // A message inside a batch lacks the scope's services, which the one-by-one consumer needs to park a message
-            // that keeps failing; without them it throws and the whole batch goes to MassTransit's retries, then _error.
-            message.GetOrAddPayload(() => services);
-            await single.Consume(message);
-        }
+        await InboxBatch.OneByOneAsync(alone, single, services);
     }
 
     private async Task ApplyAsync(IReadOnlyList<ConsumeContext<OrderPaid>> messages, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var claimed = (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            INSERT INTO inbox_messages (message_id, consumer) SELECT id, @consumer FROM unnest(@ids) AS id ORDER BY id ON CONFLICT DO NOTHING RETURNING message_id
-            """, new { ids = messages.Select(m => m.MessageId!.Value).Distinct().ToArray(), consumer = InboxName }, tx, cancellationToken: ct))).ToHashSet();
-        // Sorted: two batches sharing a message id wait on each other in one order; an id twice in one batch is applied once.
-        var fresh = messages.Where(m => claimed.Remove(m.MessageId!.Value)).Select(m => OrderPaidConsumer.ToOrder(m.Message)).ToList();
+        var fresh = (await InboxBatch.ClaimAsync(tx, messages, InboxName, ct)).Select(OrderPaidConsumer.ToOrder).ToList();
         await ReadModelStore.UpsertOrdersAsync(connection, tx, fresh, options.Value.TimeZone, ct);
         await tx.CommitAsync(ct);
     }

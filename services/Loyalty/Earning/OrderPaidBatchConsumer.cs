@@ -25,9 +25,7 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, Outbox o
     public async Task Consume(ConsumeContext<Batch<OrderPaid>> context)
     {
         var ct = context.CancellationToken;
-        var messages = context.Message.ToList();
-        var alone = messages.Where(m => m.MessageId is null || m.Headers.TryGetHeader(ParkedMessages.ReplayHeader, out _)).ToList();
-        var together = messages.Except(alone).ToList();
+        var (together, alone) = InboxBatch.Split(context);
         if (together.Count > 0)
         {
             try
@@ -41,25 +39,14 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, Outbox o
             }
         }
         var single = new OrderPaidConsumer(dataSource, outbox, ledger, singleLogger);
-        foreach (var message in alone)
-        {
-            // A message inside a batch lacks the scope's services, which the one-by-one consumer needs to park a message
-            // that keeps failing; without them it would throw, and the whole batch would go to MassTransit's retries.
-            message.GetOrAddPayload(() => services);
-            await single.Consume(message);
-        }
+        await InboxBatch.OneByOneAsync(alone, single, services);
     }
 
     private async Task EarnAsync(IReadOnlyList<ConsumeContext<OrderPaid>> messages, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        // Sorted: two batches holding the same message id (a redelivery racing its first copy) wait on each other in one order.
-        var claimed = (await connection.QueryAsync<Guid>(new CommandDefinition("""
-            INSERT INTO inbox_messages (message_id, consumer) SELECT id, @consumer FROM unnest(@ids) AS id ORDER BY id ON CONFLICT DO NOTHING RETURNING message_id
-            """, new { ids = messages.Select(m => m.MessageId!.Value).Distinct().ToArray(), consumer = InboxName }, tx, cancellationToken: ct))).ToHashSet();
-        // A message id twice in one batch (a redelivery that caught up with the first copy) is claimed, and applied, once.
-        var orders = messages.Where(m => claimed.Remove(m.MessageId!.Value)).Select(m => m.Message).ToList();
+        var orders = await InboxBatch.ClaimAsync(tx, messages, InboxName, ct);
         if (orders.Count > 0)
         {
             var accounts = await ledger.LockAccountsAsync(tx, orders.Select(o => o.CustomerId), ct);
