@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Crm.Campaigns.V1;
 using Crm.Common.V1;
@@ -20,21 +19,12 @@ public class RecomputeRunTests(SuiteFixture suite)
 {
     private const string StagingLock = "SELECT pg_advisory_lock(hashtext('customer_scores_next'))";
     private const string StagingUnlock = "SELECT pg_advisory_unlock(hashtext('customer_scores_next'))";
-    private static readonly TimeSpan Prompt = TimeSpan.FromMilliseconds(500);
 
     private readonly AnalyticsService.AnalyticsServiceClient _analytics = new(suite.Campaigns.ChannelFor(Crm.ServiceDefaults.Security.Roles.Marketing));
 
-    private async Task<(RecomputeRun Run, TimeSpan Took)> TimedAsync(Func<Task<RecomputeRun>> call)
-    {
-        var watch = Stopwatch.StartNew();
-        var run = await call();
-        return (run, watch.Elapsed);
-    }
+    private Task<RecomputeRun> StartAsync() => _analytics.RecomputeScoresAsync(new RecomputeScoresRequest()).ResponseAsync;
 
-    private Task<(RecomputeRun, TimeSpan)> StartAsync() => TimedAsync(() => _analytics.RecomputeScoresAsync(new RecomputeScoresRequest()).ResponseAsync);
-
-    private Task<(RecomputeRun, TimeSpan)> GetAsync(long id) =>
-        TimedAsync(() => _analytics.GetRecomputeRunAsync(new GetRecomputeRunRequest { Id = id }).ResponseAsync);
+    private Task<RecomputeRun> GetAsync(long id) => _analytics.GetRecomputeRunAsync(new GetRecomputeRunRequest { Id = id }).ResponseAsync;
 
     private async Task<string> CustomerWithOrderAsync(decimal amount)
     {
@@ -74,8 +64,7 @@ public class RecomputeRunTests(SuiteFixture suite)
             known = await db.ExecuteScalarAsync<int>("SELECT count(*) FROM customers");
 
         var finished = await Recompute.RunAsync(_analytics);
-        var (polled, took) = await GetAsync(finished.Id);
-        Assert.True(took < Prompt, $"GetRecomputeRun took {took.TotalMilliseconds:0} ms");
+        var polled = await GetAsync(finished.Id);
         Assert.Equal((RecomputeState.Finished, finished.Customers, finished.FinishedAt, ""), (polled.State, polled.Customers, polled.FinishedAt, polled.Error));
         Assert.True(polled.FinishedAt.ToDateTime() >= polled.StartedAt.ToDateTime());
         Assert.Equal(polled.StartedAt, polled.AsOf); // scored as of the moment it started
@@ -108,9 +97,9 @@ public class RecomputeRunTests(SuiteFixture suite)
         long id;
         try
         {
-            var (first, firstTook) = await StartAsync();
-            var (second, secondTook) = await StartAsync();
-            Assert.True(firstTook < Prompt && secondTook < Prompt, $"{firstTook.TotalMilliseconds:0} ms, {secondTook.TotalMilliseconds:0} ms");
+            // Both calls return while the test holds the lock the run needs: neither waits for the run.
+            var first = await StartAsync();
+            var second = await StartAsync();
             Assert.Equal((RecomputeState.Running, RecomputeState.Running), (first.State, second.State));
             Assert.Equal((first.Id, first.StartedAt), (second.Id, second.StartedAt));
             Assert.Null(second.FinishedAt);
@@ -118,7 +107,7 @@ public class RecomputeRunTests(SuiteFixture suite)
             // Ten calls at once while it runs: the same run, every one of them.
             var parallel = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => _analytics.RecomputeScoresAsync(new RecomputeScoresRequest()).ResponseAsync));
             Assert.All(parallel, p => Assert.Equal((first.Id, RecomputeState.Running), (p.Id, p.State)));
-            var (polled, _) = await GetAsync(first.Id);
+            var polled = await GetAsync(first.Id);
             Assert.Equal(RecomputeState.Running, polled.State);
             id = first.Id;
         }
@@ -129,7 +118,7 @@ public class RecomputeRunTests(SuiteFixture suite)
 
         var done = await Recompute.WaitAsync(_analytics, id, DateTime.UtcNow.AddMinutes(2));
         Assert.Equal(RecomputeState.Finished, done.State);
-        var (next, _) = await StartAsync();
+        var next = await StartAsync();
         Assert.True(next.Id > id, $"{next.Id} after {id}");
         Assert.Equal(RecomputeState.Finished, (await Recompute.WaitAsync(_analytics, next.Id, DateTime.UtcNow.AddMinutes(2))).State);
     }
@@ -143,7 +132,7 @@ public class RecomputeRunTests(SuiteFixture suite)
         long id;
         try
         {
-            var (run, _) = await StartAsync();
+            var run = await StartAsync();
             id = run.Id;
             // A view where the run stages its rows: its DROP TABLE fails once the lock is free.
             await holder.ExecuteAsync("CREATE VIEW customer_scores_next AS SELECT 1 AS x");
@@ -167,7 +156,7 @@ public class RecomputeRunTests(SuiteFixture suite)
         Assert.Null(failed.FinishedAt);
         Assert.Contains(LogCapture.Instance.Lines, l => l.StartsWith("Error Crm.Campaigns.Analytics.ScoreRecompute", StringComparison.Ordinal)
             && l.Contains($"Recompute {id} failed", StringComparison.Ordinal) && l.Contains("customer_scores_next", StringComparison.Ordinal));
-        Assert.Equal(RecomputeState.Failed, (await GetAsync(id)).Item1.State);
+        Assert.Equal(RecomputeState.Failed, (await GetAsync(id)).State);
         // The previous run still answers "as of now".
         await using (var db = await suite.CampaignsDb.OpenConnectionAsync())
             Assert.Equal(before.Id, await db.ExecuteScalarAsync<long>("SELECT max(run_id) FROM customer_scores"));
