@@ -84,6 +84,27 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
     }
 
     /// <summary>
+    /// For a statement that computes its events itself (a set-based pass writing hundreds of them): two data-modifying
+    /// CTEs, <c>outbox_rows</c> and <c>change_rows</c> (one row per event), that write the rows of <paramref name="rows"/>
+    /// (a CTE or table with columns <c>id uuid</c>, <c>payload jsonb</c> holding the event as it serializes to JSON, and
+    /// <c>n</c>, their order) to the outbox and the change feed exactly as <see cref="AddRangeAsync{T}"/> does. The
+    /// statement must bind <c>@outboxTraceParent</c> to <see cref="TraceParent"/>.
+    /// </summary>
+    public static string InsertCtes<T>(string rows) where T : class => $"""
+        outbox_rows AS (
+            INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
+            SELECT r.id, '{Names<T>.TypeName}', r.payload, @outboxTraceParent::text FROM {rows} r ORDER BY r.n
+            RETURNING seq, id, payload),
+        change_rows AS (
+            INSERT INTO change_events (event_type, message_id, payload, customer_id)
+            SELECT '{Names<T>.EventType}', o.id, o.payload, change_event_customer(o.payload) FROM outbox_rows o ORDER BY o.seq
+            RETURNING 1)
+        """;
+
+    /// <summary>The trace the events of <see cref="InsertCtes{T}"/> belong to (the current activity's), or null.</summary>
+    public static string? TraceParent => Activity.Current?.Id;
+
+    /// <summary>
     /// The change feed's copy of the outbox rows <c>o</c>, in the same statement (migration 0008): the same transaction
     /// (tx) and the outbox's order. Cheaper in Postgres than the statement trigger that did it before.
     /// </summary>

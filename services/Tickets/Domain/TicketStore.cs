@@ -66,9 +66,10 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
     }
 
     /// <summary>
-    /// Writes the ticket, its search text, its two running SLA targets, a complaint's "receive" step and, within a gRPC
-    /// call, the audit row, in one round trip; then TicketOpened. The customer's tier is read in the same statement, so
-    /// the due times of every target the ticket's priority can get are computed before and the statement picks by tier.
+    /// Writes the ticket, its search text, its two running SLA targets, a complaint's "receive" step, TicketOpened (outbox
+    /// and change feed) and, within a gRPC call, the audit row, in one round trip. The customer's tier is read in the same
+    /// statement, so the due times of every target the ticket's priority can get are computed before and the statement
+    /// picks by tier; the event gets the tier there too.
     /// Nothing is written for a key that is taken (a retry; the caller rolls back) or a queue that does not exist.
     /// </summary>
     /// <returns>The new ticket, or null when its idempotency key is taken.</returns>
@@ -85,7 +86,7 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             Attachments = JsonSerializer.Serialize(t.Attachments, Json), Queue = t.Queue, OpenedBy = openedBy,
             OpenedAt = now, UpdatedAt = now, IdempotencyKey = t.IdempotencyKey,
         };
-        var open = new NpgsqlBatchCommand("""
+        var open = new NpgsqlBatchCommand($"""
             WITH input AS (
                 SELECT c.tier, coalesce(array_position(@tiers, c.tier), cardinality(@tiers) + 1) AS choice
                 FROM (SELECT (SELECT tier FROM customer_tiers WHERE customer_id = @customer) AS tier) c),
@@ -100,7 +101,9 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
                 RETURNING id, fr_due_at, res_due_at),
             search AS (INSERT INTO ticket_search (ticket_id, search_text) SELECT id, @subject || ' ' || @description FROM ticket),
             sla AS (INSERT INTO sla_targets (due_at, ticket_id, target) SELECT fr_due_at, id, 1 FROM ticket UNION ALL SELECT res_due_at, id, 2 FROM ticket),
-            step AS (INSERT INTO complaint_steps (ticket_id, step, done_by, done_at) SELECT id, 'receive', @openedBy, @now FROM ticket WHERE @complaint)
+            step AS (INSERT INTO complaint_steps (ticket_id, step, done_by, done_at) SELECT id, 'receive', @openedBy, @now FROM ticket WHERE @complaint),
+            opened AS (SELECT uuid_v7() AS id, 1 AS n, @opened::jsonb || jsonb_build_object('customerTier', i.tier) AS payload FROM ticket, input i),
+            {Outbox.InsertCtes<TicketOpened>("opened")}
             SELECT EXISTS (SELECT 1 FROM ticket) AS inserted, i.tier, i.choice,
                    @queue IS NULL OR EXISTS (SELECT 1 FROM queues WHERE name = @queue) AS queue_found,
                    @key IS NOT NULL AND EXISTS (SELECT 1 FROM tickets WHERE idempotency_key = @key) AS taken
@@ -128,6 +131,13 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
         p.Add(new NpgsqlParameter("resMinutes", NpgsqlDbType.Array | NpgsqlDbType.Integer) { Value = choices.Select(c => c.ResolutionMinutes).ToArray() });
         p.Add(new NpgsqlParameter("resDue", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = resDue });
         p.Add(new NpgsqlParameter("complaint", NpgsqlDbType.Boolean) { Value = row.Type == TicketTypes.Complaint });
+        // TicketOpened without the tier, which only the statement reads; it sets customerTier in the payload.
+        p.Add(new NpgsqlParameter("opened", NpgsqlDbType.Text)
+        {
+            Value = JsonSerializer.Serialize(new TicketOpened(row.Id, row.CustomerId, TypeNames[row.Type], ChannelNames[row.Channel],
+                SlaPolicies.PriorityNames[row.Priority], row.OrderRef, row.Tags, null, Utc(now)), Json),
+        });
+        p.Add(new NpgsqlParameter("outboxTraceParent", NpgsqlDbType.Text) { Value = (object?)Outbox.TraceParent ?? DBNull.Value });
         await using var batch = new NpgsqlBatch(tx.Connection, tx) { BatchCommands = { open } };
         // The audit row rides along: when nothing was inserted the caller rolls back, and the audit row with it.
         if (Crm.ServiceDefaults.Security.Audit.Audit.BatchCommand(row.Id.ToString()) is { } audit) batch.BatchCommands.Add(audit);
@@ -154,8 +164,6 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
         row.FrDueAt = frDue[choice];
         row.ResTargetMinutes = choices[choice].ResolutionMinutes;
         row.ResDueAt = resDue[choice];
-        await outbox.AddAsync(tx, new TicketOpened(row.Id, row.CustomerId, TypeNames[row.Type], ChannelNames[row.Channel],
-            SlaPolicies.PriorityNames[row.Priority], row.OrderRef, row.Tags, row.CustomerTier, Utc(now)), ct);
         return row;
     }
 

@@ -36,12 +36,13 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
     }
 
     /// <summary>
-    /// A chunk of due targets in one statement and one outbox insert, whatever its size. The statement takes the due
-    /// targets, locks their tickets (SKIP LOCKED: a ticket someone is working is left for the next pass), deletes exactly
-    /// those targets (a target met or paused meanwhile is gone already and is not breached), and escalates each ticket
-    /// once per breached target: the priority one step up per target, the queue to the supervisor queue of its team
-    /// (else Tickets:SupervisorQueue), applied once or twice. It returns what each event needs: the priority before, the
-    /// queue after one and after two steps, and the due time of each breached target.
+    /// A chunk of due targets in one statement, events included. The statement takes the due targets, locks their tickets
+    /// (SKIP LOCKED: a ticket someone is working is left for the next pass), deletes exactly those targets (a target met
+    /// or paused meanwhile is gone already and is not breached), and escalates each ticket once per breached target: the
+    /// priority one step up per target, the queue to the supervisor queue of its team (else Tickets:SupervisorQueue),
+    /// applied once or twice. It writes one SlaBreached per target, first response before resolution and tickets in id
+    /// order, each with the priority and queue after its own step, built in SQL (migration 0005) and written the way
+    /// Outbox writes them: nothing per breach is read back, serialized or sent from here.
     /// </summary>
     private async Task<(int Found, int Breaches)> BreachBatchAsync(CancellationToken ct)
     {
@@ -50,7 +51,7 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
         await using var tx = await connection.BeginTransactionAsync(ct);
         // Tickets are locked before their targets are deleted: the order in which TicketStore takes them too, so the two
         // never deadlock. The DELETE names each target by its whole key, so it needs no scan of the due range.
-        var breached = (await connection.QueryAsync<BreachedTicket>(new CommandDefinition($"""
+        var (found, tickets) = await connection.QuerySingleAsync<(int Found, int Tickets)>(new CommandDefinition($"""
             WITH due AS (
                 SELECT due_at, ticket_id, target FROM sla_targets WHERE due_at <= @now ORDER BY due_at LIMIT {Batch}),
             locked AS (
@@ -61,61 +62,47 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
                 RETURNING s.ticket_id, s.target, s.due_at),
             per_ticket AS (
                 SELECT ticket_id, count(*)::int AS n,
-                       max(due_at) FILTER (WHERE target = {RunningTargets.FirstResponse}) AS fr_due,
-                       max(due_at) FILTER (WHERE target = {RunningTargets.Resolution}) AS res_due
+                       bool_or(target = {RunningTargets.FirstResponse}) AS fr, bool_or(target = {RunningTargets.Resolution}) AS res
                 FROM gone GROUP BY ticket_id),
             escalation AS (
                 SELECT q.name, (SELECT s.name FROM queues s WHERE s.team = q.team AND s.supervisor_queue ORDER BY s.name LIMIT 1) AS supervisor
-                FROM queues q)
-            UPDATE tickets t SET
-                priority = least(t.priority + b.n, @urgent),
-                queue = CASE WHEN b.n = 1 THEN coalesce(e1.supervisor, @fallback) ELSE coalesce(e2.supervisor, @fallback) END,
-                escalated = true, updated_at = @now,
-                fr_breached_at = CASE WHEN b.fr_due IS NULL THEN t.fr_breached_at ELSE @now END,
-                res_breached_at = CASE WHEN b.res_due IS NULL THEN t.res_breached_at ELSE @now END
-            FROM per_ticket b
-            JOIN locked l ON l.id = b.ticket_id
-            LEFT JOIN escalation e1 ON e1.name = l.queue
-            LEFT JOIN escalation e2 ON e2.name = coalesce(e1.supervisor, @fallback)
-            WHERE t.id = b.ticket_id
-            RETURNING t.id, t.customer_id, l.priority AS priority_before, coalesce(e1.supervisor, @fallback) AS first_queue,
-                coalesce(e2.supervisor, @fallback) AS second_queue, b.fr_due, b.res_due
-            """, new { now, urgent = Priorities.Urgent, fallback = options.Value.SupervisorQueue }, tx, cancellationToken: ct)))
-            .OrderBy(t => t.Id).ToList();
-
-        // One event per target, first response before resolution; each carries the priority and queue after its own step.
-        var events = new List<SlaBreached>(breached.Count);
-        foreach (var t in breached)
-        {
-            var steps = 0;
-            foreach (var (target, due) in new[] { (RunningTargets.FirstResponse, t.FrDue), (RunningTargets.Resolution, t.ResDue) })
+                FROM queues q),
+            escalated AS (
+                UPDATE tickets t SET
+                    priority = least(t.priority + b.n, @urgent),
+                    queue = CASE WHEN b.n = 1 THEN coalesce(e1.supervisor, @fallback) ELSE coalesce(e2.supervisor, @fallback) END,
+                    escalated = true, updated_at = @now,
+                    fr_breached_at = CASE WHEN b.fr THEN @now ELSE t.fr_breached_at END,
+                    res_breached_at = CASE WHEN b.res THEN @now ELSE t.res_breached_at END
+                FROM per_ticket b
+                JOIN locked l ON l.id = b.ticket_id
+                LEFT JOIN escalation e1 ON e1.name = l.queue
+                LEFT JOIN escalation e2 ON e2.name = coalesce(e1.supervisor, @fallback)
+                WHERE t.id = b.ticket_id
+                RETURNING t.id, t.customer_id, l.priority AS priority_before, coalesce(e1.supervisor, @fallback) AS first_queue,
+                    coalesce(e2.supervisor, @fallback) AS second_queue),
+            steps AS (
+                SELECT ticket_id, target, due_at, row_number() OVER (PARTITION BY ticket_id ORDER BY target)::int AS step FROM gone),
+            events AS (
+                SELECT uuid_v7() AS id, row_number() OVER (ORDER BY e.id, s.target) AS n, jsonb_build_object(
+                    'ticketId', e.id, 'customerId', e.customer_id,
+                    'target', CASE s.target WHEN {RunningTargets.FirstResponse} THEN 'first_response' ELSE 'resolution' END,
+                    'dueAt', json_instant(s.due_at), 'detectedAt', json_instant(@now),
+                    'newPriority', (@priorityNames::text[])[least(e.priority_before + s.step, @urgent) + 1],
+                    'escalatedTo', CASE WHEN s.step = 1 THEN e.first_queue ELSE e.second_queue END) AS payload
+                FROM escalated e JOIN steps s ON s.ticket_id = e.id),
+            {Outbox.InsertCtes<SlaBreached>("events")}
+            SELECT (SELECT count(*)::int FROM change_rows) AS found, (SELECT count(*)::int FROM escalated) AS tickets
+            """, new
             {
-                if (due is not { } dueAt) continue;
-                steps++;
-                events.Add(new SlaBreached(t.Id, t.CustomerId, RunningTargets.Name(target), TicketStore.Utc(dueAt), TicketStore.Utc(now),
-                    SlaPolicies.PriorityNames[Math.Min(t.PriorityBefore + steps, Priorities.Urgent)], steps == 1 ? t.FirstQueue : t.SecondQueue));
-            }
-        }
-        await outbox.AddRangeAsync(tx, events, ct);
+                now, urgent = Priorities.Urgent, fallback = options.Value.SupervisorQueue, priorityNames = SlaPolicies.PriorityNames,
+                outboxTraceParent = Outbox.TraceParent,
+            }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
-        if (events.Count == 0) return (0, 0);
+        if (found == 0) return (0, 0);
         outbox.Wake();
-        logger.LogWarning("SLA pass breached {Targets} targets on {Tickets} tickets and escalated them", events.Count, breached.Count);
-        if (logger.IsEnabled(LogLevel.Debug))
-            foreach (var e in events)
-                logger.LogDebug("Ticket {TicketId} breached its SLA; escalated to {Queue} at priority {Priority}", e.TicketId, e.EscalatedTo, e.NewPriority);
-        return (events.Count, events.Count);
-    }
-
-    private sealed class BreachedTicket
-    {
-        public Guid Id { get; set; }
-        public Guid CustomerId { get; set; }
-        public int PriorityBefore { get; set; }
-        public string FirstQueue { get; set; } = "";
-        public string SecondQueue { get; set; } = "";
-        public DateTime? FrDue { get; set; }
-        public DateTime? ResDue { get; set; }
+        logger.LogWarning("SLA pass breached {Targets} targets on {Tickets} tickets and escalated them", found, tickets);
+        return (found, found);
     }
 
     /// <summary>Marks each running target that falls due within the window, once; one log line for the pass.</summary>

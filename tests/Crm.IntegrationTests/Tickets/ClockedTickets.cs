@@ -12,7 +12,8 @@ using Npgsql;
 namespace Crm.IntegrationTests.Tickets;
 
 /// <summary>
-/// A tickets service of its own (database ticketsclockdb, queues tickets-clock-*) on a fake clock, so SLA clocks, reopen
+/// A tickets service of its own (a database per test class, tickets_clock_&lt;class&gt;, so one class's scheduler passes never
+/// see another's tickets; queues tickets-clock-*) on a fake clock, so SLA clocks, reopen
 /// windows and care-call delays move when a test says. The scheduler's own timer is parked (30 days, the longest it takes); tests run passes
 /// themselves. The calendar is the default: Asia/Shanghai, 9:00-18:00 Monday to Friday.
 /// </summary>
@@ -25,17 +26,20 @@ public abstract class ClockedTickets(SuiteFixture suite) : IAsyncLifetime
     protected NpgsqlDataSource Db = null!;
     protected TicketService.TicketServiceClient Admin = null!;
 
+    private string Database => "tickets_clock_" + GetType().Name.ToLowerInvariant();
+
     public async Task InitializeAsync()
     {
+        await Suite.Infrastructure.Postgres!.CreateDatabaseAsync(Database);
         Host = await ServiceHost.StartAsync(
             args => Crm.Tickets.TicketsApp.Build(args, services =>
             {
                 services.AddSingleton<TimeProvider>(Clock);
                 services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
             }),
-            Suite.Infrastructure, "tickets-clock", "ticketsclockdb", connectionName: "ticketsdb",
+            Suite.Infrastructure, "tickets-clock", Database, connectionName: "ticketsdb",
             extraArgs: ["--Tickets:SchedulerInterval=30.00:00:00"]);
-        Db = NpgsqlDataSource.Create(Suite.Infrastructure.Postgres!.ConnectionString("ticketsclockdb"));
+        Db = NpgsqlDataSource.Create(Suite.Infrastructure.Postgres!.ConnectionString(Database));
         Admin = new TicketService.TicketServiceClient(Host.Channel);
     }
 

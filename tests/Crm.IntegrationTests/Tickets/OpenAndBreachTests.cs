@@ -56,6 +56,49 @@ public class OpenAndBreachTests(SuiteFixture suite) : ClockedTickets(suite)
     }
 
     /// <summary>
+    /// TicketOpened and SlaBreached are built in SQL (the tier merged in, instants formatted there): each must be the
+    /// JSON System.Text.Json writes for the same record, to the microsecond fraction, with the same copy in the change
+    /// feed under the ticket's customer.
+    /// </summary>
+    [Fact]
+    public async Task Events_built_in_SQL_are_the_JSON_the_records_serialize_to_and_reach_the_change_feed()
+    {
+        var customer = Guid.NewGuid();
+        await using var connection = await Db.OpenConnectionAsync();
+        await connection.ExecuteAsync("INSERT INTO customer_tiers (customer_id, tier, sequence, changed_at) VALUES (@customer, 'S5', 1, now())",
+            new { customer });
+        var openedAt = new DateTimeOffset(2028, 1, 4, 10, 0, 0, Shanghai).AddTicks(1_234_500); // a Tuesday, 10:00:00.12345
+        Clock.SetUtcNow(openedAt);
+        var ticket = await Admin.OpenTicketAsync(new OpenTicketRequest
+        {
+            CustomerId = customer.ToString(), Type = TicketType.Inquiry, Channel = Channel.App, Priority = Priority.Urgent,
+            Subject = "Engraving spelled wrong", Tags = { "engraving" },
+        });
+        var id = Guid.Parse(ticket.Id);
+        var due = ticket.FirstResponse.DueAt.ToDateTime();
+        Assert.Equal(1_234_500, due.Ticks % TimeSpan.TicksPerSecond); // the fraction carried into the due time
+        Clock.SetUtcNow(new DateTimeOffset(due).AddMinutes(1));
+        var detected = Clock.GetUtcNow().ToUniversalTime();
+        await RunSchedulerAsync(); // QuerySingle below: exactly one SlaBreached for the ticket
+
+        object[] expected =
+        [
+            new Crm.Contracts.TicketOpened(id, customer, "inquiry", "app", "urgent", null, ["engraving"], "S5", openedAt.ToUniversalTime()),
+            new Crm.Contracts.SlaBreached(id, customer, "first_response", new DateTimeOffset(due, TimeSpan.Zero), detected, "urgent", "supervisors"),
+        ];
+        foreach (var e in expected)
+        {
+            var json = JsonSerializer.Serialize(e, e.GetType(), new JsonSerializerOptions(JsonSerializerDefaults.Web));
+            var (outbox, feed, feedCustomer) = await connection.QuerySingleAsync<(bool, bool, Guid)>("""
+                SELECT o.payload = @json::jsonb, c.payload = @json::jsonb, c.customer_id
+                FROM outbox_messages o JOIN change_events c ON c.message_id = o.id
+                WHERE o.message_type LIKE @type AND o.payload->>'ticketId' = @ticketId
+                """, new { json, type = $"Crm.Contracts.{e.GetType().Name},%", ticketId = ticket.Id });
+            Assert.Equal((true, true, customer), (outbox, feed, feedCustomer));
+        }
+    }
+
+    /// <summary>
     /// One pass breaches every overdue target once, each breach one priority step up: a low inquiry that missed both its
     /// first response (8 business hours) and its resolution (45) goes to high, a normal one (4 / 27) to urgent; the team's
     /// ticket moves to the team's supervisor queue, the one without a queue to Tickets:SupervisorQueue ("supervisors").
