@@ -34,6 +34,7 @@ public static class CopyCeiling
             FROM STDIN (FORMAT BINARY)
             """, ct))
         {
+            writer.Timeout = TimeSpan.FromMinutes(30); // not the default 30 s: the final flush of a million rows can take longer on a busy machine
             foreach (var o in generator.All())
             {
                 var now = DateTime.UtcNow;

@@ -37,4 +37,22 @@ public static class AuditBatch
         command.Parameters.Add(new NpgsqlParameter { Value = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         await command.ExecuteNonQueryAsync(ct);
     }
+
+    /// <summary>The rows <see cref="RecordAsync"/> writes, with binary COPY instead of an INSERT (the bulk import's path).</summary>
+    public static async Task CopyAsync(NpgsqlTransaction tx, ServerCallContext context, IReadOnlyList<(IMessage Request, string TargetId)> writes,
+        CancellationToken ct)
+    {
+        if (writes.Count == 0) return;
+        await using var writer = await tx.Connection!.BeginBinaryImportAsync(
+            "COPY audit_events (subject, role, client_id, rpc, target_id, idempotency_key, outcome) FROM STDIN (FORMAT BINARY)", ct);
+        foreach (var (request, targetId) in writes)
+        {
+            var call = AuditInterceptor.Note(context, request);
+            await writer.StartRowAsync(ct);
+            foreach (var value in new[] { call.Caller.Subject, call.Caller.Role, call.Caller.ClientId, call.Rpc, targetId, call.IdempotencyKey, "OK" })
+                if (value is null) await writer.WriteNullAsync(ct);
+                else await writer.WriteAsync(value, NpgsqlDbType.Text, ct);
+        }
+        await writer.CompleteAsync(ct);
+    }
 }

@@ -24,6 +24,7 @@ public sealed partial class ImportGrpcService
 {
     public const int MaxBatch = 500;
     private const int BatchesInFlight = 2;
+    private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
     private async Task RunInBatchesAsync(IAsyncStreamReader<ImportOrderItem> items, IServerStreamWriter<ImportItemStatus> statuses,
         ServerCallContext context)
@@ -53,9 +54,13 @@ public sealed partial class ImportGrpcService
         {
             await foreach (var batch in pending.Reader.ReadAllAsync(ct))
             {
-                foreach (var status in await batch)
+                var answers = await batch;
+                for (var i = 0; i < answers.Length; i++)
                 {
+                    var status = answers[i];
                     counts[status.Outcome] = counts.GetValueOrDefault(status.Outcome) + 1;
+                    // A batch's statuses go out together: flushing each would cost an HTTP/2 frame and a wake-up per item on both ends.
+                    statuses.WriteOptions = i < answers.Length - 1 ? Buffered : null;
                     await statuses.WriteAsync(status, ct);
                 }
                 slots.Release();
@@ -136,7 +141,7 @@ public sealed partial class ImportGrpcService
 
             try
             {
-                var recorded = await orders.RecordManyAsync(batch, (tx, created) => AuditBatch.RecordAsync(tx, context,
+                var recorded = await orders.RecordManyAsync(batch, (tx, created) => AuditBatch.CopyAsync(tx, context,
                     created.Select(c => ((IMessage)requests[itemOf[c.Index]], c.Id.ToString())).ToList(), ct), ct);
                 for (var k = 0; k < recorded.Length; k++)
                 {
