@@ -71,8 +71,9 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
             if (outcomes[i] == SendOutcome.Deferred && notBefore is null) pending.Add(i);
         }
 
-        var names = await NamesAsync(pending.Select(i => requests[i].CustomerId).Distinct(), ct);
-        pending.RemoveAll(i => names[requests[i].CustomerId] is null);
+        // The customer service is asked only for the names a template shows: a text without {name} costs no remote call.
+        var names = await NamesAsync(pending.Where(i => UsesName(requests[i])).Select(i => requests[i].CustomerId).Distinct(), ct);
+        pending.RemoveAll(i => UsesName(requests[i]) && names[requests[i].CustomerId] is null);
         var taken = new List<Guid>();
         try
         {
@@ -105,7 +106,7 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
                 var c = read[r.CustomerId];
                 var text = Templates.Render(r.Campaign.Template, new Dictionary<string, string>
                 {
-                    ["name"] = names[r.CustomerId]!, ["tier"] = r.Tier ?? c.Tier ?? "", ["points"] = (c.Points ?? 0).ToString(CultureInfo.InvariantCulture),
+                    ["name"] = names.GetValueOrDefault(r.CustomerId) ?? "", ["tier"] = r.Tier ?? c.Tier ?? "", ["points"] = (c.Points ?? 0).ToString(CultureInfo.InvariantCulture),
                     ["coupon"] = coupons.GetValueOrDefault(i, ""),
                 });
                 messages.Add(new OutgoingMessage(r.Campaign.CampaignId, r.CustomerId, r.Occurrence, (CampaignChannel)r.Campaign.Channel, text));
@@ -180,6 +181,8 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
         SendOutcome.Control => "control",
         _ => "deferred",
     };
+
+    private static bool UsesName(SendRequest request) => request.Campaign.Template.Contains("{name}", StringComparison.Ordinal);
 
     /// <summary>Each customer's name, asked in parallel; null for one the customer service did not answer in time (its sends are deferred).</summary>
     private async Task<Dictionary<Guid, string?>> NamesAsync(IEnumerable<Guid> customerIds, CancellationToken ct)
