@@ -14,7 +14,7 @@ public enum RecomputeState { Running, Finished, Failed }
 public sealed record RecomputeStatus(long Id, RecomputeState State, DateTime StartedAt, int HorizonDays, RecomputeRun? Run, string? Error);
 
 /// <summary>
-/// The full recompute of the stored scores: one aggregate query streams every customer's facts (orders net of refunds,
+/// The full recompute of the stored scores: every customer's facts (orders net of refunds,
 /// windows, tier) into compact records (summed from the monthly roll-up where it is filled, <see cref="MonthlyFacts"/>), the
 /// models are fitted on a random sample of buyers if asked (or if there is no
 /// fit yet), <see cref="Engine"/> scores the whole population as of now in parallel chunks, and the rows are written by binary
@@ -178,23 +178,16 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
     internal static async Task<List<CustomerFacts>> ReadFactsAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, Engine engine, CampaignsOptions o,
         DateTime asOf, bool fromMonths, CancellationToken ct)
     {
-        var tiers = new Dictionary<string, string>();
-        var facts = new List<CustomerFacts>();
         var currentFrom = engine.MonthsBefore(asOf, o.CurrentValueMonths);
         var windowFrom = engine.MonthsBefore(asOf, o.RfmWindowMonths);
-        await using var command = new NpgsqlCommand(fromMonths ? MonthlyFacts.Sql : FromOrdersSql, connection, tx)
-        {
-            CommandTimeout = 1800,
-            Parameters =
-            {
-                new() { Value = asOf, NpgsqlDbType = NpgsqlDbType.TimestampTz },
-                new() { Value = currentFrom, NpgsqlDbType = NpgsqlDbType.TimestampTz },
-                new() { Value = windowFrom, NpgsqlDbType = NpgsqlDbType.TimestampTz },
-            },
-        };
-        if (fromMonths)
-            foreach (var (value, type) in MonthlyFacts.MonthParameters(engine, asOf, currentFrom, windowFrom))
-                command.Parameters.Add(new NpgsqlParameter { Value = value, NpgsqlDbType = type });
+        (object, NpgsqlDbType)[] parameters =
+            [(asOf, NpgsqlDbType.TimestampTz), (currentFrom, NpgsqlDbType.TimestampTz), (windowFrom, NpgsqlDbType.TimestampTz)];
+        if (fromMonths) return await MonthlyFacts.ReadAsync(connection, tx, [.. parameters, .. MonthlyFacts.MonthParameters(engine, asOf, currentFrom, windowFrom)], ct);
+
+        var tiers = new Dictionary<string, string>();
+        var facts = new List<CustomerFacts>();
+        await using var command = new NpgsqlCommand(FromOrdersSql, connection, tx) { CommandTimeout = 1800 };
+        foreach (var (value, type) in parameters) command.Parameters.Add(new NpgsqlParameter { Value = value, NpgsqlDbType = type });
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
