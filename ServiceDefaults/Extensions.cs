@@ -74,7 +74,8 @@ public static class ServiceDefaultsExtensions
                 .AddAspNetCoreInstrumentation(o =>
                     o.Filter = ctx => !ctx.Request.Path.StartsWithSegments(HealthEndpointPath)
                                       && !ctx.Request.Path.StartsWithSegments(AlivenessEndpointPath))
-                .AddGrpcClientInstrumentation()
+                // One client span per outgoing gRPC call: without this, HttpClient's span of the same request sat under it.
+                .AddGrpcClientInstrumentation(o => o.SuppressDownstreamInstrumentation = true)
                 .AddHttpClientInstrumentation()
                 .AddNpgsql())
             .UseOtlpExporter();
