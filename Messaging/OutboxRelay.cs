@@ -2,11 +2,13 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Text.Json;
 using MassTransit;
+using MassTransit.Logging;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using OpenTelemetry;
 
 namespace Crm.Messaging;
 
@@ -285,7 +287,15 @@ public sealed class OutboxRelay(
             timeout.CancelAfter(_options.PublishTimeout);
             try
             {
-                publish = bus.Publish(message, type, context => context.MessageId = row.Id, timeout.Token);
+                // This span carries the trace to the consumers: its id goes in the header MassTransit's consumers take
+                // their parent from. MassTransit's own send span (a second span per message, with a dozen attributes
+                // and its own baggage, that said nothing this one does not) is not created.
+                using var _ = SuppressInstrumentationScope.Begin();
+                publish = bus.Publish(message, type, context =>
+                {
+                    context.MessageId = row.Id;
+                    if (activity is not null) context.Headers.Set(DiagnosticHeaders.ActivityId, activity.Id);
+                }, timeout.Token);
             }
             catch
             {

@@ -68,13 +68,15 @@ public static class ServiceDefaultsExtensions
             })
             .WithTracing(tracing => tracing
                 .AddSource(builder.Environment.ApplicationName)
-                // MassTransit's publish/consume spans carry the trace from a producer to its consumers (AddMessaging
-                // adds it too, with the outbox relay's source); Npgsql's are added by AddNpgsql below.
+                // MassTransit's consume spans continue the trace of the relay's "outbox publish" span (whose id the relay
+                // sends; MassTransit's own send span is not made). AddMessaging adds both sources too; Npgsql's are added
+                // by AddNpgsql below.
                 .AddSource("MassTransit")
                 .AddAspNetCoreInstrumentation(o =>
                     o.Filter = ctx => !ctx.Request.Path.StartsWithSegments(HealthEndpointPath)
                                       && !ctx.Request.Path.StartsWithSegments(AlivenessEndpointPath))
-                .AddGrpcClientInstrumentation()
+                // One client span per outgoing gRPC call: without this, HttpClient's span of the same request sat under it.
+                .AddGrpcClientInstrumentation(o => o.SuppressDownstreamInstrumentation = true)
                 .AddHttpClientInstrumentation()
                 .AddNpgsql())
             .UseOtlpExporter();

@@ -41,11 +41,10 @@ internal sealed class OtlpReceiver(TelemetryStore store) : IAsyncDisposable
         builder.Services.AddGrpc(o => o.MaxReceiveMessageSize = 64 * 1024 * 1024);
         builder.Services.AddSingleton(store);
         var app = builder.Build();
-        app.MapGrpcService<TraceReceiver>().RequireHost($"*:{grpcPort}");
+        app.MapGrpcService<RawTraceReceiver>().RequireHost($"*:{grpcPort}");
         app.MapGrpcService<LogsReceiver>().RequireHost($"*:{grpcPort}");
         app.MapGrpcService<MetricsReceiver>().RequireHost($"*:{grpcPort}");
-        app.MapPost("/v1/traces", (HttpRequest r) => Http(r, OtlpTraces.ExportTraceServiceRequest.Parser, store.Add, new OtlpTraces.ExportTraceServiceResponse()))
-            .RequireHost($"*:{httpPort}");
+        app.MapPost("/v1/traces", (HttpRequest r) => HttpTraces(r, store)).RequireHost($"*:{httpPort}");
         app.MapPost("/v1/logs", (HttpRequest r) => Http(r, OtlpLogs.ExportLogsServiceRequest.Parser, store.Add, new OtlpLogs.ExportLogsServiceResponse()))
             .RequireHost($"*:{httpPort}");
         app.MapPost("/v1/metrics", (HttpRequest r) => Http(r, OtlpMetrics.ExportMetricsServiceRequest.Parser, store.Add, new OtlpMetrics.ExportMetricsServiceResponse()))
@@ -71,20 +70,23 @@ internal sealed class OtlpReceiver(TelemetryStore store) : IAsyncDisposable
         return Results.Bytes(response.ToByteArray(), "application/x-protobuf");
     }
 
+    /// <summary>OTLP/HTTP traces: the body's bytes go to the store as they are (see <see cref="OtlpSpans"/>).</summary>
+    private static async Task<IResult> HttpTraces(HttpRequest request, TelemetryStore store)
+    {
+        if (request.ContentType?.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) != true)
+            return Results.StatusCode(StatusCodes.Status415UnsupportedMediaType);
+        using var body = new MemoryStream();
+        await request.Body.CopyToAsync(body);
+        try { store.AddTraces(body.GetBuffer().AsSpan(0, (int)body.Length)); }
+        catch (InvalidDataException) { return Results.BadRequest(); }
+        return Results.Bytes(new OtlpTraces.ExportTraceServiceResponse().ToByteArray(), "application/x-protobuf");
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_app is null) return;
         await _app.StopAsync(TimeSpan.FromSeconds(2));
         await _app.DisposeAsync();
-    }
-
-    private sealed class TraceReceiver(TelemetryStore store) : OtlpTraces.TraceService.TraceServiceBase
-    {
-        public override Task<OtlpTraces.ExportTraceServiceResponse> Export(OtlpTraces.ExportTraceServiceRequest request, ServerCallContext context)
-        {
-            store.Add(request);
-            return Task.FromResult(new OtlpTraces.ExportTraceServiceResponse());
-        }
     }
 
     private sealed class LogsReceiver(TelemetryStore store) : OtlpLogs.LogsService.LogsServiceBase

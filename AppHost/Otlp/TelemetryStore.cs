@@ -5,20 +5,11 @@ using OpenTelemetry.Proto.Common.V1;
 using OpenTelemetry.Proto.Metrics.V1;
 using OtlpLogs = OpenTelemetry.Proto.Collector.Logs.V1;
 using OtlpMetrics = OpenTelemetry.Proto.Collector.Metrics.V1;
-using OtlpTraces = OpenTelemetry.Proto.Collector.Trace.V1;
 
 namespace Crm.AppHost.Otlp;
 
 /// <summary>Limits of the in-memory telemetry (section <c>AppHost:Telemetry</c>); the oldest items go first.</summary>
 public sealed record TelemetryLimits(int MaxSpans = 50_000, int MaxLogs = 20_000, int MaxPointsPerSeries = 330, int MaxSeries = 5_000);
-
-public sealed record SpanData(
-    string TraceId, string SpanId, string? ParentSpanId, string Name, string Kind, string Resource, string Scope,
-    DateTimeOffset Start, DateTimeOffset End, bool Error, string? StatusMessage, IReadOnlyList<KeyValuePair<string, string>> Attributes)
-{
-    public TimeSpan Duration => End - Start;
-    public string? Attribute(string key) => Attributes.FirstOrDefault(a => a.Key == key).Value;
-}
 
 public sealed record LogData(
     long Id, DateTimeOffset Time, string Resource, string Level, string Category, string Message, string? TraceId, string? SpanId,
@@ -77,7 +68,8 @@ public sealed class MetricSeries(string resource, string name, string unit, stri
 /// </summary>
 public sealed class TelemetryStore(TelemetryLimits limits)
 {
-    private readonly LinkedList<SpanData> _spans = new();
+    private readonly Queue<SpanData> _spans = new();
+    private readonly Utf8Cache _strings = new();
     private readonly LinkedList<LogData> _logs = new();
     private readonly Dictionary<string, MetricSeries> _series = [];
     private readonly Dictionary<string, long> _serverSpans = [];
@@ -111,26 +103,19 @@ public sealed class TelemetryStore(TelemetryLimits limits)
         lock (_series) return [.. _series.Values];
     }
 
-    public void Add(OtlpTraces.ExportTraceServiceRequest request)
+    /// <summary>Adds the spans of an OTLP ExportTraceServiceRequest; <see cref="InvalidDataException"/> when it is malformed.</summary>
+    public void AddTraces(ReadOnlySpan<byte> request)
     {
-        var spans = new List<SpanData>();
-        foreach (var rs in request.ResourceSpans)
-        {
-            var resource = ResourceName(rs.Resource?.Attributes);
-            foreach (var ss in rs.ScopeSpans)
-                foreach (var s in ss.Spans)
-                    spans.Add(new SpanData(Hex(s.TraceId), Hex(s.SpanId), s.ParentSpanId.IsEmpty ? null : Hex(s.ParentSpanId), s.Name,
-                        s.Kind.ToString(), resource, ss.Scope?.Name ?? "", Time(s.StartTimeUnixNano), Time(s.EndTimeUnixNano),
-                        s.Status?.Code == OpenTelemetry.Proto.Trace.V1.Status.Types.StatusCode.Error, s.Status?.Message is { Length: > 0 } m ? m : null,
-                        Flatten(s.Attributes)));
-        }
+        var spans = OtlpSpans.Read(request, _strings);
         lock (_spans)
         {
-            foreach (var span in spans) _spans.AddLast(span);
+            foreach (var span in spans)
+            {
+                _spans.Enqueue(span);
+                if (_spans.Count > Limits.MaxSpans) { _spans.Dequeue(); SpansDropped++; }
+                if (span.Kind == "Server") _serverSpans[span.Resource] = _serverSpans.GetValueOrDefault(span.Resource) + 1;
+            }
             SpansReceived += spans.Count;
-            foreach (var span in spans.Where(x => x.Kind == "Server"))
-                _serverSpans[span.Resource] = _serverSpans.GetValueOrDefault(span.Resource) + 1;
-            while (_spans.Count > Limits.MaxSpans) { _spans.RemoveFirst(); SpansDropped++; }
         }
     }
 
@@ -213,7 +198,7 @@ public sealed class TelemetryStore(TelemetryLimits limits)
     private static string ResourceName(RepeatedField<KeyValue>? attributes) =>
         attributes?.FirstOrDefault(a => a.Key == "service.name")?.Value is { } v ? Text(v) : "unknown";
 
-    private static List<KeyValuePair<string, string>> Flatten(RepeatedField<KeyValue> attributes) =>
+    internal static List<KeyValuePair<string, string>> Flatten(RepeatedField<KeyValue> attributes) =>
         [.. attributes.Select(a => new KeyValuePair<string, string>(a.Key, a.Value is null ? "" : Text(a.Value)))];
 
     public static string Text(AnyValue value) => value.ValueCase switch
