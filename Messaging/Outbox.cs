@@ -107,9 +107,11 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
     /// <summary>
     /// What <see cref="AddRangeAsync{T}"/> writes, with two binary COPYs instead of one INSERT: for bulk writes (the order
     /// import), where Postgres's per-row statement work was most of the cost. The change-feed rows are the same: same
-    /// transaction (tx), same order, and the customer worked out as change_event_customer does (<see cref="ChangeEventCustomer"/>).
+    /// transaction (tx), same order; the customer is the one <paramref name="customerOf"/> names for each event (what
+    /// change_event_customer reads from its payload, without parsing the JSON again).
     /// </summary>
-    public async Task CopyRangeAsync<T>(NpgsqlTransaction transaction, IReadOnlyList<T> messages, CancellationToken cancellationToken = default)
+    public async Task CopyRangeAsync<T>(NpgsqlTransaction transaction, IReadOnlyList<T> messages, Func<T, Guid?> customerOf,
+        CancellationToken cancellationToken = default)
         where T : class
     {
         if (messages.Count == 0) return;
@@ -141,54 +143,11 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
                 await changes.WriteAsync(Names<T>.EventType, NpgsqlDbType.Text, cancellationToken);
                 await changes.WriteAsync(ids[i], NpgsqlDbType.Uuid, cancellationToken);
                 await changes.WriteAsync(payloads[i], NpgsqlDbType.Jsonb, cancellationToken);
-                if (ChangeEventCustomer(payloads[i]) is { } customer) await changes.WriteAsync(customer, NpgsqlDbType.Uuid, cancellationToken);
+                if (customerOf(messages[i]) is { } customer) await changes.WriteAsync(customer, NpgsqlDbType.Uuid, cancellationToken);
                 else await changes.WriteNullAsync(cancellationToken);
             }
             await changes.CompleteAsync(cancellationToken);
         }
-    }
-
-    /// <summary>
-    /// change_event_customer(payload) (migration 0006) in C#: coalesce(payload ->> 'customerId', payload #>> '{customer,customerId}'),
-    /// when it is a uuid in its 8-4-4-4-12 form. A repeated key counts by its last value, as in jsonb.
-    /// </summary>
-    internal static Guid? ChangeEventCustomer(string json)
-    {
-        var reader = new Utf8JsonReader(System.Text.Encoding.UTF8.GetBytes(json));
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return null;
-        (bool Found, string? Text) top = default, nested = default;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            var isCustomerId = reader.ValueTextEquals("customerId");
-            var isCustomer = !isCustomerId && reader.ValueTextEquals("customer");
-            reader.Read();
-            if (isCustomerId) top = (reader.TokenType != JsonTokenType.Null, reader.TokenType == JsonTokenType.String ? reader.GetString() : null);
-            else if (isCustomer) nested = default; // a later "customer" replaces an earlier one, as in jsonb
-            if (isCustomer && reader.TokenType == JsonTokenType.StartObject)
-            {
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    var isId = reader.ValueTextEquals("customerId");
-                    reader.Read();
-                    if (isId) nested = (reader.TokenType != JsonTokenType.Null, reader.TokenType == JsonTokenType.String ? reader.GetString() : null);
-                    reader.Skip();
-                }
-                continue;
-            }
-            reader.Skip();
-        }
-        var value = top.Found ? top.Text : nested.Found ? nested.Text : null;
-        return value is { Length: 36 } && IsUuidText(value) ? Guid.ParseExact(value, "D") : null;
-    }
-
-    private static bool IsUuidText(string value)
-    {
-        for (var i = 0; i < value.Length; i++)
-        {
-            var ok = i is 8 or 13 or 18 or 23 ? value[i] == '-' : char.IsAsciiHexDigit(value[i]);
-            if (!ok) return false;
-        }
-        return true;
     }
 
     /// <summary>

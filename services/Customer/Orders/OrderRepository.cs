@@ -200,7 +200,7 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
                 var o = orders[c.Index];
                 return new OrderPaid(c.Id, o.CustomerId, o.ExternalOrderId, o.StoreId, o.Channel, o.Lines, o.AmountPaid,
                     new DateTimeOffset(o.PaidAt, TimeSpan.Zero));
-            }).ToList(), ct);
+            }).ToList(), e => e.CustomerId, ct);
             await audit(transaction, created);
         }
         await transaction.CommitAsync(ct);

@@ -96,25 +96,6 @@ public sealed class ImportCopyTests(SuiteFixture suite)
         Assert.Equal(199, await db.ExecuteScalarAsync<int>("SELECT count(*) FROM audit_events WHERE idempotency_key LIKE @pattern", new { pattern }));
     }
 
-    [Theory]
-    [InlineData("""{"customerId":"0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b","orderId":"x"}""")]
-    [InlineData("""{"customerId":"0190B3C4-5D6E-7F80-9A1B-2C3D4E5F6A7B"}""")]
-    [InlineData("""{"customer":{"name":"a","customerId":"0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"}}""")]
-    [InlineData("""{"customerId":null,"customer":{"customerId":"0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"}}""")]
-    [InlineData("""{"customerId":12,"customer":{"customerId":"0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"}}""")]
-    [InlineData("""{"customerId":"not-a-uuid"}""")]
-    [InlineData("""{"customerId":" 0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"}""")]
-    [InlineData("""{"customerId":"{0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b}"}""")]
-    [InlineData("""{"customer":["0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"],"lines":[{"customerId":"0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"}]}""")]
-    [InlineData("""{"customerId":"0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b","customerId":"nope"}""")]
-    [InlineData("""{"orderId":"0190b3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b"}""")]
-    public async Task The_change_feed_customer_worked_out_for_COPY_is_what_change_event_customer_gives(string payload)
-    {
-        await using var db = await suite.CustomerDb.OpenConnectionAsync();
-        var expected = await db.ExecuteScalarAsync<Guid?>("SELECT change_event_customer(@payload::jsonb)", new { payload });
-        Assert.Equal(expected, Crm.Messaging.Outbox.ChangeEventCustomer(payload));
-    }
-
     private static async Task<List<string>> CustomersAsync(CustomerImport.CustomerImportClient import, string run, int count)
     {
         var statuses = await ImportTests.StreamAsync(import.ImportCustomers(), Enumerable.Range(0, count).Select(c => new ImportCustomerItem
