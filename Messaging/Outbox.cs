@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Crm.ServiceDefaults.Data;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -129,8 +130,7 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
                 await outbox.WriteAsync(ids[i], NpgsqlDbType.Uuid, cancellationToken);
                 await outbox.WriteAsync(Names<T>.TypeName, NpgsqlDbType.Text, cancellationToken);
                 await outbox.WriteAsync(payloads[i], NpgsqlDbType.Jsonb, cancellationToken);
-                if (traceParent is null) await outbox.WriteNullAsync(cancellationToken);
-                else await outbox.WriteAsync(traceParent, NpgsqlDbType.Text, cancellationToken);
+                await outbox.WriteOrNullAsync(traceParent, NpgsqlDbType.Text, cancellationToken);
             }
             await outbox.CompleteAsync(cancellationToken);
         }
@@ -143,8 +143,7 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
                 await changes.WriteAsync(Names<T>.EventType, NpgsqlDbType.Text, cancellationToken);
                 await changes.WriteAsync(ids[i], NpgsqlDbType.Uuid, cancellationToken);
                 await changes.WriteAsync(payloads[i], NpgsqlDbType.Jsonb, cancellationToken);
-                if (customerOf(messages[i]) is { } customer) await changes.WriteAsync(customer, NpgsqlDbType.Uuid, cancellationToken);
-                else await changes.WriteNullAsync(cancellationToken);
+                await changes.WriteOrNullAsync(customerOf(messages[i]), NpgsqlDbType.Uuid, cancellationToken);
             }
             await changes.CompleteAsync(cancellationToken);
         }

@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
+using Crm.ServiceDefaults.Data;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -49,9 +50,13 @@ public static class AuditBatch
         {
             var call = AuditInterceptor.Note(context, request);
             await writer.StartRowAsync(ct);
-            foreach (var value in new[] { call.Caller.Subject, call.Caller.Role, call.Caller.ClientId, call.Rpc, targetId, call.IdempotencyKey, "OK" })
-                if (value is null) await writer.WriteNullAsync(ct);
-                else await writer.WriteAsync(value, NpgsqlDbType.Text, ct);
+            await writer.WriteOrNullAsync(call.Caller.Subject, NpgsqlDbType.Text, ct);
+            await writer.WriteOrNullAsync(call.Caller.Role, NpgsqlDbType.Text, ct);
+            await writer.WriteOrNullAsync(call.Caller.ClientId, NpgsqlDbType.Text, ct);
+            await writer.WriteOrNullAsync(call.Rpc, NpgsqlDbType.Text, ct);
+            await writer.WriteOrNullAsync(targetId, NpgsqlDbType.Text, ct);
+            await writer.WriteOrNullAsync(call.IdempotencyKey, NpgsqlDbType.Text, ct);
+            await writer.WriteAsync("OK", NpgsqlDbType.Text, ct);
         }
         await writer.CompleteAsync(ct);
     }

@@ -1,3 +1,4 @@
+using Crm.ServiceDefaults.Data;
 using Dapper;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -260,9 +261,9 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
             copy.Write(runId, NpgsqlDbType.Bigint);
             copy.Write(c.Orders, NpgsqlDbType.Integer);
             copy.Write(c.NetSpend, NpgsqlDbType.Numeric);
-            WriteNullable(copy, c.FirstOrderAt, NpgsqlDbType.TimestampTz);
-            WriteNullable(copy, c.LastOrderAt, NpgsqlDbType.TimestampTz);
-            WriteNullable<int>(copy, buyer ? s.DaysSinceLastOrder : null, NpgsqlDbType.Integer);
+            copy.WriteOrNull(c.FirstOrderAt, NpgsqlDbType.TimestampTz);
+            copy.WriteOrNull(c.LastOrderAt, NpgsqlDbType.TimestampTz);
+            copy.WriteOrNull<int>(buyer ? s.DaysSinceLastOrder : null, NpgsqlDbType.Integer);
             copy.Write(c.OrdersCurrent, NpgsqlDbType.Integer);
             copy.Write(c.SpendCurrent, NpgsqlDbType.Numeric);
             copy.Write(c.OrdersWindow, NpgsqlDbType.Integer);
@@ -272,29 +273,17 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
             copy.Write((short)s.M, NpgsqlDbType.Smallint);
             copy.Write(s.Cell, NpgsqlDbType.Text);
             copy.Write(s.Group, NpgsqlDbType.Text);
-            WriteNullable<double>(copy, s.ModelUsed ? s.PActive : null, NpgsqlDbType.Double);
-            WriteNullable<double>(copy, s.ModelUsed ? s.ExpectedPurchases : null, NpgsqlDbType.Double);
-            WriteNullable<decimal>(copy, s.ModelUsed ? s.ExpectedOrderValue : null, NpgsqlDbType.Numeric);
-            WriteNullable<decimal>(copy, s.ModelUsed ? s.Clv : null, NpgsqlDbType.Numeric);
-            WriteText(copy, Key(s.Quadrant));
-            WriteNullable<short>(copy, s.Decile > 0 ? (short)s.Decile : null, NpgsqlDbType.Smallint);
+            copy.WriteOrNull<double>(s.ModelUsed ? s.PActive : null, NpgsqlDbType.Double);
+            copy.WriteOrNull<double>(s.ModelUsed ? s.ExpectedPurchases : null, NpgsqlDbType.Double);
+            copy.WriteOrNull<decimal>(s.ModelUsed ? s.ExpectedOrderValue : null, NpgsqlDbType.Numeric);
+            copy.WriteOrNull<decimal>(s.ModelUsed ? s.Clv : null, NpgsqlDbType.Numeric);
+            copy.WriteOrNull(Key(s.Quadrant), NpgsqlDbType.Text);
+            copy.WriteOrNull<short>(s.Decile > 0 ? (short)s.Decile : null, NpgsqlDbType.Smallint);
             copy.Write(s.LadderStage, NpgsqlDbType.Text);
-            WriteText(copy, Key(s.Churn));
+            copy.WriteOrNull(Key(s.Churn), NpgsqlDbType.Text);
             copy.Write(s.ChurnBasis, NpgsqlDbType.Text);
         }
         await copy.CompleteAsync(ct);
-    }
-
-    private static void WriteNullable<T>(NpgsqlBinaryImporter copy, T? value, NpgsqlDbType type) where T : struct
-    {
-        if (value is { } v) copy.Write(v, type);
-        else copy.WriteNull();
-    }
-
-    private static void WriteText(NpgsqlBinaryImporter copy, string? value)
-    {
-        if (value is null) copy.WriteNull();
-        else copy.Write(value, NpgsqlDbType.Text);
     }
 
     public static string? Key(QuadrantKind q) => q switch

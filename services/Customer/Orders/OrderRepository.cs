@@ -227,11 +227,11 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
                 await writer.WriteAsync(ids[k], NpgsqlDbType.Uuid, ct);
                 await writer.WriteAsync(customers[k], NpgsqlDbType.Uuid, ct);
                 await writer.WriteAsync(externalIds[k], NpgsqlDbType.Text, ct);
-                await WriteTextOrNullAsync(writer, stores[k], ct);
+                await writer.WriteOrNullAsync(stores[k], NpgsqlDbType.Text, ct);
                 await writer.WriteAsync(channels[k], NpgsqlDbType.Text, ct);
                 await writer.WriteAsync(lines[k], NpgsqlDbType.Jsonb, ct);
                 await writer.WriteAsync(amounts[k], NpgsqlDbType.Numeric, ct);
-                await WriteTextOrNullAsync(writer, methods[k], ct);
+                await writer.WriteOrNullAsync(methods[k], NpgsqlDbType.Text, ct);
                 await writer.WriteAsync(paidAt[k], NpgsqlDbType.TimestampTz, ct);
                 await writer.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
             }
@@ -242,12 +242,6 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
         {
             return false;
         }
-    }
-
-    private static async Task WriteTextOrNullAsync(NpgsqlBinaryImporter writer, string? value, CancellationToken ct)
-    {
-        if (value is null) await writer.WriteNullAsync(ct);
-        else await writer.WriteAsync(value, NpgsqlDbType.Text, ct);
     }
 
     /// <summary>
