@@ -182,7 +182,7 @@ public sealed class CampaignDispatcher(NpgsqlDataSource db, FrequencyCap cap, IM
         _ => "deferred",
     };
 
-    private static bool UsesName(SendRequest request) => request.Campaign.Template.Contains("{name}", StringComparison.Ordinal);
+    private static bool UsesName(SendRequest request) => Templates.Shows(request.Campaign.Template, "name");
 
     /// <summary>Each customer's name, asked in parallel; null for one the customer service did not answer in time (its sends are deferred).</summary>
     private async Task<Dictionary<Guid, string?>> NamesAsync(IEnumerable<Guid> customerIds, CancellationToken ct)

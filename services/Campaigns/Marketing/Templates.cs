@@ -30,15 +30,20 @@ public static class Templates
     }
 
     /// <summary>The names in braces that are not template fields (a typo such as {nmae} would otherwise reach customers).</summary>
-    public static IEnumerable<string> UnknownFields(string template)
+    public static IEnumerable<string> UnknownFields(string template) => NamesInBraces(template).Where(field => !Fields.Contains(field));
+
+    /// <summary>Whether rendering <paramref name="template"/> fills in <paramref name="field"/>.</summary>
+    public static bool Shows(string template, string field) => NamesInBraces(template).Contains(field);
+
+    /// <summary>Each name in braces, read the way <see cref="Render"/> reads them.</summary>
+    private static IEnumerable<string> NamesInBraces(string template)
     {
         var i = 0;
         while ((i = template.IndexOf('{', i)) >= 0)
         {
             var close = template.IndexOf('}', i + 1);
             if (close < 0) yield break;
-            var field = template[(i + 1)..close];
-            if (!Fields.Contains(field)) yield return field;
+            yield return template[(i + 1)..close];
             i = close + 1;
         }
     }
