@@ -83,7 +83,7 @@ public sealed partial class StagedScores : IAsyncDisposable
             await write(connection, Next, runId, Range(scores, p.From, p.To), ct);
         }));
 
-        phases.Done("copy", $"{scores.Count} rows on {parallelism} connections");
+        phases.Done("copy", $"{scores.Count} rows scored and written on {parallelism} connections");
         var queue = new Queue<string>(_indexes.Select((ix, k) => StagedDefinition(ix.Definition, k)));
         queue.Enqueue($"ANALYZE {Next}");
         var each = new List<string>(); // each statement's own time: they run side by side
