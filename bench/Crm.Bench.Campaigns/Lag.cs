@@ -49,7 +49,7 @@ public static class Lag
         {
             // One unmeasured event first: the exchange, the channel and the JIT are ready before the clock runs.
             var pending = new ConcurrentDictionary<Guid, long>();
-            var lags = new ConcurrentBag<long>();
+            var lags = new ConcurrentBag<(long Started, long Lag)>();
             var warm = next(0);
             pending[warm.Key] = Stopwatch.GetTimestamp();
             await bus.Publish(warm.Message, c => c.MessageId = NewId.NextGuid(), ct);
@@ -63,6 +63,7 @@ public static class Lag
             var interval = Stopwatch.Frequency / rate;
             var inflight = new List<Task>(total);
             var before = cpu.Snapshot();
+            var checkpointsBefore = await CheckpointsAsync(dataSource, ct);
             using var stopPolling = new CancellationTokenSource();
             var poller = PollUntilAsync(dataSource, arrivedSql, pending, lags, null, ct, () => stopPolling.IsCancellationRequested);
             var t0 = Stopwatch.GetTimestamp();
@@ -98,7 +99,10 @@ public static class Lag
             stopPolling.Cancel();
             await poller;
             var usage = cpu.Snapshot() - before;
-            return new LagResult(rate, sent / sendSeconds, sent, lags.Count, errors, Latency.FromTicks(lags.ToList()),
+            LogWorstSeconds(lags, t0);
+            var checkpointsAfter = await CheckpointsAsync(dataSource, ct);
+            BenchHost.Log($"  Postgres checkpoints during the phase (timed, requested, write ms, sync ms): {checkpointsBefore} → {checkpointsAfter}");
+            return new LagResult(rate, sent / sendSeconds, sent, lags.Count, errors, Latency.FromTicks(lags.Select(l => l.Lag).ToList()),
                 Latency.FromTicks(publishTimes.Where(t => t > 0).ToList()), PollInterval.TotalMilliseconds, usage, firstError);
         }
         finally
@@ -111,7 +115,8 @@ public static class Lag
         new(NewId.NextGuid(), customer, externalId, "S1", "store", [new OrderLineItem("SKU-0001", "Product 0001", 1, 1_000m)], 1_000m, DateTimeOffset.UtcNow);
 
     /// <summary>Polls the read model for the pending orders; records each arrival's lag (when <paramref name="lags"/> is given).</summary>
-    private static async Task PollUntilAsync(NpgsqlDataSource dataSource, string arrivedSql, ConcurrentDictionary<Guid, long> pending, ConcurrentBag<long>? lags,
+    private static async Task PollUntilAsync(NpgsqlDataSource dataSource, string arrivedSql, ConcurrentDictionary<Guid, long> pending,
+        ConcurrentBag<(long Started, long Lag)>? lags,
         TimeSpan? timeout, CancellationToken ct, Func<bool>? stop = null)
     {
         var deadline = timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
@@ -128,11 +133,28 @@ public static class Lag
                 await using var reader = await command.ExecuteReaderAsync(ct);
                 var seenAt = Stopwatch.GetTimestamp();
                 while (await reader.ReadAsync(ct))
-                    if (pending.TryRemove(reader.GetGuid(0), out var started)) lags?.Add(seenAt - started);
+                    if (pending.TryRemove(reader.GetGuid(0), out var started)) lags?.Add((started, seenAt - started));
             }
             else if (timeout is not null) return;
             if (stop?.Invoke() == true || Stopwatch.GetTimestamp() > deadline) return;
             await Task.Delay(PollInterval, ct);
         }
+    }
+
+    /// <summary>Diagnosis of a tail: the seconds of the phase (by publish time) with the worst lags, to tell one stall from a steady queue.</summary>
+    private static void LogWorstSeconds(IEnumerable<(long Started, long Lag)> lags, long t0)
+    {
+        var worst = lags.GroupBy(l => (l.Started - t0) / Stopwatch.Frequency)
+            .Select(g => (Second: g.Key, Count: g.Count(), Max: g.Max(l => l.Lag) * 1000.0 / Stopwatch.Frequency, Over200: g.Count(l => l.Lag * 5 > Stopwatch.Frequency)))
+            .OrderByDescending(x => x.Max).Take(5).OrderBy(x => x.Second);
+        BenchHost.Log("  Worst seconds of the phase (second: events, lags > 200 ms, max): " +
+            string.Join("; ", worst.Select(w => FormattableString.Invariant($"{w.Second}: {w.Count}, {w.Over200}, {w.Max:0} ms"))));
+    }
+
+    private static async Task<string> CheckpointsAsync(NpgsqlDataSource dataSource, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand(
+            "SELECT format('%s, %s, %s, %s', checkpoints_timed, checkpoints_req, checkpoint_write_time::bigint, checkpoint_sync_time::bigint) FROM pg_stat_bgwriter");
+        return (string)(await command.ExecuteScalarAsync(ct))!;
     }
 }

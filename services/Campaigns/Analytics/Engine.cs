@@ -66,6 +66,23 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
     public IReadOnlyList<CustomerScore> Score(IReadOnlyList<CustomerFacts> population, DateTime asOfUtc, FittedModels? models, int horizonDays,
         int parallelism = 1, int chunkSize = 50_000, PopulationRanks? ranks = null, Action<string>? phaseDone = null)
     {
+        var scored = ScoreAsRead(population, asOfUtc, models, horizonDays, parallelism, chunkSize, ranks, phaseDone);
+        var scores = new CustomerScore[scored.Count];
+        ForChunks(scores.Length, Math.Max(parallelism, 1), Math.Max(chunkSize, 1), (from, to) =>
+        {
+            for (var i = from; i < to; i++) scores[i] = scored[i];
+        });
+        phaseDone?.Invoke("RFM, quadrant, ladder, churn");
+        return scores;
+    }
+
+    /// <summary>
+    /// As <see cref="Score"/>, but only the models' values are computed now: each customer's score is worked out when it is
+    /// read (every read anew), so the recompute streams a million scores into COPY without holding a million score objects.
+    /// </summary>
+    public IReadOnlyList<CustomerScore> ScoreAsRead(IReadOnlyList<CustomerFacts> population, DateTime asOfUtc, FittedModels? models, int horizonDays,
+        int parallelism = 1, int chunkSize = 50_000, PopulationRanks? ranks = null, Action<string>? phaseDone = null)
+    {
         var asOfLocal = ToLocal(asOfUtc);
         var n = population.Count;
         parallelism = Math.Max(parallelism, 1);
@@ -86,14 +103,18 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
         var futureSplit = options.FutureValueSplit ?? (models is not null && population.Any(c => c.Orders > 0)
             ? Median(values.Where(v => v.Present).Select(v => v.Clv).ToList()) : 0);
         phaseDone?.Invoke("model values");
+        return new ScoresAsRead(n, i => ScoreOne(population[i], values[i], decile[i], asOfUtc, asOfLocal, populationInterval, currentSplit, futureSplit));
+    }
 
-        var scores = new CustomerScore[n];
-        ForChunks(n, parallelism, chunkSize, (from, to) =>
+    private sealed class ScoresAsRead(int count, Func<int, CustomerScore> score) : IReadOnlyList<CustomerScore>
+    {
+        public CustomerScore this[int index] => (uint)index < (uint)count ? score(index) : throw new ArgumentOutOfRangeException(nameof(index));
+        public int Count => count;
+        public IEnumerator<CustomerScore> GetEnumerator()
         {
-            for (var i = from; i < to; i++) scores[i] = ScoreOne(population[i], values[i], decile[i], asOfUtc, asOfLocal, populationInterval, currentSplit, futureSplit);
-        });
-        phaseDone?.Invoke("RFM, quadrant, ladder, churn");
-        return scores;
+            for (var i = 0; i < count; i++) yield return score(i);
+        }
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
     /// <summary>Each customer's decile (0 = no current spend) and the population-wide values that need no model.</summary>
@@ -118,7 +139,7 @@ public sealed class Engine(CampaignsOptions options, TimeZoneInfo zone)
         var n = population.Count;
         // Deciles by current spend: 1 = top tenth; ties broken by id so the answer is stable.
         // The keys sorted by value (no delegate, no lookup through the population per comparison): a million in well under a second.
-        var ranked = new List<DecileKey>();
+        var ranked = new List<DecileKey>(n);
         for (var i = 0; i < n; i++)
             if (population[i].SpendCurrent > 0) ranked.Add(new DecileKey(population[i].SpendCurrent, population[i].CustomerId, i));
         ranked.Sort();

@@ -21,7 +21,7 @@ public sealed record RecomputeStatus(long Id, RecomputeState State, DateTime Sta
 /// fit yet), <see cref="Engine"/> scores the whole population as of now in parallel chunks, and the rows are written by binary
 /// COPY on several connections into a staging table that then replaces the table in one short transaction
 /// (<see cref="StagedScores"/>: readers see the old run until the commit and then the new one).
-/// Memory: about 0.5 KB per customer while it runs (facts + scores), none after.
+/// Memory: the facts and the models' values per customer while it runs (each score is worked out as COPY writes it), none after.
 /// One run at a time per instance, in the background: <see cref="StartAsync"/> answers at once, <see cref="GetAsync"/> polls.
 /// </summary>
 public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries analytics, StoredScores stored, IOptions<CampaignsOptions> options,
@@ -97,6 +97,12 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
             lock (_lock) Track(status with { State = RecomputeState.Failed, Error = error });
             throw;
         }
+        finally
+        {
+            // The run's few hundred MB of facts are garbage now, but the GC would keep the heap it grew to (and pay for scanning
+            // it) until memory pressure says otherwise: one compacting collection gives it back to the OS at once.
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
     }
 
     private void Track(RecomputeStatus status)
@@ -142,7 +148,7 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
 
         var horizon = o.DefaultHorizonDays;
         var parallelism = o.Recompute.EffectiveParallelism;
-        var scores = engine.Score(population, asOf, fit?.Models, horizon, parallelism, o.Recompute.ChunkSize, ranks, phase => phases.Done(phase));
+        var scores = engine.ScoreAsRead(population, asOf, fit?.Models, horizon, parallelism, o.Recompute.ChunkSize, ranks, phase => phases.Done(phase));
 
         await using var staged = await StagedScores.StageAsync(dataSource, runId, scores, parallelism, WriteAsync, phases, ct);
         var finished = AnalyticsQueries.Microseconds(clock.GetUtcNow().UtcDateTime);
@@ -155,36 +161,42 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
     }
 
     /// <summary>
-    /// Every customer known to the read model with their orders aggregated as of <paramref name="asOf"/>, in one hash
-    /// aggregate over the monthly roll-up (or the orders): the first order's net value is the net of the smallest (paid_at, net) pair,
-    /// so of two first orders at the same microsecond the smaller counts as first (the on-request path takes the smaller id).
+    /// Every customer known to the read model with their orders aggregated as of <paramref name="asOf"/>, from the monthly
+    /// roll-up where it is filled, else in one hash aggregate over the orders: the first order's net value is the net of the
+    /// smallest (paid_at, net) pair, so of two first orders at the same microsecond the smaller counts as first (the
+    /// on-request path takes the smaller id).
     /// </summary>
     private async Task<List<CustomerFacts>> LoadAsync(Engine engine, DateTime asOf, CancellationToken ct)
     {
         var o = options.Value;
+        bool fromMonths;
+        // The roll-up is complete once filled in the brand's zone (the fill and the state row commit together; the read model's
+        // writes keep it after). Never filled, or cut in another zone: every order is aggregated instead.
+        await using (var connection = await dataSource.OpenConnectionAsync(ct))
+            fromMonths = await Reports.SalesRollup.FilledZoneAsync(connection, ct) == o.TimeZone;
+        logger.LogInformation("Recompute reads its facts from {Source}", fromMonths ? "the monthly roll-up and the orders of three months" : "every order");
+        return await ReadFactsAsync(dataSource, engine, o, asOf, fromMonths, o.Recompute.EffectiveParallelism, ct);
+    }
+
+    /// <summary>
+    /// Every customer's facts as of <paramref name="asOf"/>, from the monthly roll-up (<see cref="MonthlyFacts"/>, on
+    /// <paramref name="parts"/> connections) or from every order: the same rows.
+    /// </summary>
+    internal static async Task<List<CustomerFacts>> ReadFactsAsync(NpgsqlDataSource dataSource, Engine engine, CampaignsOptions o,
+        DateTime asOf, bool fromMonths, int parts, CancellationToken ct)
+    {
+        var currentFrom = engine.MonthsBefore(asOf, o.CurrentValueMonths);
+        var windowFrom = engine.MonthsBefore(asOf, o.RfmWindowMonths);
+        (object, NpgsqlDbType)[] parameters =
+            [(asOf, NpgsqlDbType.TimestampTz), (currentFrom, NpgsqlDbType.TimestampTz), (windowFrom, NpgsqlDbType.TimestampTz)];
+        if (fromMonths) return await MonthlyFacts.ReadAsync(dataSource, [.. parameters, .. MonthlyFacts.MonthParameters(engine, asOf, currentFrom, windowFrom)], parts, ct);
+
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         // A million customers' groups fit a hash table in memory instead of spilling to disk (Postgres' memory, for this query only).
         // No JIT: compiling the aggregate's expressions (inlined and optimised, the query's cost being high) took seconds of the
         // read at 2,000,000 orders and saves less than that on a hash aggregate.
         await connection.ExecuteAsync(new CommandDefinition("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off", transaction: tx, cancellationToken: ct));
-        // The roll-up is complete once filled in the brand's zone (the fill and the state row commit together; the read model's
-        // writes keep it after). Never filled, or cut in another zone: every order is aggregated instead.
-        var fromMonths = await Reports.SalesRollup.FilledZoneAsync(connection, ct) == o.TimeZone;
-        logger.LogInformation("Recompute reads its facts from {Source}", fromMonths ? "the monthly roll-up and the orders of three months" : "every order");
-        return await ReadFactsAsync(connection, tx, engine, o, asOf, fromMonths, ct);
-    }
-
-    /// <summary>Every customer's facts as of <paramref name="asOf"/>, from the monthly roll-up (<see cref="MonthlyFacts"/>) or from every order: the same rows.</summary>
-    internal static async Task<List<CustomerFacts>> ReadFactsAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, Engine engine, CampaignsOptions o,
-        DateTime asOf, bool fromMonths, CancellationToken ct)
-    {
-        var currentFrom = engine.MonthsBefore(asOf, o.CurrentValueMonths);
-        var windowFrom = engine.MonthsBefore(asOf, o.RfmWindowMonths);
-        (object, NpgsqlDbType)[] parameters =
-            [(asOf, NpgsqlDbType.TimestampTz), (currentFrom, NpgsqlDbType.TimestampTz), (windowFrom, NpgsqlDbType.TimestampTz)];
-        if (fromMonths) return await MonthlyFacts.ReadAsync(connection, tx, [.. parameters, .. MonthlyFacts.MonthParameters(engine, asOf, currentFrom, windowFrom)], ct);
-
         var tiers = new Dictionary<string, string>();
         var facts = new List<CustomerFacts>();
         await using var command = new NpgsqlCommand(FromOrdersSql, connection, tx) { CommandTimeout = 1800 };

@@ -12,6 +12,10 @@ namespace Crm.Campaigns.Analytics;
 /// The indexes, primary key and foreign keys are copied from the live table's catalogue, so one a later migration adds is
 /// kept. If another table's key or a view depends on customer_scores (it cannot be dropped), the swap copies the rows over
 /// instead (TRUNCATE + INSERT … SELECT in the same transaction): slower, same result.
+/// The table is never vacuumed for its inserts: a million fresh rows would otherwise have autovacuum scan every page and mark
+/// it all-visible (dirtying it to be written again) within a minute of the swap, competing with the event consumers for the
+/// disk and a core, for a table that is replaced whole by the next run and only ever read (the run ANALYZEs it itself; dead
+/// rows, should there be any, are still vacuumed).
 /// </summary>
 public sealed partial class StagedScores : IAsyncDisposable
 {
@@ -43,7 +47,8 @@ public sealed partial class StagedScores : IAsyncDisposable
             await connection.ExecuteAsync(new CommandDefinition($"""
                 SELECT pg_advisory_lock(hashtext('{Next}'));
                 DROP TABLE IF EXISTS {Next};
-                CREATE TABLE {Next} (LIKE {Live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED);
+                CREATE TABLE {Next} (LIKE {Live} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)
+                    WITH (autovacuum_vacuum_insert_threshold = -1);
                 """, cancellationToken: ct));
             indexes = (await connection.QueryAsync<(string, string, bool)>(new CommandDefinition($"""
                 SELECT i.relname, pg_get_indexdef(i.oid), x.indisprimary
@@ -83,7 +88,7 @@ public sealed partial class StagedScores : IAsyncDisposable
             await write(connection, Next, runId, Range(scores, p.From, p.To), ct);
         }));
 
-        phases.Done("copy", $"{scores.Count} rows on {parallelism} connections");
+        phases.Done("copy", $"{scores.Count} rows scored and written on {parallelism} connections");
         var queue = new Queue<string>(_indexes.Select((ix, k) => StagedDefinition(ix.Definition, k)));
         queue.Enqueue($"ANALYZE {Next}");
         var each = new List<string>(); // each statement's own time: they run side by side

@@ -57,11 +57,13 @@ public class MonthlyFactsTests(SuiteFixture suite)
             foreach (var m in refundIds) await consumed.WaitAsync(m.Id, 1, "every OrderRefunded");
         }
 
-        await using var connection = await suite.CampaignsDb.OpenConnectionAsync();
-        var fromMonths = (await ScoreRecompute.ReadFactsAsync(connection, null, engine, o, asOf, fromMonths: true, CancellationToken.None))
-            .Where(f => f.CustomerId == a || f.CustomerId == b || f.CustomerId == c).OrderBy(f => f.CustomerId).ToList();
-        var fromOrders = (await ScoreRecompute.ReadFactsAsync(connection, null, engine, o, asOf, fromMonths: false, CancellationToken.None))
-            .Where(f => f.CustomerId == a || f.CustomerId == b || f.CustomerId == c).OrderBy(f => f.CustomerId).ToList();
+        async Task<List<CustomerFacts>> Read(bool fromMonths, int parts) =>
+            (await ScoreRecompute.ReadFactsAsync(suite.CampaignsDb, engine, o, asOf, fromMonths, parts, CancellationToken.None)).OrderBy(f => f.CustomerId).ToList();
+        // Everyone in the suite's database: read in three ranges of ids at once, the facts are those of one read.
+        var everyone = await Read(fromMonths: true, parts: 1);
+        Assert.Equal(everyone, await Read(fromMonths: true, parts: 3));
+        var fromMonths = everyone.Where(f => f.CustomerId == a || f.CustomerId == b || f.CustomerId == c).ToList();
+        var fromOrders = (await Read(fromMonths: false, parts: 1)).Where(f => f.CustomerId == a || f.CustomerId == b || f.CustomerId == c).ToList();
         Assert.Equal(fromOrders, fromMonths);
 
         static object Key(CustomerFacts f) => (f.Orders, f.NetSpend, f.FirstOrderAt, f.LastOrderAt, f.FirstOrderNet, f.OrdersCurrent, f.SpendCurrent,
