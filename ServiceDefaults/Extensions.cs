@@ -88,6 +88,7 @@ public static class ServiceDefaultsExtensions
     private static readonly string[] PerOperationInstrumentsNotShown =
     [
         "kestrel.queued_requests",                                 // every HTTP/2 stream
+        "http.server.active_requests",                             // every request, twice
         "aspnetcore.routing.match_attempts",                       // every request
         "aspnetcore.authentication.authenticate.duration",         // every request
         "aspnetcore.authorization.attempts",                       // every request
@@ -95,6 +96,7 @@ public static class ServiceDefaultsExtensions
         "aspnetcore.rate_limiting.active_request_leases",          // every request, twice
         "http.client.active_requests",                             // every outgoing call, twice
         "http.client.request.time_in_queue",                       // every outgoing call
+        "db.client.operation.duration",                            // every command (the dashboard times commands by their spans)
         "db.client.operation.npgsql.executing",                    // every command, twice
         "db.client.operation.npgsql.bytes_read",                   // every socket read
         "db.client.operation.npgsql.bytes_written",                // every socket write

@@ -39,7 +39,7 @@ run_suite() {
 
 # The core phases that only the customer service serves, without export and exporting to the dashboard's receiver,
 # alternately (off, on, on, off, off, on: drift over the run falls on both sides alike), then the comparison of the
-# medians. TELEMETRY_RUNS (default 3) runs of each. (Loyalty's phases are left out: in one process its tracer would
+# medians (the event lag's p99 over all of a side's events). TELEMETRY_RUNS (default 3) runs of each. (Loyalty's phases are left out: in one process its tracer would
 # also export the customer host's spans, which the AppHost's separate processes never do.)
 run_telemetry() {
   echo "=== bench suite: telemetry (Crm.Bench, ${TELEMETRY_RUNS:-3} runs off and on alternately → bench/RESULTS-telemetry.md)"

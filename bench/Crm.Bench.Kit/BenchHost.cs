@@ -34,6 +34,7 @@ public static class BenchHost
             {
                 EnableMultipleHttp2Connections = true,
                 PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
+                MeterFactory = LoadClientMeters.Instance,
             },
         })).ToArray();
 

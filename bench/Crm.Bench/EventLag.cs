@@ -9,7 +9,7 @@ namespace Crm.Bench;
 public sealed record EventLagResult(
     double TargetRate, double AchievedRate, double SendSeconds, int Sent, int SendErrors, int Received, int Duplicates,
     bool AllArrived, double WaitedSeconds, Latency LagFromReturn, Latency LagFromCallStart, Latency RecordOrderLatency,
-    int ArrivedBeforeReturn, CpuUsage Cpu, string? FirstError, IReadOnlyList<LagSecond> PerSecond);
+    int ArrivedBeforeReturn, CpuUsage Cpu, string? FirstError, IReadOnlyList<LagSecond> PerSecond, IReadOnlyList<double> LagsMs);
 
 /// <summary>One second of the paced run (by call start): calls started, their p50/max call latency and p50/max event lag (from return).</summary>
 public sealed record LagSecond(int Second, int Calls, double CallP50, double CallMax, double LagP50, double LagMax);

@@ -76,6 +76,8 @@ public static class EventLagAnalysis
         var achieved = starts.Length > 1 ? (starts.Length - 1) / span : double.NaN;
         return new EventLagResult(rate, achieved, sendSeconds, calls.Length, calls.Length - ok, fromReturn.Count, probe.Duplicates,
             fromReturn.Count == ok && ok == calls.Length, waitedSeconds,
-            Latency.FromTicks(fromReturn), Latency.FromTicks(fromStart), Latency.FromTicks(callLatency), beforeReturn, cpu, firstError, perSecond);
+            Latency.FromTicks(fromReturn), Latency.FromTicks(fromStart), Latency.FromTicks(callLatency), beforeReturn, cpu, firstError, perSecond,
+            // every event's lag (from return), so several runs' percentiles can be taken over all their events together
+            fromReturn.Select(t => Math.Round(t * 1000.0 / Stopwatch.Frequency, 2)).ToList());
     }
 }
