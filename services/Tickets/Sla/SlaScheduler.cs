@@ -88,14 +88,14 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
                 WHERE t.id = b.ticket_id
                 RETURNING t.id),
             events AS (
-                SELECT uuid_v7() AS id, row_number() OVER (ORDER BY s.ticket_id, s.target) AS n, jsonb_build_object(
+                SELECT uuid_v7() AS id, row_number() OVER (ORDER BY s.ticket_id, s.target) AS n, s.customer_id, jsonb_build_object(
                     'ticketId', s.ticket_id, 'customerId', s.customer_id,
                     'target', CASE s.target WHEN {RunningTargets.FirstResponse} THEN 'first_response' ELSE 'resolution' END,
                     'dueAt', json_instant(s.due_at), 'detectedAt', json_instant(@now),
                     'newPriority', (@priorityNames::text[])[least(s.priority + s.step, @urgent) + 1],
                     'escalatedTo', CASE WHEN s.step = 1 THEN s.first_queue ELSE s.second_queue END) AS payload
                 FROM steps s),
-            {Outbox.InsertCtes<SlaBreached>("events")}
+            {Outbox.InsertCtes<SlaBreached>("events", "customer_id")}
             SELECT (SELECT count(*)::int FROM change_rows) AS found, (SELECT count(*)::int FROM escalated) AS tickets
             """, new
             {
