@@ -102,7 +102,23 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
             RETURNING 1)
         """;
 
-    /// <summary>The trace the events of <see cref="InsertCtes{T}"/> belong to (the current activity's), or null.</summary>
+    /// <summary>
+    /// <see cref="InsertCtes{T}(string)"/> for rows that also carry their event's customer in the column
+    /// <paramref name="customerColumn"/> (what change_event_customer would read from the payload: the caller names it, as
+    /// for <see cref="CopyRangeAsync{T}"/>). The change rows take it from there instead of running change_event_customer
+    /// on every payload, a SQL function Postgres cannot inline: about 17 µs of Postgres CPU a row against 1 µs.
+    /// </summary>
+    public static string InsertCtes<T>(string rows, string customerColumn) where T : class => $"""
+        outbox_rows AS (
+            INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
+            SELECT r.id, '{Names<T>.TypeName}', r.payload, @outboxTraceParent::text FROM {rows} r ORDER BY r.n),
+        change_rows AS (
+            INSERT INTO change_events (event_type, message_id, payload, customer_id)
+            SELECT '{Names<T>.EventType}', r.id, r.payload, r.{customerColumn} FROM {rows} r ORDER BY r.n
+            RETURNING 1)
+        """;
+
+    /// <summary>The trace the events of <see cref="InsertCtes{T}(string)"/> belong to (the current activity's), or null.</summary>
     public static string? TraceParent => Activity.Current?.Id;
 
     /// <summary>

@@ -102,8 +102,8 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             search AS (INSERT INTO ticket_search (ticket_id, search_text) SELECT id, @subject || ' ' || @description FROM ticket),
             sla AS (INSERT INTO sla_targets (due_at, ticket_id, target) SELECT fr_due_at, id, 1 FROM ticket UNION ALL SELECT res_due_at, id, 2 FROM ticket),
             step AS (INSERT INTO complaint_steps (ticket_id, step, done_by, done_at) SELECT id, 'receive', @openedBy, @now FROM ticket WHERE @complaint),
-            opened AS (SELECT uuid_v7() AS id, 1 AS n, @opened::jsonb || jsonb_build_object('customerTier', i.tier) AS payload FROM ticket, input i),
-            {Outbox.InsertCtes<TicketOpened>("opened")}
+            opened AS (SELECT uuid_v7() AS id, 1 AS n, @customer AS customer_id, @opened::jsonb || jsonb_build_object('customerTier', i.tier) AS payload FROM ticket, input i),
+            {Outbox.InsertCtes<TicketOpened>("opened", "customer_id")}
             SELECT EXISTS (SELECT 1 FROM ticket) AS inserted, i.tier, i.choice,
                    @queue IS NULL OR EXISTS (SELECT 1 FROM queues WHERE name = @queue) AS queue_found,
                    @key IS NOT NULL AND EXISTS (SELECT 1 FROM tickets WHERE idempotency_key = @key) AS taken

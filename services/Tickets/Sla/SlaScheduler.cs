@@ -51,47 +51,51 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
         await using var tx = await connection.BeginTransactionAsync(ct);
         // Tickets are locked before their targets are deleted: the order in which TicketStore takes them too, so the two
         // never deadlock. The DELETE names each target by its whole key, so it needs no scan of the due range.
+        // Each CTE carries forward what the next needs (the lock row holds its target, the deleted row its ticket's
+        // priority, queue and customer) instead of joining two CTEs: Postgres estimates a join on the three-column key
+        // at one row and then planned the delete as a nested loop over both 500-row CTEs, 250,000 comparisons a batch.
         var (found, tickets) = await connection.QuerySingleAsync<(int Found, int Tickets)>(new CommandDefinition($"""
             WITH due AS (
                 SELECT due_at, ticket_id, target FROM sla_targets WHERE due_at <= @now ORDER BY due_at LIMIT {Batch}),
             locked AS (
-                SELECT id, priority, queue FROM tickets WHERE id IN (SELECT ticket_id FROM due) ORDER BY id FOR UPDATE SKIP LOCKED),
+                SELECT d.due_at, d.ticket_id, d.target, t.customer_id, t.priority, t.queue
+                FROM due d JOIN tickets t ON t.id = d.ticket_id ORDER BY t.id FOR UPDATE OF t SKIP LOCKED),
             gone AS (
-                DELETE FROM sla_targets s USING due d, locked l
-                WHERE s.due_at = d.due_at AND s.ticket_id = d.ticket_id AND s.target = d.target AND l.id = d.ticket_id
-                RETURNING s.ticket_id, s.target, s.due_at),
-            per_ticket AS (
-                SELECT ticket_id, count(*)::int AS n,
-                       bool_or(target = {RunningTargets.FirstResponse}) AS fr, bool_or(target = {RunningTargets.Resolution}) AS res
-                FROM gone GROUP BY ticket_id),
+                DELETE FROM sla_targets s USING locked l
+                WHERE s.due_at = l.due_at AND s.ticket_id = l.ticket_id AND s.target = l.target
+                RETURNING s.ticket_id, s.target, s.due_at, l.customer_id, l.priority, l.queue),
             escalation AS (
                 SELECT q.name, (SELECT s.name FROM queues s WHERE s.team = q.team AND s.supervisor_queue ORDER BY s.name LIMIT 1) AS supervisor
                 FROM queues q),
+            steps AS (
+                SELECT g.ticket_id, g.target, g.due_at, g.customer_id, g.priority,
+                       count(*) OVER (PARTITION BY g.ticket_id)::int AS n,
+                       row_number() OVER (PARTITION BY g.ticket_id ORDER BY g.target)::int AS step,
+                       coalesce(e1.supervisor, @fallback) AS first_queue, coalesce(e2.supervisor, @fallback) AS second_queue
+                FROM gone g
+                LEFT JOIN escalation e1 ON e1.name = g.queue
+                LEFT JOIN escalation e2 ON e2.name = coalesce(e1.supervisor, @fallback)),
             escalated AS (
                 UPDATE tickets t SET
-                    priority = least(t.priority + b.n, @urgent),
-                    queue = CASE WHEN b.n = 1 THEN coalesce(e1.supervisor, @fallback) ELSE coalesce(e2.supervisor, @fallback) END,
+                    priority = least(b.priority + b.n, @urgent),
+                    queue = CASE WHEN b.n = 1 THEN b.first_queue ELSE b.second_queue END,
                     escalated = true, updated_at = @now,
                     fr_breached_at = CASE WHEN b.fr THEN @now ELSE t.fr_breached_at END,
                     res_breached_at = CASE WHEN b.res THEN @now ELSE t.res_breached_at END
-                FROM per_ticket b
-                JOIN locked l ON l.id = b.ticket_id
-                LEFT JOIN escalation e1 ON e1.name = l.queue
-                LEFT JOIN escalation e2 ON e2.name = coalesce(e1.supervisor, @fallback)
+                FROM (SELECT ticket_id, min(priority) AS priority, min(n) AS n, min(first_queue) AS first_queue, min(second_queue) AS second_queue,
+                             bool_or(target = {RunningTargets.FirstResponse}) AS fr, bool_or(target = {RunningTargets.Resolution}) AS res
+                      FROM steps GROUP BY ticket_id) b
                 WHERE t.id = b.ticket_id
-                RETURNING t.id, t.customer_id, l.priority AS priority_before, coalesce(e1.supervisor, @fallback) AS first_queue,
-                    coalesce(e2.supervisor, @fallback) AS second_queue),
-            steps AS (
-                SELECT ticket_id, target, due_at, row_number() OVER (PARTITION BY ticket_id ORDER BY target)::int AS step FROM gone),
+                RETURNING t.id),
             events AS (
-                SELECT uuid_v7() AS id, row_number() OVER (ORDER BY e.id, s.target) AS n, jsonb_build_object(
-                    'ticketId', e.id, 'customerId', e.customer_id,
+                SELECT uuid_v7() AS id, row_number() OVER (ORDER BY s.ticket_id, s.target) AS n, s.customer_id, jsonb_build_object(
+                    'ticketId', s.ticket_id, 'customerId', s.customer_id,
                     'target', CASE s.target WHEN {RunningTargets.FirstResponse} THEN 'first_response' ELSE 'resolution' END,
                     'dueAt', json_instant(s.due_at), 'detectedAt', json_instant(@now),
-                    'newPriority', (@priorityNames::text[])[least(e.priority_before + s.step, @urgent) + 1],
-                    'escalatedTo', CASE WHEN s.step = 1 THEN e.first_queue ELSE e.second_queue END) AS payload
-                FROM escalated e JOIN steps s ON s.ticket_id = e.id),
-            {Outbox.InsertCtes<SlaBreached>("events")}
+                    'newPriority', (@priorityNames::text[])[least(s.priority + s.step, @urgent) + 1],
+                    'escalatedTo', CASE WHEN s.step = 1 THEN s.first_queue ELSE s.second_queue END) AS payload
+                FROM steps s),
+            {Outbox.InsertCtes<SlaBreached>("events", "customer_id")}
             SELECT (SELECT count(*)::int FROM change_rows) AS found, (SELECT count(*)::int FROM escalated) AS tickets
             """, new
             {

@@ -59,6 +59,13 @@ public class BatchBreachTests(SuiteFixture suite) : ClockedTickets(suite)
                 "SELECT ticket_id, target FROM sla_targets WHERE ticket_id = ANY(@ids)", new { ids })).ToList();
             Assert.Equal(50, running.Count);
             Assert.All(running, r => Assert.Equal(2, r.Target)); // only the resolution clock still runs
+            // TicketOpened and SlaBreached name their customer in the change feed as change_event_customer reads the payload.
+            // Only the rows still there are compared: the change-event pruner, on the same fake clock, may delete them.
+            var changes = await connection.QuerySingleAsync<(int All, int Matching)>("""
+                SELECT count(*)::int, count(*) FILTER (WHERE customer_id = change_event_customer(payload))::int
+                FROM change_events WHERE payload ->> 'ticketId' = ANY(@ticketIds)
+                """, new { ticketIds = ids.Select(id => id.ToString()).ToArray() });
+            Assert.Equal(changes.All, changes.Matching);
         }
 
         // The marker: every row written so far is on the broker, then one more breach is caused and waited for.
