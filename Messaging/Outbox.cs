@@ -88,25 +88,11 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
     /// For a statement that computes its events itself (a set-based pass writing hundreds of them): two data-modifying
     /// CTEs, <c>outbox_rows</c> and <c>change_rows</c> (one row per event), that write the rows of <paramref name="rows"/>
     /// (a CTE or table with columns <c>id uuid</c>, <c>payload jsonb</c> holding the event as it serializes to JSON, and
-    /// <c>n</c>, their order) to the outbox and the change feed exactly as <see cref="AddRangeAsync{T}"/> does. The
-    /// statement must bind <c>@outboxTraceParent</c> to <see cref="TraceParent"/>.
-    /// </summary>
-    public static string InsertCtes<T>(string rows) where T : class => $"""
-        outbox_rows AS (
-            INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
-            SELECT r.id, '{Names<T>.TypeName}', r.payload, @outboxTraceParent::text FROM {rows} r ORDER BY r.n
-            RETURNING seq, id, payload),
-        change_rows AS (
-            INSERT INTO change_events (event_type, message_id, payload, customer_id)
-            SELECT '{Names<T>.EventType}', o.id, o.payload, change_event_customer(o.payload) FROM outbox_rows o ORDER BY o.seq
-            RETURNING 1)
-        """;
-
-    /// <summary>
-    /// <see cref="InsertCtes{T}(string)"/> for rows that also carry their event's customer in the column
-    /// <paramref name="customerColumn"/> (what change_event_customer would read from the payload: the caller names it, as
-    /// for <see cref="CopyRangeAsync{T}"/>). The change rows take it from there instead of running change_event_customer
-    /// on every payload, a SQL function Postgres cannot inline: about 17 µs of Postgres CPU a row against 1 µs.
+    /// <c>n</c>, their order) to the outbox and the change feed exactly as <see cref="AddRangeAsync{T}"/> does. Each row
+    /// also names its event's customer in the column <paramref name="customerColumn"/> (what change_event_customer would
+    /// read from the payload; the caller knows it, as for <see cref="CopyRangeAsync{T}"/>): that SQL function cannot be
+    /// inlined and costs about 17 µs of Postgres CPU a row against 1 µs for the column. The statement must bind
+    /// <c>@outboxTraceParent</c> to <see cref="TraceParent"/>.
     /// </summary>
     public static string InsertCtes<T>(string rows, string customerColumn) where T : class => $"""
         outbox_rows AS (
@@ -118,7 +104,7 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
             RETURNING 1)
         """;
 
-    /// <summary>The trace the events of <see cref="InsertCtes{T}(string)"/> belong to (the current activity's), or null.</summary>
+    /// <summary>The trace the events of <see cref="InsertCtes{T}"/> belong to (the current activity's), or null.</summary>
     public static string? TraceParent => Activity.Current?.Id;
 
     /// <summary>
