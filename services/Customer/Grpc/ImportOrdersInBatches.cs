@@ -22,7 +22,7 @@ namespace Crm.Customer.Grpc;
 /// </summary>
 public sealed partial class ImportGrpcService
 {
-    public const int MaxBatch = 1000;
+    public const int MaxBatch = 500;
     private const int BatchesInFlight = 2;
     private static readonly WriteOptions Buffered = new(WriteFlags.BufferHint);
 
