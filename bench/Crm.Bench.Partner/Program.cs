@@ -116,7 +116,9 @@ try
         }
         await QuietAsync("streaming import");
         BenchHost.Log($"Streaming import: {options.Orders:N0} orders through one ImportOrders stream");
+        var backendsBefore = await BackendCpu.TakeAsync(postgres.AdminConnectionString, ct);
         report.Import = await ImportRun.RunAsync(import, generator, customerIds, $"bench-{runId}", cpu, ct);
+        report.ImportBackends = BackendCpu.Between(backendsBefore, await BackendCpu.TakeAsync(postgres.AdminConnectionString, ct));
         var i = report.Import;
         BenchHost.Log($"  import: {i.OrdersPerSecond:N0} orders/s ({i.Seconds:0.0} s; {i.Created:N0} created, {i.Rejected:N0} rejected), " +
                       $"ratio to COPY {i.OrdersPerSecond / report.Copy.RowsPerSecond:0.00}; RSS max {i.Flatness.RssFirstHalf / 1048576} → {i.Flatness.RssSecondHalf / 1048576} MiB");

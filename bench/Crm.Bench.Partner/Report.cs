@@ -12,6 +12,8 @@ public sealed class PartnerReport
     public CopyResult? Copy { get; set; }
     public FeedLagResult? FeedLag { get; set; }
     public ImportResult? Import { get; set; }
+    /// <summary>Postgres CPU during the stream by backend (the relay's, the service's pool, ...).</summary>
+    public List<BackendShare> ImportBackends { get; set; } = [];
     public long OrdersInDatabase { get; set; }
     public long OutboxRows { get; set; }
     public List<string> Background { get; } = [];
@@ -90,6 +92,9 @@ public static class Report
             s.AppendLine($"- in the database afterwards: {r.OrdersInDatabase:N0} orders, {r.OutboxRows:N0} outbox rows (one OrderPaid per order, the lag phase's included)");
             s.AppendLine($"- CPU during the stream: {Cpu(i.Cpu)}; per order {F(CpuUsage.PerOp(i.Cpu.BenchSeconds, i.Sent), "0")} µs in the bench process (client + service), " +
                          $"{F(CpuUsage.PerOp(i.Cpu.PostgresSeconds, i.Sent), "0")} µs in Postgres");
+            if (r.ImportBackends.Count > 0)
+                s.AppendLine("- Postgres CPU during the stream by backend (application name), per order: " + string.Join(", ",
+                    r.ImportBackends.Select(b => $"{b.Who} {F(CpuUsage.PerOp(b.Seconds, i.Sent), "0")} µs")));
             if (r.Copy is { } c)
                 s.AppendLine($"- COPY ceiling: {c.Rows:N0} rows in {c.Seconds:0.0} s, CPU {Cpu(c.Cpu)}; per row {F(CpuUsage.PerOp(c.Cpu.PostgresSeconds, c.Rows), "0")} µs in Postgres");
             s.AppendLine($"- memory: RSS and managed heap sampled every second in the process that hosts both the service and the bench client " +
