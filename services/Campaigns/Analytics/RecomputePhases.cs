@@ -13,7 +13,7 @@ public sealed class RecomputePhases(ILogger logger, long runId)
     private readonly List<string> _summary = [];
     private readonly Lock _lock = new();
     private TimeSpan _last;
-    private TimeSpan _lastCpu = Process.GetCurrentProcess().TotalProcessorTime;
+    private TimeSpan _lastCpu = Environment.CpuUsage.TotalTime;
 
     /// <summary>The phase that ran since the previous one ended.</summary>
     public void Done(string phase, string detail = "")
@@ -21,7 +21,7 @@ public sealed class RecomputePhases(ILogger logger, long runId)
         lock (_lock)
         {
             var now = _watch.Elapsed;
-            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var cpu = Environment.CpuUsage.TotalTime;
             var serviceCpu = FormattableString.Invariant($"service CPU {(cpu - _lastCpu).TotalSeconds:0.00} s");
             Record(phase, (now - _last).TotalSeconds, detail.Length > 0 ? $"{serviceCpu}; {detail}" : serviceCpu);
             (_last, _lastCpu) = (now, cpu);
