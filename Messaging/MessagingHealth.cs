@@ -45,7 +45,7 @@ public sealed class MessagingStats
                    oldest.waiting, oldest.last_error
             FROM (SELECT 1) AS one
             LEFT JOIN LATERAL (SELECT extract(epoch FROM now() - created_at)::float8 AS waiting, last_error
-                               FROM outbox_messages WHERE sent_at IS NULL AND dead_at IS NULL ORDER BY seq LIMIT 1) AS oldest ON true
+                               FROM outbox_messages WHERE dead_at IS NULL ORDER BY seq LIMIT 1) AS oldest ON true
             """);
         await using var reader = await command.ExecuteReaderAsync(ct);
         await reader.ReadAsync(ct);

@@ -28,7 +28,6 @@ public sealed class OutboxOptions
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
     /// <summary>The health check turns Degraded when an event has waited this long to be published.</summary>
     public TimeSpan WaitingAlarm { get; set; } = TimeSpan.FromSeconds(60);
-    public TimeSpan KeepSentFor { get; set; } = TimeSpan.FromDays(7);
     /// <summary>
     /// Attempts at a row whose type cannot be resolved or whose payload cannot be read (a poison row) before it is
     /// set aside (dead_at) and no longer claimed. Broker failures do not count: they are not the row's fault.
@@ -109,8 +108,10 @@ public sealed class OutboxDataSource : IAsyncDisposable
 
 /// <summary>
 /// Publishes outbox rows to RabbitMQ. Each round claims a batch with FOR UPDATE SKIP LOCKED (so several
-/// instances share the work), publishes the batch concurrently with publisher confirms, and marks the
-/// confirmed rows sent in the same transaction. Back-off is per row (next_attempt_at): a row that fails waits,
+/// instances share the work), publishes the batch concurrently with publisher confirms, and deletes the
+/// confirmed rows in the same transaction: the outbox is only a queue (change_events, written with it, is the service's
+/// durable record of its events), and a delete costs Postgres about half of an update that marks a row sent.
+/// Back-off is per row (next_attempt_at): a row that fails waits,
 /// the others keep flowing. Only when every publish of a round fails (the broker is away) does the whole relay
 /// pause briefly. A poison row (type unknown, payload unreadable) is set aside after
 /// <see cref="OutboxOptions.MaxUnreadableAttempts"/>, counted in the crm.outbox.dead gauge and reported Degraded by
@@ -140,7 +141,6 @@ public sealed class OutboxRelay(
     private readonly NpgsqlDataSource _dataSource = relayDataSource.DataSource;
     private readonly OutboxOptions _options = options.Value;
     private readonly SemaphoreSlim _inFlight = new(options.Value.MaxInFlight, options.Value.MaxInFlight);
-    private DateTimeOffset _nextCleanup = DateTimeOffset.MinValue;
     private DateTimeOffset _nextStats = DateTimeOffset.MinValue;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -160,7 +160,7 @@ public sealed class OutboxRelay(
                 }
                 failures = 0;
                 if (round.Claimed == _options.BatchSize) continue; // more waiting
-                await MaintainAsync(stoppingToken);
+                await RefreshStatsAsync(stoppingToken);
                 await signal.WaitAsync(_options.PollInterval, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -188,7 +188,7 @@ public sealed class OutboxRelay(
         await using (var select = new NpgsqlCommand("""
             SELECT seq, id, message_type, payload::text, trace_parent, attempts, unreadable_attempts
             FROM outbox_messages
-            WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= now()
+            WHERE dead_at IS NULL AND next_attempt_at <= now()
             ORDER BY seq
             LIMIT $1
             FOR UPDATE SKIP LOCKED
@@ -212,9 +212,9 @@ public sealed class OutboxRelay(
 
         if (sent.Length > 0)
         {
-            await using var mark = new NpgsqlCommand("UPDATE outbox_messages SET sent_at = now() WHERE seq = ANY($1)", connection, transaction);
-            mark.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = sent });
-            await mark.ExecuteNonQueryAsync(ct);
+            await using var done = new NpgsqlCommand("DELETE FROM outbox_messages WHERE seq = ANY($1)", connection, transaction);
+            done.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = sent });
+            await done.ExecuteNonQueryAsync(ct);
         }
         var deadNow = 0;
         foreach (var (row, result) in failed)
@@ -319,20 +319,12 @@ public sealed class OutboxRelay(
         }
     }
 
-    private async Task MaintainAsync(CancellationToken ct)
+    private async Task RefreshStatsAsync(CancellationToken ct)
     {
         var now = DateTimeOffset.UtcNow;
-        if (now >= _nextStats)
-        {
-            _nextStats = now.AddSeconds(15);
-            await stats.RefreshAsync(ct);
-        }
-        if (now < _nextCleanup) return;
-        _nextCleanup = now.AddHours(1);
-        await using var command = _dataSource.CreateCommand("DELETE FROM outbox_messages WHERE sent_at < now() - $1");
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = _options.KeepSentFor });
-        var deleted = await command.ExecuteNonQueryAsync(ct);
-        if (deleted > 0) logger.LogInformation("Outbox: removed {Count} messages sent more than {Days} days ago", deleted, _options.KeepSentFor.TotalDays);
+        if (now < _nextStats) return;
+        _nextStats = now.AddSeconds(15);
+        await stats.RefreshAsync(ct);
     }
 
     private TimeSpan Backoff(int attempt) =>

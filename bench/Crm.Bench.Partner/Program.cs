@@ -109,7 +109,7 @@ try
         BenchHost.Log($"  lag: {l.Delivered:N0}/{l.Sent - l.SendErrors:N0} delivered at {l.AchievedRate:N0}/s, p50 {l.LagFromReturn.P50:0.0} ms, " +
                       $"p99 {l.LagFromReturn.P99:0.0} ms, max {l.LagFromReturn.Max:0.0} ms" + (l.FirstError is null ? "" : $"; first error {l.FirstError}"));
 
-        await using (var drained = new NpgsqlCommand("SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL", db))
+        await using (var drained = new NpgsqlCommand("SELECT count(*) FROM outbox_messages WHERE dead_at IS NULL", db))
         {
             var wait = Stopwatch.StartNew();
             while ((long)(await drained.ExecuteScalarAsync(ct))! > 0 && wait.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(100, ct);
@@ -122,11 +122,11 @@ try
         var i = report.Import;
         BenchHost.Log($"  import: {i.OrdersPerSecond:N0} orders/s ({i.Seconds:0.0} s; {i.Created:N0} created, {i.Rejected:N0} rejected), " +
                       $"ratio to COPY {i.OrdersPerSecond / report.Copy.RowsPerSecond:0.00}; RSS max {i.Flatness.RssFirstHalf / 1048576} → {i.Flatness.RssSecondHalf / 1048576} MiB");
-        await using (var count = new NpgsqlCommand("SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM outbox_messages)", db))
+        await using (var count = new NpgsqlCommand("SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM change_events WHERE event_type = 'OrderPaid')", db))
         await using (var reader = await count.ExecuteReaderAsync(ct))
         {
             await reader.ReadAsync(ct);
-            (report.OrdersInDatabase, report.OutboxRows) = (reader.GetInt64(0), reader.GetInt64(1));
+            (report.OrdersInDatabase, report.OrderPaidEvents) = (reader.GetInt64(0), reader.GetInt64(1));
         }
     }
 }

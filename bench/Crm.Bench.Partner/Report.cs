@@ -15,7 +15,7 @@ public sealed class PartnerReport
     /// <summary>Postgres CPU during the stream by backend (the relay's, the service's pool, ...).</summary>
     public List<BackendShare> ImportBackends { get; set; } = [];
     public long OrdersInDatabase { get; set; }
-    public long OutboxRows { get; set; }
+    public long OrderPaidEvents { get; set; }
     public List<string> Background { get; } = [];
     public string? Failure { get; set; }
     public List<string> LeftoverProcesses { get; set; } = [];
@@ -89,7 +89,7 @@ public static class Report
             s.AppendLine();
             s.AppendLine($"- {i.Sent:N0} items sent, {i.Created:N0} created, {i.Unchanged:N0} unchanged, {i.Rejected:N0} rejected in {i.Seconds:0.0} s; " +
                          $"statuses one per item in order: {(i.InOrder ? "yes" : "**no**")}" + (i.FirstRejection is null ? "" : $"; first rejection: {i.FirstRejection}"));
-            s.AppendLine($"- in the database afterwards: {r.OrdersInDatabase:N0} orders, {r.OutboxRows:N0} outbox rows (one OrderPaid per order, the lag phase's included)");
+            s.AppendLine($"- in the database afterwards: {r.OrdersInDatabase:N0} orders, {r.OrderPaidEvents:N0} OrderPaid change events (one per order, the lag phase's included)");
             s.AppendLine($"- CPU during the stream: {Cpu(i.Cpu)}; per order {F(CpuUsage.PerOp(i.Cpu.BenchSeconds, i.Sent), "0")} µs in the bench process (client + service), " +
                          $"{F(CpuUsage.PerOp(i.Cpu.PostgresSeconds, i.Sent), "0")} µs in Postgres");
             if (r.ImportBackends.Count > 0)

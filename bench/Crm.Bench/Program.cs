@@ -196,7 +196,7 @@ try
             left = await UnsentAsync(customerDb, ct);
         }
         report.OutboxDrain = new OutboxDrain(backlog, drainWatch.Elapsed.TotalSeconds, left,
-            await ScalarAsync(customerDb, "SELECT count(*) FROM outbox_messages", ct));
+            await ScalarAsync(customerDb, "SELECT count(*) FROM change_events", ct));
         Log($"Outbox backlog after the RecordOrder phase: {backlog:N0} rows, drained in {drainWatch.Elapsed.TotalSeconds:0.00} s ({left} left)");
     }
 
@@ -423,7 +423,7 @@ static RecordOrderRequest Order(string customerId, string externalOrderId)
 }
 
 static async Task<long> UnsentAsync(NpgsqlDataSource db, CancellationToken ct) =>
-    await ScalarAsync(db, "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL", ct);
+    await ScalarAsync(db, "SELECT count(*) FROM outbox_messages WHERE dead_at IS NULL", ct);
 
 static async Task<long> ScalarAsync(NpgsqlDataSource db, string sql, CancellationToken ct)
 {

@@ -17,7 +17,7 @@ namespace Crm.IntegrationTests.Loyalty;
 /// probe takes one delivery at a time, so whatever was enqueued before the marker is seen before it. What is not
 /// ordered is the publishing: the relay publishes a batch of outbox rows concurrently and retries a failed row later,
 /// so a row written before the marker can still reach the broker after it. Hence <see cref="DrainAsync"/> first: wait
-/// until every outbox row the test has written so far is confirmed by the broker (sent), and only then cause the marker. Its row is
+/// until every outbox row the test has written so far is confirmed by the broker (and so deleted by the relay), and only then cause the marker. Its row is
 /// written after those confirms, so it is enqueued behind anything they carried.
 /// </para>
 /// <para>
@@ -32,8 +32,11 @@ public static class Markers
     public static async Task<long> PositionAsync(NpgsqlDataSource db)
     {
         await using var connection = await db.OpenConnectionAsync();
-        return await connection.ExecuteScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM outbox_messages");
+        return await connection.ExecuteScalarAsync<long>(LastSeqSql);
     }
+
+    /// <summary>The last seq handed out: the relay deletes published rows, so max(seq) of the table says nothing.</summary>
+    private const string LastSeqSql = "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('outbox_messages', 'seq')), 0)";
 
     /// <summary>
     /// Waits until every outbox row written since <paramref name="from"/> (this test's rows; an earlier test's row set
@@ -42,10 +45,10 @@ public static class Markers
     public static async Task DrainAsync(NpgsqlDataSource db, long from, TimeSpan? timeout = null)
     {
         await using var connection = await db.OpenConnectionAsync();
-        var upTo = await connection.ExecuteScalarAsync<long>("SELECT coalesce(max(seq), 0) FROM outbox_messages");
+        var upTo = await connection.ExecuteScalarAsync<long>(LastSeqSql);
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
         while (await connection.ExecuteScalarAsync<long>(
-                   "SELECT count(*) FROM outbox_messages WHERE seq > @from AND seq <= @upTo AND sent_at IS NULL", new { from, upTo }) is var unsent and > 0)
+                   "SELECT count(*) FROM outbox_messages WHERE seq > @from AND seq <= @upTo AND dead_at IS NULL", new { from, upTo }) is var unsent and > 0)
         {
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"{unsent} outbox rows up to {upTo} still unsent.");
             await Task.Delay(50);

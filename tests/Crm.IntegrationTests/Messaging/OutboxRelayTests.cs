@@ -35,15 +35,28 @@ public class OutboxRelayTests(SuiteFixture suite, ITestOutputHelper output)
         {
             // Orders recorded behind the poison rows are published at once, each within a second.
             var slowest = TimeSpan.Zero;
+            var orders = new List<string>();
             for (var i = 0; i < 10; i++)
             {
                 var watch = Stopwatch.StartNew();
                 var order = await _scenario.Customers.RecordOrderAsync(Scenario.Order(customerId, "88.00"));
+                orders.Add(order.Id);
                 await probe.WaitUntilAsync(() => probe.For("orderId", order.Id).Count == 1, TimeSpan.FromSeconds(5), $"OrderPaid of order {i}");
                 slowest = watch.Elapsed > slowest ? watch.Elapsed : slowest;
             }
             output.WriteLine($"Slowest RecordOrder → OrderPaid on the probe with poison rows in the outbox: {slowest.TotalMilliseconds:0} ms");
             Assert.True(slowest < TimeSpan.FromSeconds(1), $"An order behind the poison rows took {slowest.TotalMilliseconds:0} ms to be published.");
+
+            // Published rows leave the outbox (the relay deletes them once confirmed); the change feed keeps the events.
+            const string publishedSql = """
+                SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM outbox_messages o WHERE o.id = c.message_id)) AS in_outbox, count(*) AS in_feed
+                FROM change_events c WHERE c.event_type = 'OrderPaid' AND c.payload->>'orderId' = ANY(@orders)
+                """;
+            await Scenario.WaitUntilAsync(async () =>
+            {
+                await using var connection = await suite.CustomerDb.OpenConnectionAsync();
+                return await connection.QuerySingleAsync<(long InOutbox, long InFeed)>(publishedSql, new { orders = orders.ToArray() }) == (0, 10);
+            }, TimeSpan.FromSeconds(5), "the 10 published OrderPaid rows to leave the outbox while the change feed keeps all 10");
 
             // Four attempts each here (Outbox:MaxUnreadableAttempts), then set aside and no longer claimed.
             await Scenario.WaitUntilAsync(async () => await DeadAsync(unknownType, unreadable) == 2, TimeSpan.FromSeconds(30),
