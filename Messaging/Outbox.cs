@@ -9,7 +9,9 @@ namespace Crm.Messaging;
 /// <summary>
 /// Writes integration events into outbox_messages inside the caller's transaction, so an event exists
 /// if and only if the change that caused it committed, and their copies in change_events (the change feed) in the
-/// same statement. Call <see cref="Wake"/> after the commit so the relay publishes at once instead of at its next poll,
+/// same statement. The outbox row is only a queue entry, deleted once published (its payload is text, as the relay reads
+/// it); change_events is the kept record (jsonb, as partners and reports query it). Each event's JSON is parsed once, by
+/// Postgres into the change row, and its customer comes from <see cref="EventCustomer{T}"/>, not from the JSON again. Call <see cref="Wake"/> after the commit so the relay publishes at once instead of at its next poll,
 /// and change feed readers here and in other instances read the new events at once.
 /// </summary>
 public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications changes)
@@ -36,21 +38,24 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
         return command;
     }
 
-    private const string AddSql = $"""
+    /// <summary>The unreferenced data-modifying WITH runs all the same; the change row reads the text parameter as jsonb.</summary>
+    private const string AddSql = """
         WITH o AS (
             INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
-            VALUES ($1, $2, $3, $4)
-            RETURNING seq, id, payload)
-        {ChangeEventsFrom}
+            VALUES ($1, $2, $3, $4))
+        INSERT INTO change_events (event_type, message_id, payload, customer_id)
+        VALUES ($5, $1, $3::jsonb, $6)
         """;
 
     private static void AddParameters<T>(NpgsqlParameterCollection parameters, T message) where T : class
     {
+        var payload = JsonSerializer.Serialize(message, Json);
         parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() });
         parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.TypeName });
-        parameters.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(message, Json), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        parameters.Add(new NpgsqlParameter<string> { TypedValue = payload, NpgsqlDbType = NpgsqlDbType.Text });
         parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
         parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.EventType });
+        parameters.Add(new NpgsqlParameter { Value = (object?)EventCustomer<T>.Of(message, payload) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
     }
 
     /// <summary>Computed once per type rather than per event (the assembly name allocates).</summary>
@@ -65,22 +70,28 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
         where T : class
     {
         if (messages.Count == 0) return;
-        const string sql = $"""
-            WITH o AS (
+        const string sql = """
+            WITH m AS (SELECT * FROM unnest($1::uuid[], $3::text[], $6::uuid[]) WITH ORDINALITY AS m(id, payload, customer_id, n)),
+            o AS (
                 INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
-                SELECT m.id, $2, m.payload, $4 FROM unnest($1::uuid[], $3::jsonb[]) WITH ORDINALITY AS m(id, payload, n) ORDER BY m.n
-                RETURNING seq, id, payload)
-            {ChangeEventsFrom}
+                SELECT m.id, $2, m.payload, $4 FROM m ORDER BY m.n)
+            INSERT INTO change_events (event_type, message_id, payload, customer_id)
+            SELECT $5, m.id, m.payload::jsonb, m.customer_id FROM m ORDER BY m.n
             """;
+        var payloads = new string[messages.Count];
+        var customers = new Guid?[messages.Count];
+        for (var i = 0; i < messages.Count; i++)
+        {
+            payloads[i] = JsonSerializer.Serialize(messages[i], Json);
+            customers[i] = EventCustomer<T>.Of(messages[i], payloads[i]);
+        }
         await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = messages.Select(_ => Guid.CreateVersion7()).ToArray() });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.TypeName });
-        command.Parameters.Add(new NpgsqlParameter<string[]>
-        {
-            TypedValue = messages.Select(m => JsonSerializer.Serialize(m, Json)).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Jsonb,
-        });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.EventType });
+        command.Parameters.Add(new NpgsqlParameter<Guid?[]> { TypedValue = customers, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
@@ -88,7 +99,7 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
     /// For a statement that computes its events itself (a set-based pass writing hundreds of them): two data-modifying
     /// CTEs, <c>outbox_rows</c> and <c>change_rows</c> (one row per event), that write the rows of <paramref name="rows"/>
     /// (a CTE or table with columns <c>id uuid</c>, <c>payload jsonb</c> holding the event as it serializes to JSON, and
-    /// <c>n</c>, their order) to the outbox and the change feed exactly as <see cref="AddRangeAsync{T}"/> does. Each row
+    /// <c>n</c>, their order) to the outbox (as text) and the change feed exactly as <see cref="AddRangeAsync{T}"/> does. Each row
     /// also names its event's customer in the column <paramref name="customerColumn"/> (what change_event_customer would
     /// read from the payload; the caller knows it, as for <see cref="CopyRangeAsync{T}"/>): that SQL function cannot be
     /// inlined and costs about 17 µs of Postgres CPU a row against 1 µs for the column. The statement must bind
@@ -97,7 +108,7 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
     public static string InsertCtes<T>(string rows, string customerColumn) where T : class => $"""
         outbox_rows AS (
             INSERT INTO outbox_messages (id, message_type, payload, trace_parent)
-            SELECT r.id, '{Names<T>.TypeName}', r.payload, @outboxTraceParent::text FROM {rows} r ORDER BY r.n),
+            SELECT r.id, '{Names<T>.TypeName}', r.payload::text, @outboxTraceParent::text FROM {rows} r ORDER BY r.n),
         change_rows AS (
             INSERT INTO change_events (event_type, message_id, payload, customer_id)
             SELECT '{Names<T>.EventType}', r.id, r.payload, r.{customerColumn} FROM {rows} r ORDER BY r.n
@@ -131,7 +142,7 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
                 await outbox.StartRowAsync(cancellationToken);
                 await outbox.WriteAsync(ids[i], NpgsqlDbType.Uuid, cancellationToken);
                 await outbox.WriteAsync(Names<T>.TypeName, NpgsqlDbType.Text, cancellationToken);
-                await outbox.WriteAsync(payloads[i], NpgsqlDbType.Jsonb, cancellationToken);
+                await outbox.WriteAsync(payloads[i], NpgsqlDbType.Text, cancellationToken);
                 await outbox.WriteOrNullAsync(traceParent, NpgsqlDbType.Text, cancellationToken);
             }
             await outbox.CompleteAsync(cancellationToken);
@@ -150,15 +161,6 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
             await changes.CompleteAsync(cancellationToken);
         }
     }
-
-    /// <summary>
-    /// The change feed's copy of the outbox rows <c>o</c>, in the same statement (migration 0008): the same transaction
-    /// (tx) and the outbox's order. Cheaper in Postgres than the statement trigger that did it before.
-    /// </summary>
-    private const string ChangeEventsFrom = """
-        INSERT INTO change_events (event_type, message_id, payload, customer_id)
-        SELECT $5, o.id, o.payload, change_event_customer(o.payload) FROM o ORDER BY o.seq
-        """;
 
     /// <summary>"Crm.Contracts.OrderPaid" → "OrderPaid", as the feed names events.</summary>
     internal static string EventType(Type type) => type.FullName![(type.FullName!.LastIndexOf('.') + 1)..];

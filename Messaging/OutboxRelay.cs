@@ -186,7 +186,7 @@ public sealed class OutboxRelay(
 
         var rows = new List<OutboxRow>(_options.BatchSize);
         await using (var select = new NpgsqlCommand("""
-            SELECT seq, id, message_type, payload::text, trace_parent, attempts, unreadable_attempts
+            SELECT seq, id, message_type, payload, trace_parent, attempts, unreadable_attempts
             FROM outbox_messages
             WHERE dead_at IS NULL AND next_attempt_at <= now()
             ORDER BY seq
