@@ -39,7 +39,11 @@ public sealed class ChangeEventPruner(NpgsqlDataSource dataSource, IOptions<Chan
         }
     }
 
-    /// <summary>One pass; returns how many change events were deleted.</summary>
+    /// <summary>
+    /// One pass; returns how many change events were deleted. Their age is measured on the database's clock, which wrote
+    /// occurred_at: a service on a test clock days ahead (the SLA tests) must not prune the events it has just written,
+    /// which tests read back now that the outbox no longer keeps them.
+    /// </summary>
     public async Task<long> PruneAsync(CancellationToken ct)
     {
         var cutoff = clock.GetUtcNow().UtcDateTime - _options.Retention;
@@ -50,10 +54,10 @@ public sealed class ChangeEventPruner(NpgsqlDataSource dataSource, IOptions<Chan
             var deleted = await connection.ExecuteAsync(new CommandDefinition("""
                 DELETE FROM change_events WHERE ctid = ANY(ARRAY(
                     SELECT c.ctid FROM change_events c
-                    WHERE c.occurred_at < @cutoff
+                    WHERE c.occurred_at < now() - @retention
                       AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.enabled AND (c.tx, c.id) > (e.cursor_tx, e.cursor_id))
                     LIMIT @batch))
-                """, new { cutoff, batch = _options.PruneBatchSize }, cancellationToken: ct));
+                """, new { retention = _options.Retention, batch = _options.PruneBatchSize }, cancellationToken: ct));
             total += deleted;
             if (deleted < _options.PruneBatchSize) break;
         }
