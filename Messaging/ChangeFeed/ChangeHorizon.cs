@@ -4,7 +4,7 @@ namespace Crm.Messaging.ChangeFeed;
 /// How far change_events can be read in (tx, id) order without a row appearing later behind the reader: below the
 /// oldest running transaction that could still add one. Shared by the change feed and the webhook dispatcher, which
 /// must agree. Transactions that cannot add a row are left out: those in other databases (xids are cluster-wide) and
-/// the outbox relay's (it only marks rows sent, and holds its transaction while the broker confirms a batch, which
+/// the outbox relay's (it only deletes published outbox rows, and holds its transaction while the broker confirms a batch, which
 /// would otherwise hold every event behind it for that long), and the change announcer's (a NOTIFY takes an xid at commit). Their xids come from pg_stat_activity; one not seen there
 /// simply counts, which is only slower. Plain pg_snapshot_xmin would be safe too, but waits for all of those.
 /// </summary>

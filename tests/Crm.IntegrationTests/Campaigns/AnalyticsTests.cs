@@ -110,7 +110,7 @@ public class AnalyticsTests(SuiteFixture suite)
         await using (var customerDb = await suite.CustomerDb.OpenConnectionAsync())
         {
             var row = await customerDb.QuerySingleAsync<(Guid Id, string Payload)>("""
-                SELECT id, payload::text FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.OrderPaid,%' AND payload->>'orderId' = @id
+                SELECT message_id, payload::text FROM change_events WHERE event_type = 'OrderPaid' AND payload->>'orderId' = @id
                 """, new { id = order.Id });
             (messageId, paid) = (row.Id, JsonSerializer.Deserialize<OrderPaid>(row.Payload, new JsonSerializerOptions(JsonSerializerDefaults.Web))!);
         }

@@ -57,7 +57,7 @@ public class CampaignRewardTests(SuiteFixture suite)
         await using (var loyaltyDb = await suite.LoyaltyDb.OpenConnectionAsync())
         {
             var row = await loyaltyDb.QuerySingleAsync<(Guid Id, string Payload)>("""
-                SELECT id, payload::text FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.TierChanged,%' AND payload->>'customerId' = @a
+                SELECT message_id, payload::text FROM change_events WHERE event_type = 'TierChanged' AND payload->>'customerId' = @a
                 """, new { a });
             originalId = row.Id;
             changed = JsonSerializer.Deserialize<TierChanged>(row.Payload, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;

@@ -158,7 +158,7 @@ public class CampaignTests(SuiteFixture suite)
         TierChanged changed;
         await using (var loyaltyDb = await suite.LoyaltyDb.OpenConnectionAsync())
             changed = JsonSerializer.Deserialize<TierChanged>(await loyaltyDb.QuerySingleAsync<string>("""
-                SELECT payload::text FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.TierChanged,%' AND payload->>'customerId' = @a
+                SELECT payload::text FROM change_events WHERE event_type = 'TierChanged' AND payload->>'customerId' = @a
                 """, new { a }), new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
         Assert.Equal(("S1", "S2"), (changed.OldTier, changed.NewTier));
         var bus = suite.Campaigns.Services.GetRequiredService<IBus>();

@@ -131,6 +131,6 @@ public class CustomerProfileTests(SuiteFixture suite)
     {
         await using var connection = await suite.CustomerDb.OpenConnectionAsync();
         return (await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM customers"),
-                await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM outbox_messages"));
+                await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM change_events"));
     }
 }

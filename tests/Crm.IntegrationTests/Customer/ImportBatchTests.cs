@@ -58,7 +58,7 @@ public sealed class ImportBatchTests(SuiteFixture suite)
         await using var db = await suite.CustomerDb.OpenConnectionAsync();
         var rows = await db.QueryAsync<(Guid Id, decimal AmountPaid)>("SELECT id, amount_paid FROM orders WHERE external_order_id = @dup", new { dup });
         Assert.Equal([(Guid.Parse(four[winner].Id), decimal.Parse(won.AmountPaid.Amount, CultureInfo.InvariantCulture))], rows);
-        Assert.Equal(1, await db.ExecuteScalarAsync<int>("SELECT count(*) FROM outbox_messages WHERE payload->>'externalOrderId' = @dup", new { dup }));
+        Assert.Equal(1, await db.ExecuteScalarAsync<int>("SELECT count(*) FROM change_events WHERE event_type = 'OrderPaid' AND payload->>'externalOrderId' = @dup", new { dup }));
         Assert.Equal(1, await db.ExecuteScalarAsync<int>("SELECT count(*) FROM audit_events WHERE idempotency_key = @dup", new { dup }));
     }
 
@@ -90,7 +90,7 @@ public sealed class ImportBatchTests(SuiteFixture suite)
         var pattern = $"TWO-{run}-%";
         Assert.Equal(orders, await db.ExecuteScalarAsync<int>("SELECT count(*) FROM orders WHERE external_order_id LIKE @pattern", new { pattern }));
         Assert.Equal(orders, await db.ExecuteScalarAsync<int>(
-            "SELECT count(*) FROM outbox_messages WHERE payload->>'externalOrderId' LIKE @pattern", new { pattern }));
+            "SELECT count(*) FROM change_events WHERE event_type = 'OrderPaid' AND payload->>'externalOrderId' LIKE @pattern", new { pattern }));
         Assert.Equal(orders, await db.ExecuteScalarAsync<int>("SELECT count(DISTINCT message_id) FROM change_events WHERE payload->>'externalOrderId' LIKE @pattern",
             new { pattern }));
     }

@@ -70,8 +70,8 @@ public class EarningTests(SuiteFixture suite)
         await using (var customerDb = await suite.CustomerDb.OpenConnectionAsync())
         {
             var row = await customerDb.QuerySingleAsync<(Guid Id, string Payload)>("""
-                SELECT id, payload::text FROM outbox_messages
-                WHERE message_type LIKE 'Crm.Contracts.CustomerRegistered,%' AND payload->'customer'->>'customerId' = @customerId
+                SELECT message_id, payload::text FROM change_events
+                WHERE event_type = 'CustomerRegistered' AND payload->'customer'->>'customerId' = @customerId
                 """, new { customerId });
             messageId = row.Id;
             registered = JsonSerializer.Deserialize<CustomerRegistered>(row.Payload, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;

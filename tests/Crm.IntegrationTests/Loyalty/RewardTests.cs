@@ -378,7 +378,7 @@ public class RewardTests(SuiteFixture suite)
             SELECT (SELECT count(*) FROM redemptions WHERE customer_id = @id),
                    (SELECT count(*) FROM ledger_entries WHERE customer_id = @id),
                    (SELECT stock FROM rewards WHERE id = @rewardId)::bigint,
-                   (SELECT count(*) FROM outbox_messages WHERE payload->>'customerId' = @text)
+                   (SELECT count(*) FROM change_events WHERE payload->>'customerId' = @text)
             """, new { id = Guid.Parse(customerId), rewardId, text = customerId });
     }
 

@@ -44,7 +44,7 @@ public class MoveStageWriteTests(SuiteFixture suite)
             (await connection.QueryAsync<(string, string, int)>(
                 "SELECT stage, furthest_stage, opportunities FROM pipeline_counts WHERE owner_team = @team ORDER BY stage", new { team })).ToList());
         Assert.Equal(1, await connection.ExecuteScalarAsync<int>(
-            "SELECT count(*) FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.OpportunityWon,%' AND payload->>'opportunityId' = @opportunity",
+            "SELECT count(*) FROM change_events WHERE event_type = 'OpportunityWon' AND payload->>'opportunityId' = @opportunity",
             new { opportunity = deal.Id }));
     }
 }

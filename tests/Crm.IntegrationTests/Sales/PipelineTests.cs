@@ -145,7 +145,7 @@ public class PipelineTests(SuiteFixture suite)
         async Task<(long, long, long)> Counts() => (
             await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM opportunities WHERE owner_id = @s", new { s = rep.Subject }),
             await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM stage_history h JOIN opportunities o ON o.id = h.opportunity_id WHERE o.owner_id = @s", new { s = rep.Subject }),
-            await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM outbox_messages WHERE payload->>'ownerId' = @s", new { s = rep.Subject }));
+            await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM change_events WHERE payload->>'ownerId' = @s", new { s = rep.Subject }));
         var before = await Counts();
 
         var unknown = await Rpc.FailsWith(StatusCode.InvalidArgument, () => rep.Client.MoveStageAsync(new MoveStageRequest { OpportunityId = lost.Id, Stage = "closing" }).ResponseAsync);

@@ -70,7 +70,7 @@ public class CareCallTests(SuiteFixture suite) : ClockedTickets(suite)
     {
         await using var connection = await Suite.CustomerDb.OpenConnectionAsync();
         var row = await connection.QuerySingleAsync<(Guid Id, string Payload)>(
-            "SELECT id, payload::text FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.OrderPaid,%' AND payload->>'orderId' = @orderId",
+            "SELECT message_id, payload::text FROM change_events WHERE event_type = 'OrderPaid' AND payload->>'orderId' = @orderId",
             new { orderId });
         return (row.Id, JsonSerializer.Deserialize<OrderPaid>(row.Payload, new JsonSerializerOptions(JsonSerializerDefaults.Web))!);
     }

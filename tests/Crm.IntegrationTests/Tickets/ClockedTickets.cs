@@ -64,8 +64,8 @@ public abstract class ClockedTickets(SuiteFixture suite) : IAsyncLifetime
     {
         await using var connection = await Db.OpenConnectionAsync();
         return await connection.ExecuteScalarAsync<long>(
-            "SELECT count(*) FROM outbox_messages WHERE message_type LIKE @type AND payload->>'ticketId' = @ticketId",
-            new { type = $"Crm.Contracts.{type},%", ticketId });
+            "SELECT count(*) FROM change_events WHERE event_type = @type AND payload->>'ticketId' = @ticketId",
+            new { type, ticketId });
     }
 
     public static string PreconditionType(RpcException ex) =>

@@ -89,12 +89,11 @@ public class OpenAndBreachTests(SuiteFixture suite) : ClockedTickets(suite)
         foreach (var e in expected)
         {
             var json = JsonSerializer.Serialize(e, e.GetType(), new JsonSerializerOptions(JsonSerializerDefaults.Web));
-            var (outbox, feed, feedCustomer) = await connection.QuerySingleAsync<(bool, bool, Guid)>("""
-                SELECT o.payload = @json::jsonb, c.payload = @json::jsonb, c.customer_id
-                FROM outbox_messages o JOIN change_events c ON c.message_id = o.id
-                WHERE o.message_type LIKE @type AND o.payload->>'ticketId' = @ticketId
-                """, new { json, type = $"Crm.Contracts.{e.GetType().Name},%", ticketId = ticket.Id });
-            Assert.Equal((true, true, customer), (outbox, feed, feedCustomer));
+            var (feed, feedCustomer) = await connection.QuerySingleAsync<(bool, Guid)>("""
+                SELECT c.payload = @json::jsonb, c.customer_id FROM change_events c
+                WHERE c.event_type = @type AND c.payload->>'ticketId' = @ticketId
+                """, new { json, type = e.GetType().Name, ticketId = ticket.Id });
+            Assert.Equal((true, customer), (feed, feedCustomer));
         }
     }
 
@@ -151,7 +150,7 @@ public class OpenAndBreachTests(SuiteFixture suite) : ClockedTickets(suite)
     {
         await using var connection = await Db.OpenConnectionAsync();
         var payloads = await connection.QueryAsync<string>(
-            "SELECT payload::text FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.SlaBreached,%' AND payload->>'ticketId' = @ticketId ORDER BY seq",
+            "SELECT payload::text FROM change_events WHERE event_type = 'SlaBreached' AND payload->>'ticketId' = @ticketId ORDER BY tx, id",
             new { ticketId });
         return payloads.Select(p =>
         {

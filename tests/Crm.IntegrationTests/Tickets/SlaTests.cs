@@ -108,7 +108,7 @@ public class SlaTests(SuiteFixture suite) : ClockedTickets(suite)
         await using (var connection = await Db.OpenConnectionAsync())
         {
             var payload = await connection.ExecuteScalarAsync<string>(
-                "SELECT payload::text FROM outbox_messages WHERE message_type LIKE 'Crm.Contracts.SlaBreached,%' AND payload->>'ticketId' = @id",
+                "SELECT payload::text FROM change_events WHERE event_type = 'SlaBreached' AND payload->>'ticketId' = @id",
                 new { id = ticket.Id });
             using var json = System.Text.Json.JsonDocument.Parse(payload!);
             Assert.Equal("resolution", json.RootElement.GetProperty("target").GetString());
