@@ -15,6 +15,8 @@ public sealed class TicketsReport
     public AtRiskPhase? AtRisk { get; set; }
     public PgbenchResult? PgbenchTpcb { get; set; }
     public LoadResult? OpenTicket { get; set; }
+    public JitWarmUpResult? OpenTicketJitWarmUp { get; set; }
+    public JitActivity? OpenTicketJit { get; set; }
     public LatencyPhase? BreachLatency { get; set; }
 }
 

@@ -25,6 +25,8 @@ public sealed class Options
     public int Connections { get; private set; } = 1;
     public double WarmupSeconds { get; private set; } = 3;
     public double DurationSeconds { get; private set; } = 15;
+    /// <summary>Longest OpenTicket load before its warm-up while the JIT is still compiling the service (0: none).</summary>
+    public double JitSettleSeconds { get; private set; } = 90;
     public int PgbenchScale { get; private set; } = 16;
     public int PgbenchThreads { get; private set; } = 2;
     public double QuietWaitSeconds { get; private set; } = 15;
@@ -40,7 +42,7 @@ public sealed class Options
     public const string Usage = """
         Crm.Bench.Tickets [--tickets 100000] [--overdue 1000] [--repeats 5] [--at-risk-minutes 60] [--at-risk-calls 20]
                           [--breach-tickets 1000] [--breach-lead 3] [--breach-spread 10] [--breach-wait 30]
-                          [--scheduler-interval 00:00:00.500] [--clients 16] [--connections 1] [--warmup 3] [--duration 15]
+                          [--scheduler-interval 00:00:00.500] [--clients 16] [--connections 1] [--jit-settle 90] [--warmup 3] [--duration 15]
                           [--pgbench-scale 16] [--pgbench-threads 2] [--quiet-wait 15] [--service-log-level Warning]
                           [--service-arg --Key=value ...] [--phases pass,at-risk,open,latency]
                           [--results bench/RESULTS-tickets.md] [--out bench/out] [--no-results]
@@ -71,6 +73,7 @@ public sealed class Options
                 case "--connections": o.Connections = Int(); break;
                 case "--warmup": o.WarmupSeconds = Dbl(); break;
                 case "--duration": o.DurationSeconds = Dbl(); break;
+                case "--jit-settle": o.JitSettleSeconds = Dbl(); break;
                 case "--pgbench-scale": o.PgbenchScale = Int(); break;
                 case "--pgbench-threads": o.PgbenchThreads = Int(); break;
                 case "--quiet-wait": o.QuietWaitSeconds = Dbl(); break;
@@ -89,7 +92,7 @@ public sealed class Options
             }
         }
         if (o.Tickets < 1 || o.Overdue < 1 || o.Repeats < 1 || o.AtRiskCalls < 1 || o.BreachTickets < 1 || o.Clients < 1 || o.Connections < 1
-            || o.DurationSeconds <= 0 || o.BreachLeadSeconds < 1 || o.BreachSpreadSeconds <= 0 || o.AtRiskMinutes is < 1 or > 43_200)
+            || o.DurationSeconds <= 0 || o.JitSettleSeconds < 0 || o.BreachLeadSeconds < 1 || o.BreachSpreadSeconds <= 0 || o.AtRiskMinutes is < 1 or > 43_200)
             throw new ArgumentException("Sizes, counts and durations must be positive (breach lead at least 1 s).\n" + Usage);
         return o;
     }

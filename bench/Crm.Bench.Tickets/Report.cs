@@ -118,6 +118,8 @@ public static class Report
                          $"busy cores {F(ot.Cpu.BusyCores, "0.00")}, Postgres {F(CpuUsage.PerOp(ot.Cpu.PostgresSeconds, ot.Calls), "0")} µs CPU per call, " +
                          $"bench process {F(CpuUsage.PerOp(ot.Cpu.BenchSeconds, ot.Calls), "0")} µs, RabbitMQ {F(CpuUsage.PerOp(ot.Cpu.RabbitMqSeconds, ot.Calls), "0")} µs" +
                          (ot.FirstError is null ? "" : $"; first error: {ot.FirstError}"));
+            s.AppendLine("- JIT: " + (r.OpenTicketJitWarmUp is { } jw ? $"before the warm-up, OpenTicket load until the JIT settled: {jw}" : "no load until the JIT settled (--jit-settle 0)") +
+                         (r.OpenTicketJit is { } j ? $"; during the warm-up and measured window: {j}" : ""));
             s.AppendLine($"- pgbench TPC-B (`{pg.CommandLine}`): {pg.Transactions:N0} transactions, {pg.Failed} failed, p50 {Ms(pg.Latency.P50)}, p99 {Ms(pg.Latency.P99)}; " +
                          $"busy cores {F(pg.Cpu.BusyCores, "0.00")}, Postgres {F(CpuUsage.PerOp(pg.Cpu.PostgresSeconds, pg.Transactions), "0")} µs CPU per transaction");
         }
