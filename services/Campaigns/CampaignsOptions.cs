@@ -35,6 +35,14 @@ public sealed class CampaignsOptions
 
     public RecomputeOptions Recompute { get; set; } = new();
 
+    /// <summary>
+    /// How long the OrderPaid batch consumer waits after a batch's first message for more before applying it, in milliseconds.
+    /// Longer: fewer, larger transactions (less CPU and fewer commits per order); shorter: less waiting when the messages are
+    /// few. At 500 orders/s on two cores 20 ms took about a tenth off the service's CPU and a third off Postgres' per order
+    /// against 5 ms (batches of about ten instead of two or three), which shortens the queues that make the lag's tail.
+    /// </summary>
+    public int OrderPaidBatchMilliseconds { get; set; } = 20;
+
     public void ApplyDefaults()
     {
         if (RecencyMonths.Length == 0) RecencyMonths = [1, 3, 6, 12];

@@ -55,7 +55,10 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions
     }
 }
 
-/// <summary>Batches of up to 100 OrderPaid, collected for at most 5 ms after the first, four batches at a time (one stalled commit does not hold up the rest).</summary>
+/// <summary>
+/// Batches of up to 100 OrderPaid, collected for at most <see cref="CampaignsOptions.OrderPaidBatchMilliseconds"/> after the first,
+/// four batches at a time (one stalled commit does not hold up the rest).
+/// </summary>
 public sealed class OrderPaidBatchConsumerDefinition : ConsumerDefinition<OrderPaidBatchConsumer>
 {
     // The one-by-one consumer's queue: switching batches on or off leaves no queue bound and unread.
@@ -65,7 +68,8 @@ public sealed class OrderPaidBatchConsumerDefinition : ConsumerDefinition<OrderP
         IRegistrationContext context)
     {
         endpoint.PrefetchCount = OrderPaidBatchConsumer.MessageLimit * OrderPaidBatchConsumer.ConcurrencyLimit;
-        consumer.Options<BatchOptions>(o => o.SetMessageLimit(OrderPaidBatchConsumer.MessageLimit).SetTimeLimit(TimeSpan.FromMilliseconds(5))
+        var wait = context.GetRequiredService<IOptions<CampaignsOptions>>().Value.OrderPaidBatchMilliseconds;
+        consumer.Options<BatchOptions>(o => o.SetMessageLimit(OrderPaidBatchConsumer.MessageLimit).SetTimeLimit(TimeSpan.FromMilliseconds(wait))
             .SetConcurrencyLimit(OrderPaidBatchConsumer.ConcurrencyLimit));
     }
 }
