@@ -11,7 +11,7 @@ namespace Crm.Messaging;
 /// if and only if the change that caused it committed, and their copies in change_events (the change feed) in the
 /// same statement. The outbox row is only a queue entry, deleted once published (its payload is text, as the relay reads
 /// it); change_events is the kept record (jsonb, as partners and reports query it). Each event's JSON is parsed once, by
-/// Postgres into the change row, and its customer comes from <see cref="EventCustomer{T}"/>, not from the JSON again. Call <see cref="Wake"/> after the commit so the relay publishes at once instead of at its next poll,
+/// Postgres into the change row, and its customer comes from <see cref="EventCustomer"/> (C#), not from change_event_customer in SQL. Call <see cref="Wake"/> after the commit so the relay publishes at once instead of at its next poll,
 /// and change feed readers here and in other instances read the new events at once.
 /// </summary>
 public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications changes)
@@ -55,7 +55,7 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
         parameters.Add(new NpgsqlParameter<string> { TypedValue = payload, NpgsqlDbType = NpgsqlDbType.Text });
         parameters.Add(new NpgsqlParameter { Value = (object?)Activity.Current?.Id ?? DBNull.Value });
         parameters.Add(new NpgsqlParameter<string> { TypedValue = Names<T>.EventType });
-        parameters.Add(new NpgsqlParameter { Value = (object?)EventCustomer<T>.Of(message, payload) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+        parameters.Add(new NpgsqlParameter { Value = (object?)EventCustomer.FromJson(payload) ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
     }
 
     /// <summary>Computed once per type rather than per event (the assembly name allocates).</summary>
@@ -83,7 +83,7 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
         for (var i = 0; i < messages.Count; i++)
         {
             payloads[i] = JsonSerializer.Serialize(messages[i], Json);
-            customers[i] = EventCustomer<T>.Of(messages[i], payloads[i]);
+            customers[i] = EventCustomer.FromJson(payloads[i]);
         }
         await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = messages.Select(_ => Guid.CreateVersion7()).ToArray() });

@@ -121,7 +121,7 @@ public class EventCustomerTests(SuiteFixture suite)
     private static (string Payload, Guid? Customer) RuleOf<T>(T message) where T : class
     {
         var payload = JsonSerializer.Serialize(message, Outbox.Json);
-        return (payload, EventCustomer<T>.Of(message, payload));
+        return (payload, EventCustomer.FromJson(payload));
     }
 
     private async Task<Guid?> SqlAsync(string payload)
