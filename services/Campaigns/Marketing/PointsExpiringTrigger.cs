@@ -14,7 +14,7 @@ namespace Crm.Campaigns.Marketing;
 /// batch however many days it stays in the window. A call that fails gives the day's run back (logged): the next tick asks again.
 /// </summary>
 public sealed class PointsExpiringTrigger(LoyaltyService.LoyaltyServiceClient loyalty, CampaignDispatcher dispatcher, SegmentAudience audience,
-    IOptions<MarketingOptions> options, IOptions<CampaignsOptions> campaignsOptions, TimeProvider clock)
+    IOptions<MarketingOptions> options, IOptions<CampaignsOptions> campaignsOptions)
 {
     private readonly TimeZoneInfo _zone = TimeZoneInfo.FindSystemTimeZoneById(campaignsOptions.Value.TimeZone);
 
@@ -25,7 +25,7 @@ public sealed class PointsExpiringTrigger(LoyaltyService.LoyaltyServiceClient lo
         var request = new ListExpiringPointsRequest { WithinDays = options.Value.Scheduler.PointsExpiringWithinDays, PageSize = 200 };
         do
         {
-            var page = await loyalty.ListExpiringPointsAsync(request, deadline: clock.GetUtcNow().UtcDateTime.Add(options.Value.CustomerCallTimeout),
+            var page = await loyalty.ListExpiringPointsAsync(request, deadline: DateTime.UtcNow.Add(options.Value.CustomerCallTimeout), // a gRPC deadline is wall-clock time, not the business clock
                 cancellationToken: ct);
             foreach (var account in page.Accounts)
             {

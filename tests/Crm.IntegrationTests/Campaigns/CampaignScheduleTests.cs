@@ -52,6 +52,7 @@ public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
             [
                 $"--services:customer:http:0={suite.Customer.GrpcAddress}", $"--services:loyalty:http:0={_loyaltyHost.GrpcAddress}",
                 "--Campaigns:Recompute:Scheduled=false",
+                "--Marketing:CustomerCallTimeout=00:00:30", // as in SuiteFixture: a lookup missing 2 s under a loaded test run defers the send
             ]);
         _db = NpgsqlDataSource.Create(suite.Infrastructure.Postgres!.ConnectionString("campaignsclockdb"));
         _segments = new(_host.ChannelFor(Crm.ServiceDefaults.Security.Roles.Marketing));
