@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 
 namespace Crm.Bench;
 
-public sealed record OutboxDrain(long BacklogRows, double DrainSeconds, long LeftRows, long TotalRows)
+public sealed record OutboxDrain(long BacklogRows, double DrainSeconds, long LeftRows, long ChangeEvents)
 {
     public double RelayRate => DrainSeconds > 0 && BacklogRows > 0 ? BacklogRows / DrainSeconds : double.NaN;
 }

@@ -54,6 +54,8 @@ public static class CampaignsApp
                 "Campaigns:RecencyMonths, FrequencyMax and MonetaryMax need four boundaries each (five scores).")
             .Validate(o => TimeOnly.TryParseExact(o.Recompute.DailyAt, "HH:mm", out _) && o.Recompute.FitSampleSize >= 100,
                 "Campaigns:Recompute:DailyAt must be HH:mm and FitSampleSize at least 100.")
+            .Validate(o => o.OrderPaidBatchTimeLimit > TimeSpan.Zero && o.OrderPaidBatchTimeLimit <= TimeSpan.FromSeconds(1),
+                "Campaigns:OrderPaidBatchTimeLimit must be above zero and at most 1 s.")
             .ValidateOnStart();
         builder.Services.AddSingleton<ReadModelStore>();
         builder.Services.AddSingleton<AnalyticsQueries>();

@@ -56,7 +56,7 @@ public sealed class OrderPaidBatchConsumer(NpgsqlDataSource dataSource, IOptions
 }
 
 /// <summary>
-/// Batches of up to 100 OrderPaid, collected for at most <see cref="CampaignsOptions.OrderPaidBatchMilliseconds"/> after the first,
+/// Batches of up to 100 OrderPaid, collected for at most <see cref="CampaignsOptions.OrderPaidBatchTimeLimit"/> after the first,
 /// four batches at a time (one stalled commit does not hold up the rest).
 /// </summary>
 public sealed class OrderPaidBatchConsumerDefinition : ConsumerDefinition<OrderPaidBatchConsumer>
@@ -68,8 +68,8 @@ public sealed class OrderPaidBatchConsumerDefinition : ConsumerDefinition<OrderP
         IRegistrationContext context)
     {
         endpoint.PrefetchCount = OrderPaidBatchConsumer.MessageLimit * OrderPaidBatchConsumer.ConcurrencyLimit;
-        var wait = context.GetRequiredService<IOptions<CampaignsOptions>>().Value.OrderPaidBatchMilliseconds;
-        consumer.Options<BatchOptions>(o => o.SetMessageLimit(OrderPaidBatchConsumer.MessageLimit).SetTimeLimit(TimeSpan.FromMilliseconds(wait))
+        var timeLimit = context.GetRequiredService<IOptions<CampaignsOptions>>().Value.OrderPaidBatchTimeLimit;
+        consumer.Options<BatchOptions>(o => o.SetMessageLimit(OrderPaidBatchConsumer.MessageLimit).SetTimeLimit(timeLimit)
             .SetConcurrencyLimit(OrderPaidBatchConsumer.ConcurrencyLimit));
     }
 }
