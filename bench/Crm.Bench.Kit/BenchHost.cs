@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
+using Crm.Launcher;
 using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
 using Npgsql;
 
 namespace Crm.Bench;
@@ -51,5 +53,28 @@ public static class BenchHost
             settings[name] = (string)(await command.ExecuteScalarAsync(ct))!;
         }
         return settings;
+    }
+
+    /// <summary>Stops an in-process service with 15 s to drain. A failure is printed, not thrown, so the teardown after it
+    /// (other services, the infrastructure) still runs.</summary>
+    public static async Task StopAsync(WebApplication? app, string what)
+    {
+        if (app is null) return;
+        try
+        {
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await app.StopAsync(stop.Token);
+        }
+        catch (Exception e) { Console.Error.WriteLine($"Stopping {what}: {e.Message}"); }
+        await app.DisposeAsync();
+    }
+
+    /// <summary>Processes still running from the bench's data directory after teardown ("pid command line"), printed as
+    /// an error when there are any: a leftover Postgres or broker would disturb the next suite's figures.</summary>
+    public static List<string> LeftoverProcesses(string dataDirectory)
+    {
+        var leftovers = ProcessTable.Find(dataDirectory).Select(p => $"{p.Pid} {p.CommandLine}").ToList();
+        if (leftovers.Count > 0) Console.Error.WriteLine("Processes left running:\n" + string.Join('\n', leftovers));
+        return leftovers;
     }
 }

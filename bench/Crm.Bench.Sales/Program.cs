@@ -138,20 +138,9 @@ finally
 {
     Log("Stopping the service and the infrastructure");
     foreach (var channel in channels) channel.Dispose();
-    if (service is not null)
-    {
-        try
-        {
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await service.StopAsync(stop.Token);
-        }
-        catch (Exception e) { Console.Error.WriteLine($"Stopping the service: {e.Message}"); }
-        await service.DisposeAsync();
-    }
+    await BenchHost.StopAsync(service, "the service");
     if (infra is not null) await infra.DisposeAsync();
-    var leftovers = ProcessTable.Find(dataDirectory);
-    report.LeftoverProcesses = leftovers.Select(p => $"{p.Pid} {p.CommandLine}").ToList();
-    if (leftovers.Count > 0) Console.Error.WriteLine("Processes left running:\n" + string.Join('\n', report.LeftoverProcesses));
+    report.LeftoverProcesses = BenchHost.LeftoverProcesses(dataDirectory);
 }
 
 report.TotalSeconds = total.Elapsed.TotalSeconds;

@@ -343,31 +343,11 @@ finally
     Log("Stopping the service and the infrastructure");
     foreach (var channel in channels) channel.Dispose();
     if (echo is not null) await echo.DisposeAsync();
-    if (loyalty is not null)
-    {
-        try
-        {
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await loyalty.StopAsync(stop.Token);
-        }
-        catch (Exception e) { Console.Error.WriteLine($"Stopping the loyalty service: {e.Message}"); }
-        await loyalty.DisposeAsync();
-    }
-    if (service is not null)
-    {
-        try
-        {
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await service.StopAsync(stop.Token);
-        }
-        catch (Exception e) { Console.Error.WriteLine($"Stopping the service: {e.Message}"); }
-        await service.DisposeAsync();
-    }
+    await BenchHost.StopAsync(loyalty, "the loyalty service");
+    await BenchHost.StopAsync(service, "the service");
     if (sink is not null) await sink.DisposeAsync();
     if (infra is not null) await infra.DisposeAsync();
-    var leftovers = ProcessTable.Find(dataDirectory);
-    report.LeftoverProcesses = leftovers.Select(p => $"{p.Pid} {p.CommandLine}").ToList();
-    if (leftovers.Count > 0) Console.Error.WriteLine("Processes left running:\n" + string.Join('\n', report.LeftoverProcesses));
+    report.LeftoverProcesses = BenchHost.LeftoverProcesses(dataDirectory);
 }
 
 report.TotalSeconds = total.Elapsed.TotalSeconds;
