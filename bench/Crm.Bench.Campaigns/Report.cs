@@ -84,7 +84,7 @@ public static class Report
         s.AppendLine(c, $"- Lag: {lag.Sent:N0} OrderPaid published open loop at {lag.AchievedRate:0}/s through MassTransit (publish p50 {lag.Publish.P50:0.0} ms, p99 {lag.Publish.P99:0.0} ms; " +
                         $"{lag.PublishErrors} errors{(lag.FirstError is null ? "" : ": " + lag.FirstError)}); {lag.Arrived:N0} arrived; lag p50 {lag.Lag.P50:0.0} ms, p90 {lag.Lag.P90:0.0}, " +
                         $"p99 {lag.Lag.P99:0.0}, max {lag.Lag.Max:0.0} ms, measured by polling the read model every {lag.PollMilliseconds:0} ms (included in the figure); " +
-                        $"machine busy {lag.Cpu.BusyCores:0.00} cores, Postgres {lag.Cpu.PostgresSeconds / lag.Cpu.WallSeconds:0.00}, RabbitMQ {lag.Cpu.RabbitMqSeconds / lag.Cpu.WallSeconds:0.00}, other {lag.Cpu.OtherCores:0.00}. Peak RSS meanwhile {r.LagPeakRssKb / 1024.0:0} MiB.");
+                        $"machine busy {lag.Cpu.BusyCores:0.00} cores, Postgres {lag.Cpu.PostgresSeconds / lag.Cpu.WallSeconds:0.00}, RabbitMQ {lag.Cpu.RabbitMqSeconds / lag.Cpu.WallSeconds:0.00}, other {lag.Cpu.OtherCores:0.00}; CPU per event: {PerEvent(lag.Cpu, lag.Sent)}. Peak RSS meanwhile {r.LagPeakRssKb / 1024.0:0} MiB.");
         s.AppendLine(c, $"- Monthly roll-up (sales_customer_months) filled from the COPYed orders in {r.RollupFillSeconds:0.0} s before the phases (the service's consumers keep it afterwards).");
         s.AppendLine(c, $"- Segment count: CountSegment `{seg.CountRules}` → {seg.Count:N0}, second call measured (first {seg.CountWarmSeconds:0.000} s). " +
                         $"Snapshot: SnapshotSegment of `{seg.SnapshotRule}` → {seg.SnapshotMembers:N0} members.");
@@ -105,4 +105,8 @@ public static class Report
     }
 
     private static string Verdict(bool met) => met ? "met" : "**not met**";
+
+    /// <summary>µs of CPU per event by process: the bench (publisher and poller), the service (and the launcher's idle watchdogs), Postgres, RabbitMQ.</summary>
+    public static string PerEvent(CpuUsage cpu, int events) => FormattableString.Invariant(
+        $"bench {CpuUsage.PerOp(cpu.BenchSeconds, events):0} µs, service {CpuUsage.PerOp(cpu.BenchChildrenSeconds, events):0}, Postgres {CpuUsage.PerOp(cpu.PostgresSeconds, events):0}, RabbitMQ {CpuUsage.PerOp(cpu.RabbitMqSeconds, events):0}");
 }
