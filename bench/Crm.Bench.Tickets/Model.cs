@@ -23,7 +23,14 @@ public sealed class TicketsReport
 public sealed record Seeding(int Tickets, double Seconds, double VacuumSeconds, long TableBytes, long TotalBytes, string VerifiedTicket);
 
 /// <summary>One SlaScheduler.RunOnceAsync: its wall time, what it did and the CPU spent meanwhile.</summary>
-public sealed record Pass(double Ms, int Breaches, int NearBreaches, int CareCalls, CpuUsage Cpu);
+public sealed record Pass(double Ms, int Breaches, int NearBreaches, int CareCalls, CpuUsage Cpu)
+{
+    /// <summary>For a measured pass: from its end until every SlaBreached it wrote was received from the broker.</summary>
+    public Publishing? Publishing { get; init; }
+}
+
+/// <summary>The outbox relay publishing a pass's events after it: how long until all arrived, and the CPU meanwhile.</summary>
+public sealed record Publishing(double Ms, CpuUsage Cpu);
 
 public sealed record PassPhase(
     Pass First, IReadOnlyList<Pass> Idle, IReadOnlyList<Pass> Measured, IReadOnlyList<double> ScanMs, long ScanRows, string ScanPlan,
@@ -35,6 +42,12 @@ public sealed record PassPhase(
     /// <summary>CPU per breach over all measured passes (CPU time is counted in 10 ms ticks, so one pass alone says little).</summary>
     public double BenchUsPerBreach => CpuUsage.PerOp(Measured.Sum(p => p.Cpu.BenchSeconds), Measured.Sum(p => p.Breaches));
     public double PostgresUsPerBreach => CpuUsage.PerOp(Measured.Sum(p => p.Cpu.PostgresSeconds), Measured.Sum(p => p.Breaches));
+    public double MedianPublishedMs => Median(Measured.Select(p => p.Publishing?.Ms ?? 0));
+    /// <summary>CPU per breach of publishing the events after the passes: bench process (relay), Postgres, RabbitMQ.</summary>
+    public (double Bench, double Postgres, double RabbitMq) PublishingUsPerBreach => (
+        CpuUsage.PerOp(Measured.Sum(p => p.Publishing?.Cpu.BenchSeconds ?? 0), Measured.Sum(p => p.Breaches)),
+        CpuUsage.PerOp(Measured.Sum(p => p.Publishing?.Cpu.PostgresSeconds ?? 0), Measured.Sum(p => p.Breaches)),
+        CpuUsage.PerOp(Measured.Sum(p => p.Publishing?.Cpu.RabbitMqSeconds ?? 0), Measured.Sum(p => p.Breaches)));
 
     public static double Median(IEnumerable<double> values)
     {

@@ -99,6 +99,10 @@ public static class Report
                          string.Join("; ", p.Measured.Select(x => $"{Ms(x.Ms)} ({x.Breaches:N0} breached, {x.NearBreaches:N0} near)")));
             s.AppendLine($"- per breach: {F(p.MedianPassMs * 1000 / o.Overdue, "0")} µs; CPU per breach over the measured passes: bench process " +
                 $"{F(p.BenchUsPerBreach, "0")} µs, Postgres {F(p.PostgresUsPerBreach, "0")} µs");
+            var (pubBench, pubPostgres, pubRabbit) = p.PublishingUsPerBreach;
+            s.AppendLine($"- after each measured pass, its SlaBreached published by the outbox relay and received by a probe on the exchange before the " +
+                $"next pass was seeded: {string.Join(", ", p.Measured.Select(x => Ms(x.Publishing?.Ms ?? 0)))} after the pass (median {Ms(p.MedianPublishedMs)}); " +
+                $"CPU per breach for that: bench process {F(pubBench, "0")} µs, Postgres {F(pubPostgres, "0")} µs, RabbitMQ {F(pubRabbit, "0")} µs");
             s.AppendLine($"- ceiling: `SELECT count(*) FROM tickets WHERE state BETWEEN 1 AND 4 AND (<first response running and due> OR <resolution running and due>)` " +
                          $"with index scans off for the session, plan: {p.ScanPlan}; {string.Join(", ", p.ScanMs.Select(Ms))} (median {Ms(p.MedianScanMs)}; {p.ScanRows:N0} rows matched)");
         }
