@@ -197,7 +197,7 @@ try
     if (options.Phases.Contains("latency"))
     {
         Log($"Restarting the service with Tickets:SchedulerInterval={options.SchedulerInterval} (the operator's setting for this phase)");
-        await StopServiceAsync(service);
+        await BenchHost.StopAsync(service, "the service");
         service = null;
         (service, _, _) = await StartServiceAsync(options.SchedulerInterval);
         await using var probe = await BreachProbe.StartAsync(infra.RabbitMq!.AmqpUri, ct);
@@ -242,11 +242,9 @@ finally
 {
     Log("Stopping the service and the infrastructure");
     foreach (var channel in channels) channel.Dispose();
-    if (service is not null) await StopServiceAsync(service);
+    await BenchHost.StopAsync(service, "the service");
     if (infra is not null) await infra.DisposeAsync();
-    var leftovers = ProcessTable.Find(dataDirectory);
-    report.LeftoverProcesses = leftovers.Select(p => $"{p.Pid} {p.CommandLine}").ToList();
-    if (leftovers.Count > 0) Console.Error.WriteLine("Processes left running:\n" + string.Join('\n', report.LeftoverProcesses));
+    report.LeftoverProcesses = BenchHost.LeftoverProcesses(dataDirectory);
 }
 
 report.TotalSeconds = total.Elapsed.TotalSeconds;
@@ -285,17 +283,6 @@ async Task<(WebApplication App, TicketService.TicketServiceClient Client, Uri Ad
     await app.StartAsync(ct);
     var address = new Uri($"http://127.0.0.1:{port}");
     return (app, new TicketService.TicketServiceClient(Channels(address)[0]), address);
-}
-
-static async Task StopServiceAsync(WebApplication app)
-{
-    try
-    {
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        await app.StopAsync(stop.Token);
-    }
-    catch (Exception e) { Console.Error.WriteLine($"Stopping the service: {e.Message}"); }
-    await app.DisposeAsync();
 }
 
 async Task CreateQueuesAsync(TicketService.TicketServiceClient client)
