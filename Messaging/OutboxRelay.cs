@@ -263,7 +263,7 @@ public sealed class OutboxRelay(
         Type? type;
         try
         {
-            type = Type.GetType(row.MessageType);
+            type = TypeOf(row.MessageType);
             if (type is null) return new PublishResult($"Unknown message type {row.MessageType}", Unreadable: true);
             message = JsonSerializer.Deserialize(row.Payload, type, Outbox.Json)
                 ?? throw new JsonException("The payload is JSON null.");
@@ -317,6 +317,20 @@ public sealed class OutboxRelay(
         {
             return new PublishResult(ex.GetType().Name + ": " + ex.Message, false);
         }
+    }
+
+    /// <summary>
+    /// Resolving an assembly-qualified name parses it and searches the loaded assemblies, every time: once per type
+    /// instead of once per message. Unknown names are not kept (a poison row's type may be deployed later).
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Type> Types = new(StringComparer.Ordinal);
+
+    private static Type? TypeOf(string name)
+    {
+        if (Types.TryGetValue(name, out var known)) return known;
+        var type = Type.GetType(name);
+        if (type is not null) Types.TryAdd(name, type);
+        return type;
     }
 
     private async Task RefreshStatsAsync(CancellationToken ct)

@@ -119,6 +119,8 @@ try
         var backendsBefore = await BackendCpu.TakeAsync(postgres.AdminConnectionString, ct);
         report.Import = await ImportRun.RunAsync(import, generator, customerIds, $"bench-{runId}", cpu, ct);
         report.ImportBackends = BackendCpu.Between(backendsBefore, await BackendCpu.TakeAsync(postgres.AdminConnectionString, ct));
+        await using (var backlog = new NpgsqlCommand("SELECT count(*) FROM outbox_messages WHERE dead_at IS NULL", db))
+            report.OutboxBacklogAfterImport = (long)(await backlog.ExecuteScalarAsync(ct))!;
         var i = report.Import;
         BenchHost.Log($"  import: {i.OrdersPerSecond:N0} orders/s ({i.Seconds:0.0} s; {i.Created:N0} created, {i.Rejected:N0} rejected), " +
                       $"ratio to COPY {i.OrdersPerSecond / report.Copy.RowsPerSecond:0.00}; RSS max {i.Flatness.RssFirstHalf / 1048576} → {i.Flatness.RssSecondHalf / 1048576} MiB");

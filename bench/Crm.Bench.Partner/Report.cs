@@ -15,6 +15,11 @@ public sealed class PartnerReport
     /// <summary>Postgres CPU during the stream by backend (the relay's, the service's pool, ...).</summary>
     public List<BackendShare> ImportBackends { get; set; } = [];
     public long OrdersInDatabase { get; set; }
+    /// <summary>
+    /// OrderPaid events still waiting in the outbox when the stream ended (it was empty when the stream began): the relay's
+    /// share of the CPU per order depends on how much of its work fell inside the stream.
+    /// </summary>
+    public long OutboxBacklogAfterImport { get; set; }
     public long OrderPaidEvents { get; set; }
     public List<string> Background { get; } = [];
     public string? Failure { get; set; }
@@ -92,6 +97,8 @@ public static class Report
             s.AppendLine($"- in the database afterwards: {r.OrdersInDatabase:N0} orders, {r.OrderPaidEvents:N0} OrderPaid change events (one per order, the lag phase's included)");
             s.AppendLine($"- CPU during the stream: {Cpu(i.Cpu)}; per order {F(CpuUsage.PerOp(i.Cpu.BenchSeconds, i.Sent), "0")} µs in the bench process (client + service), " +
                          $"{F(CpuUsage.PerOp(i.Cpu.PostgresSeconds, i.Sent), "0")} µs in Postgres");
+            s.AppendLine($"- outbox relay: {Math.Max(0, i.Created - r.OutboxBacklogAfterImport):N0} of the {i.Created:N0} OrderPaid events published during the stream, " +
+                         $"{r.OutboxBacklogAfterImport:N0} still waiting when it ended");
             if (r.ImportBackends.Count > 0)
                 s.AppendLine("- Postgres CPU during the stream by backend (application name), per order: " + string.Join(", ",
                     r.ImportBackends.Select(b => $"{b.Who} {F(CpuUsage.PerOp(b.Seconds, i.Sent), "0")} µs")));

@@ -37,11 +37,13 @@ public static class OrderRules
         for (var i = 0; i < r.Lines.Count; i++)
         {
             var line = r.Lines[i];
-            var at = $"lines[{i}]";
+            // Field paths and messages are built only for a bad line: the bulk import checks every line of a million orders.
             var sku = line.Sku.Trim();
-            v.Require(sku.Length is > 0 and <= 64, at + ".sku", "is required, at most 64 characters.");
-            v.Require(line.Quantity is > 0 and <= MaxQuantity, at + ".quantity", $"must be between 1 and {MaxQuantity}; got {line.Quantity}.");
-            var price = Amount(line.UnitPrice, at + ".unit_price", v, allowZero: true);
+            if (sku.Length is not (> 0 and <= 64)) v.Add($"lines[{i}].sku", "is required, at most 64 characters.");
+            if (line.Quantity is not (> 0 and <= MaxQuantity)) v.Add($"lines[{i}].quantity", $"must be between 1 and {MaxQuantity}; got {line.Quantity}.");
+            var price = line.UnitPrice is { } unitPrice && unitPrice.TryToDecimal(out var valid) && valid is >= 0 and <= MaxAmount
+                ? valid
+                : Amount(line.UnitPrice, $"lines[{i}].unit_price", v, allowZero: true);
             lines.Add(new OrderLineItem(sku, string.IsNullOrWhiteSpace(line.ProductName) ? null : line.ProductName.Trim(), line.Quantity, price ?? 0));
         }
 
