@@ -123,7 +123,7 @@ try
             report.OutboxBacklogAfterImport = (long)(await backlog.ExecuteScalarAsync(ct))!;
         var i = report.Import;
         BenchHost.Log($"  import: {i.OrdersPerSecond:N0} orders/s ({i.Seconds:0.0} s; {i.Created:N0} created, {i.Rejected:N0} rejected), " +
-                      $"ratio to COPY {i.OrdersPerSecond / report.Copy.RowsPerSecond:0.00}; RSS max {i.Flatness.RssFirstHalf / 1048576} → {i.Flatness.RssSecondHalf / 1048576} MiB");
+                      $"ratio to COPY {i.OrdersPerSecond / report.Copy.RowsPerSecond:0.000}; RSS max {i.Flatness.RssFirstHalf / 1048576} → {i.Flatness.RssSecondHalf / 1048576} MiB");
         await using (var count = new NpgsqlCommand("SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM change_events WHERE event_type = 'OrderPaid')", db))
         await using (var reader = await count.ExecuteReaderAsync(ct))
         {
@@ -147,20 +147,9 @@ finally
 {
     BenchHost.Log("Stopping the service and the infrastructure");
     foreach (var channel in channels) channel.Dispose();
-    if (service is not null)
-    {
-        try
-        {
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            await service.StopAsync(stop.Token);
-        }
-        catch (Exception e) { Console.Error.WriteLine($"Stopping the service: {e.Message}"); }
-        await service.DisposeAsync();
-    }
+    await BenchHost.StopAsync(service, "the service");
     if (infra is not null) await infra.DisposeAsync();
-    var leftovers = ProcessTable.Find(dataDirectory);
-    report.LeftoverProcesses = leftovers.Select(p => $"{p.Pid} {p.CommandLine}").ToList();
-    if (leftovers.Count > 0) Console.Error.WriteLine("Processes left running:\n" + string.Join('\n', report.LeftoverProcesses));
+    report.LeftoverProcesses = BenchHost.LeftoverProcesses(dataDirectory);
 }
 
 report.TotalSeconds = total.Elapsed.TotalSeconds;

@@ -75,7 +75,7 @@ public static class Report
             {
                 var ratio = import.OrdersPerSecond / copy.RowsPerSecond;
                 Row(s, "streaming import throughput", $"{F(import.OrdersPerSecond, "N0")} orders/s", $"COPY {F(copy.RowsPerSecond, "N0")} rows/s",
-                    F(ratio, "0.00"), $"≥ {ImportTarget:0.00}", Verdict(ratio >= ImportTarget));
+                    F(ratio, "0.000"), $"≥ {ImportTarget:0.00}", Verdict(ratio >= ImportTarget));
             }
             var f = import.Flatness;
             Row(s, "service memory during the stream (RSS, max 2nd half / 1st half)", $"{Mb(f.RssSecondHalf)} / {Mb(f.RssFirstHalf)}", "—",
