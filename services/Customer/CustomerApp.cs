@@ -19,10 +19,8 @@ public static class CustomerApp
         // socket write (and a wake-up of the Postgres backend) every five orders; 64 KB sends the same bytes in an eighth of the writes.
         builder.AddNpgsqlDataSource("customerdb", s =>
         {
-            if (s.ConnectionString is { } cs && !cs.Contains("Reset On Close", StringComparison.OrdinalIgnoreCase))
-                s.ConnectionString = cs.TrimEnd(';') + ";No Reset On Close=true";
-            if (s.ConnectionString is { } withBuffer && !withBuffer.Contains("Write Buffer Size", StringComparison.OrdinalIgnoreCase))
-                s.ConnectionString = withBuffer.TrimEnd(';') + ";Write Buffer Size=65536";
+            if (s.ConnectionString is not { } cs) return;
+            s.ConnectionString = WithDefault(WithDefault(cs, "Reset On Close", "No Reset On Close=true"), "Write Buffer Size", "Write Buffer Size=65536");
         });
         builder.AddDatabaseMigrations(typeof(CustomerApp).Assembly);
         builder.AddMessaging("messaging");
@@ -42,4 +40,8 @@ public static class CustomerApp
         app.MapDefaultEndpoints();
         return app;
     }
+
+    /// <summary>The connection string with <paramref name="setting"/> added, unless it already names <paramref name="keyword"/>.</summary>
+    private static string WithDefault(string connectionString, string keyword, string setting) =>
+        connectionString.Contains(keyword, StringComparison.OrdinalIgnoreCase) ? connectionString : connectionString.TrimEnd(';') + ";" + setting;
 }

@@ -41,9 +41,8 @@ public static class OrderRules
             var sku = line.Sku.Trim();
             if (sku.Length is not (> 0 and <= 64)) v.Add($"lines[{i}].sku", "is required, at most 64 characters.");
             if (line.Quantity is not (> 0 and <= MaxQuantity)) v.Add($"lines[{i}].quantity", $"must be between 1 and {MaxQuantity}; got {line.Quantity}.");
-            var price = line.UnitPrice is { } unitPrice && unitPrice.TryToDecimal(out var valid) && valid is >= 0 and <= MaxAmount
-                ? valid
-                : Amount(line.UnitPrice, $"lines[{i}].unit_price", v, allowZero: true);
+            var (price, priceError) = CheckAmount(line.UnitPrice, allowZero: true);
+            if (priceError is not null) v.Add($"lines[{i}].unit_price", priceError);
             lines.Add(new OrderLineItem(sku, string.IsNullOrWhiteSpace(line.ProductName) ? null : line.ProductName.Trim(), line.Quantity, price ?? 0));
         }
 
@@ -67,19 +66,22 @@ public static class OrderRules
 
     private static decimal? Amount(Money? money, string field, Validator v, bool allowZero)
     {
-        if (money is null || string.IsNullOrWhiteSpace(money.Amount))
-        {
-            v.Add(field, "is required, in yuan with at most two decimals, e.g. \"199.00\".");
-            return null;
-        }
-        if (!money.TryToDecimal(out var value))
-        {
-            v.Add(field, $"'{Echo.Cut(money.Amount)}' is not an amount in yuan with at most two decimals.");
-            return null;
-        }
-        if (value < 0 || (!allowZero && value == 0)) v.Add(field, allowZero ? "must not be negative." : $"must be greater than zero; got {money.Amount}.");
-        else if (value > MaxAmount) v.Add(field, $"must be at most {MaxAmount}.");
+        var (value, error) = CheckAmount(money, allowZero);
+        if (error is not null) v.Add(field, error);
         return value;
+    }
+
+    /// <summary>The amount (also when out of range) and what is wrong with it, if anything; the caller names the field, so
+    /// a valid line's field path is never built.</summary>
+    private static (decimal? Value, string? Error) CheckAmount(Money? money, bool allowZero)
+    {
+        if (money is null || string.IsNullOrWhiteSpace(money.Amount))
+            return (null, "is required, in yuan with at most two decimals, e.g. \"199.00\".");
+        if (!money.TryToDecimal(out var value))
+            return (null, $"'{Echo.Cut(money.Amount)}' is not an amount in yuan with at most two decimals.");
+        if (value < 0 || (!allowZero && value == 0))
+            return (value, allowZero ? "must not be negative." : $"must be greater than zero; got {money.Amount}.");
+        return (value, value > MaxAmount ? $"must be at most {MaxAmount}." : null);
     }
 
     private static DateTime? Time(Google.Protobuf.WellKnownTypes.Timestamp? ts, string field, Validator v, TimeProvider clock, bool required)

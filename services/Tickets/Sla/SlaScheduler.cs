@@ -95,14 +95,14 @@ public sealed class SlaScheduler(NpgsqlDataSource db, Outbox outbox, TimeProvide
                 WHERE t.id = b.ticket_id
                 RETURNING t.id),
             events AS (
-                SELECT (@ids::uuid[])[row_number() OVER (ORDER BY s.ticket_id, s.target)] AS id,
-                       row_number() OVER (ORDER BY s.ticket_id, s.target) AS n, s.customer_id, jsonb_build_object(
+                SELECT (@ids::uuid[])[row_number() OVER byTarget] AS id, row_number() OVER byTarget AS n, s.customer_id, jsonb_build_object(
                     'ticketId', s.ticket_id, 'customerId', s.customer_id,
                     'target', CASE s.target WHEN {RunningTargets.FirstResponse} THEN 'first_response' ELSE 'resolution' END,
                     'dueAt', json_instant(s.due_at), 'detectedAt', (SELECT json_instant(@now)),
                     'newPriority', (@priorityNames::text[])[least(s.priority + s.step, @urgent) + 1],
                     'escalatedTo', CASE WHEN s.step = 1 THEN s.first_queue ELSE s.second_queue END) AS payload
-                FROM steps s),
+                FROM steps s
+                WINDOW byTarget AS (ORDER BY s.ticket_id, s.target)),
             {Outbox.InsertCtes<SlaBreached>("events", "customer_id")}
             SELECT (SELECT count(*)::int FROM change_rows) AS found, (SELECT count(*)::int FROM escalated) AS tickets
             """, new
