@@ -33,4 +33,22 @@ public static class ResultsText
                      $"wal_sync_method={Get("wal_sync_method")}, shared_buffers={Get("shared_buffers")}, " +
                      $"max_connections={Get("max_connections")}; all clients over TCP on 127.0.0.1");
     }
+
+    /// <summary>
+    /// Prints the results, keeps the raw JSON at <paramref name="jsonPath"/> and, when asked to and the run succeeded, writes
+    /// the results file: a failed run never replaces the last good figures.
+    /// </summary>
+    public static async Task SaveAsync(string markdown, string json, string jsonPath, string resultsPath, bool writeResults, bool succeeded)
+    {
+        Console.WriteLine();
+        Console.WriteLine(markdown);
+        Directory.CreateDirectory(Path.GetDirectoryName(jsonPath)!);
+        await File.WriteAllTextAsync(jsonPath, json);
+        if (writeResults && succeeded)
+        {
+            await File.WriteAllTextAsync(resultsPath, markdown);
+            BenchHost.Log($"Wrote {resultsPath} and {jsonPath}");
+        }
+        else BenchHost.Log($"Wrote {jsonPath}" + (writeResults ? $" (not {resultsPath}: the run failed)" : ""));
+    }
 }

@@ -144,21 +144,8 @@ finally
 }
 
 report.TotalSeconds = total.Elapsed.TotalSeconds;
-var markdown = SalesReport.Markdown(report);
-Console.WriteLine();
-Console.WriteLine(markdown);
-Directory.CreateDirectory(outDirectory);
-var jsonPath = Path.Combine(outDirectory, $"sales-{runId}.json");
-await File.WriteAllTextAsync(jsonPath, SalesReport.Json(report));
-if (options.WriteResults && exitCode == 0)
-{
-    await File.WriteAllTextAsync(resultsPath, markdown);
-    Log($"Wrote {resultsPath} and {jsonPath}");
-}
-else
-{
-    Log($"Wrote {jsonPath}" + (options.WriteResults ? $" (not {resultsPath}: the run failed)" : ""));
-}
+await ResultsText.SaveAsync(SalesReport.Markdown(report), SalesReport.Json(report), Path.Combine(outDirectory, $"sales-{runId}.json"), resultsPath,
+    options.WriteResults, exitCode == 0);
 return exitCode;
 
 async Task QuietAsync(string phase)

@@ -248,18 +248,8 @@ finally
 }
 
 report.TotalSeconds = total.Elapsed.TotalSeconds;
-var markdown = Report.Markdown(report);
-Console.WriteLine();
-Console.WriteLine(markdown);
-Directory.CreateDirectory(outDirectory);
-var jsonPath = Path.Combine(outDirectory, $"tickets-{runId}.json");
-await File.WriteAllTextAsync(jsonPath, Report.Json(report));
-if (options.WriteResults && exitCode == 0)
-{
-    await File.WriteAllTextAsync(resultsPath, markdown);
-    Log($"Wrote {resultsPath} and {jsonPath}");
-}
-else Log($"Wrote {jsonPath}" + (options.WriteResults ? $" (not {resultsPath}: the run failed)" : ""));
+await ResultsText.SaveAsync(Report.Markdown(report), Report.Json(report), Path.Combine(outDirectory, $"tickets-{runId}.json"), resultsPath,
+    options.WriteResults, exitCode == 0);
 return exitCode;
 
 async Task<(WebApplication App, TicketService.TicketServiceClient Client, Uri Address)> StartServiceAsync(string schedulerInterval)

@@ -351,22 +351,9 @@ finally
 }
 
 report.TotalSeconds = total.Elapsed.TotalSeconds;
-var markdown = Report.Markdown(report);
-Console.WriteLine();
-Console.WriteLine(markdown);
-Directory.CreateDirectory(outDirectory);
 var json = Report.Json(report);
-await File.WriteAllTextAsync(Path.Combine(outDirectory, $"bench-{runId}.json"), json);
+await ResultsText.SaveAsync(Report.Markdown(report), json, Path.Combine(outDirectory, $"bench-{runId}.json"), resultsPath, options.WriteResults, exitCode == 0);
 await File.WriteAllTextAsync(Path.Combine(outDirectory, "latest.json"), json);
-if (options.WriteResults && exitCode == 0)
-{
-    await File.WriteAllTextAsync(resultsPath, markdown);
-    Log($"Wrote {resultsPath} and {Path.Combine(outDirectory, $"bench-{runId}.json")}");
-}
-else
-{
-    Log($"Wrote {Path.Combine(outDirectory, $"bench-{runId}.json")}" + (options.WriteResults ? $" (not {resultsPath}: the run failed)" : ""));
-}
 return exitCode;
 
 GrpcChannel[] Channels(Uri address)
