@@ -112,7 +112,7 @@ public static class OrderRules
     private static string? Optional(string value, string field, Validator v, int max = 100)
     {
         var text = value.Trim();
-        v.Require(text.Length <= max, field, $"must be at most {max} characters.");
+        if (text.Length > max) v.Add(field, $"must be at most {max} characters."); // the message only for a bad value
         return text.Length == 0 ? null : text;
     }
 }

@@ -87,6 +87,29 @@ public class OutboxRelayTests(SuiteFixture suite, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_relay_claims_through_the_primary_key_when_the_outbox_outgrew_its_statistics()
+    {
+        // A bulk import fills the outbox faster than autovacuum analyses it: statistics taken while it was nearly empty
+        // made Postgres claim with a scan and sort of the whole queue. Rolled back: the relay never sees these rows.
+        var relay = suite.Customer.Services.GetRequiredService<OutboxDataSource>().DataSource;
+        await using var connection = await relay.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await connection.ExecuteAsync("DELETE FROM outbox_messages", transaction: transaction);
+        await connection.ExecuteAsync("ANALYZE outbox_messages", transaction: transaction);
+        await connection.ExecuteAsync("""
+            INSERT INTO outbox_messages (id, message_type, payload)
+            SELECT gen_random_uuid(), 'Crm.Contracts.OrderPaid, Crm.Contracts', '{}' FROM generate_series(1, 50000)
+            """, transaction: transaction);
+        var plan = string.Join("\n", await connection.QueryAsync<string>(
+            "EXPLAIN " + OutboxRelay.ClaimSql.Replace("$1", "200"), transaction: transaction));
+        output.WriteLine(plan);
+        Assert.Contains("Index Scan using outbox_messages_pkey", plan);
+        Assert.DoesNotContain("Seq Scan", plan);
+        Assert.DoesNotContain("Sort", plan);
+        await transaction.RollbackAsync();
+    }
+
+    [Fact]
     public async Task Freezing_the_broker_for_30_s_under_RecordOrder_load_keeps_writes_fast_and_every_event_is_published_after()
     {
         // A broker of its own, with a customer service of its own on it (database customerfreezedb): a broker frozen
