@@ -14,7 +14,7 @@ public readonly record struct JitActivity(long Methods, TimeSpan Time)
 public sealed record JitWarmUpResult(int Rounds, double Seconds, long Calls, JitActivity Jit, JitActivity LastRound, bool Settled)
 {
     public override string ToString() =>
-        $"{Rounds} rounds of {JitWarmUp.RoundSeconds} s ({Calls:N0} calls, {Seconds:0} s): {Jit}; last round {LastRound}" +
+        $"{Rounds} rounds ({Calls:N0} calls, {Seconds:0} s): {Jit}; last round {LastRound}" +
         (Settled ? "" : " (not settled: the cap was reached)");
 }
 
@@ -22,15 +22,15 @@ public static class JitWarmUp
 {
     public const double RoundSeconds = 3;
     /// <summary>
-    /// Settled: a round of load costs the JIT under 2 % of a core (60 ms in 3 s). Tiering a method up is a few ms, so this
+    /// Settled: a round of load costs the JIT under 2 % of a core over the round. Tiering a method up is a few ms, so this
     /// is a handful of late methods, against hundreds a round while the service is still new.
     /// </summary>
-    private static readonly TimeSpan SettledJitTime = TimeSpan.FromMilliseconds(RoundSeconds * 1000 * 0.02);
+    private const double SettledJitShare = 0.02;
 
     public static JitActivity Snapshot() => new(JitInfo.GetCompiledMethodCount(), JitInfo.GetCompilationTime());
 
-    /// <summary>Runs rounds of load until one spends little time in the JIT, or until the cap.</summary>
-    public static async Task<JitWarmUpResult> UntilSettledAsync(TimeSpan cap, Func<Task<LoadResult>> round)
+    /// <summary>Runs rounds of load (each returns its calls and wall time) until one spends little time in the JIT, or until the cap.</summary>
+    public static async Task<JitWarmUpResult> UntilSettledAsync(TimeSpan cap, Func<Task<(long Calls, TimeSpan Wall)>> round)
     {
         var first = Snapshot();
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -39,10 +39,11 @@ public static class JitWarmUp
         while (true)
         {
             var before = Snapshot();
-            calls += (await round()).Calls;
+            var (n, wall) = await round();
+            calls += n;
             rounds++;
             var last = Snapshot() - before;
-            var settled = last.Time < SettledJitTime;
+            var settled = last.Time < wall * SettledJitShare;
             if (settled || watch.Elapsed >= cap)
                 return new JitWarmUpResult(rounds, watch.Elapsed.TotalSeconds, calls, Snapshot() - first, last, settled);
         }

@@ -23,7 +23,7 @@ public sealed class TicketsReport
 public sealed record Seeding(int Tickets, double Seconds, double VacuumSeconds, long TableBytes, long TotalBytes, string VerifiedTicket);
 
 /// <summary>One SlaScheduler.RunOnceAsync: its wall time, what it did and the CPU spent meanwhile.</summary>
-public sealed record Pass(double Ms, int Breaches, int NearBreaches, int CareCalls, CpuUsage Cpu)
+public sealed record Pass(double Ms, int Breaches, int NearBreaches, int CareCalls, CpuUsage Cpu, JitActivity Jit)
 {
     /// <summary>For a measured pass: from its end until every SlaBreached it wrote was received from the broker.</summary>
     public Publishing? Publishing { get; init; }
@@ -36,6 +36,8 @@ public sealed record PassPhase(
     Pass First, IReadOnlyList<Pass> Idle, IReadOnlyList<Pass> Measured, IReadOnlyList<double> ScanMs, long ScanRows, string ScanPlan,
     int TableRows)
 {
+    /// <summary>The unmeasured rounds (seed, pass, publish) run before the measured ones until the JIT settled.</summary>
+    public JitWarmUpResult? JitWarmUp { get; init; }
     public double MedianPassMs => Median(Measured.Select(p => p.Ms));
     public double MedianIdleMs => Median(Idle.Select(p => p.Ms));
     public double MedianScanMs => Median(ScanMs);

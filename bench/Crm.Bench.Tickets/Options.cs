@@ -25,7 +25,7 @@ public sealed class Options
     public int Connections { get; private set; } = 1;
     public double WarmupSeconds { get; private set; } = 3;
     public double DurationSeconds { get; private set; } = 15;
-    /// <summary>Longest OpenTicket load before its warm-up while the JIT is still compiling the service (0: none).</summary>
+    /// <summary>Longest unmeasured load (breach rounds before the measured passes, OpenTicket before its warm-up) while the JIT is still compiling the service (0: none).</summary>
     public double JitSettleSeconds { get; private set; } = 90;
     public int PgbenchScale { get; private set; } = 16;
     public int PgbenchThreads { get; private set; } = 2;

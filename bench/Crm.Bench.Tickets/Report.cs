@@ -97,6 +97,8 @@ public static class Report
             s.AppendLine($"- passes with nothing due: median {Ms(p.MedianIdleMs)} ({string.Join(", ", p.Idle.Select(x => Ms(x.Ms)))})");
             s.AppendLine($"- measured passes, each after {o.Overdue:N0} more tickets were written with their first response due 1–10 min ago: " +
                          string.Join("; ", p.Measured.Select(x => $"{Ms(x.Ms)} ({x.Breaches:N0} breached, {x.NearBreaches:N0} near)")));
+            s.AppendLine("- JIT: " + (p.JitWarmUp is { } pj ? $"before the measured passes, unmeasured rounds (seed, pass, publish) until the JIT settled: {pj}" : "no rounds until the JIT settled (--jit-settle 0)") +
+                         $"; during the measured passes: {string.Join(", ", p.Measured.Select(x => $"{x.Jit.Time.TotalMilliseconds:0} ms"))} in the JIT");
             s.AppendLine($"- per breach: {F(p.MedianPassMs * 1000 / o.Overdue, "0")} µs; CPU per breach over the measured passes: bench process " +
                 $"{F(p.BenchUsPerBreach, "0")} µs, Postgres {F(p.PostgresUsPerBreach, "0")} µs");
             var (pubBench, pubPostgres, pubRabbit) = p.PublishingUsPerBreach;

@@ -24,7 +24,7 @@ public static class TicketsApp
 
         builder.Services.AddOptions<TicketsOptions>().BindConfiguration("Tickets")
             .Validate(TicketsOptions.IsValid, "Tickets: every priority (low, normal, high, urgent) needs an SLA policy without tiers with " +
-                "positive targets, and Calendar needs a known TimeZone and WorkStart before WorkEnd (HH:mm).")
+                "positive targets, Calendar needs a known TimeZone and WorkStart before WorkEnd (HH:mm), and SchedulerConnections at least 1.")
             .ValidateOnStart();
         builder.Services.AddSingleton(sp => BusinessCalendar.From(sp.GetRequiredService<IOptions<TicketsOptions>>().Value.Calendar));
         builder.Services.AddSingleton<SlaPolicies>();
