@@ -98,7 +98,8 @@ public static partial class MonthlyFacts
         await using (var set = new NpgsqlCommand("SET LOCAL jit = off", connection, tx)) await set.ExecuteNonQueryAsync(ct);
         var sums = new Dictionary<Guid, Sums>(capacity);
         // COPY … TO STDOUT in binary, read straight from the stream (BinaryCopyReader): COPY takes no parameters, so they are inlined.
-        var rowsSql = Inline(RowsSql, [.. parameters, ((object?)from ?? DBNull.Value, NpgsqlDbType.Uuid), ((object?)to ?? DBNull.Value, NpgsqlDbType.Uuid)]);
+        (object, NpgsqlDbType)[] range = [(from is { } f ? f : DBNull.Value, NpgsqlDbType.Uuid), (to is { } t ? t : DBNull.Value, NpgsqlDbType.Uuid)];
+        var rowsSql = Inline(RowsSql, [.. parameters, .. range]);
         await using (var copy = await connection.BeginRawBinaryCopyAsync($"COPY ({rowsSql}) TO STDOUT (FORMAT BINARY)", ct))
         {
             var rows = new BinaryCopyReader(copy);
@@ -119,20 +120,18 @@ public static partial class MonthlyFacts
 
         var facts = new List<CustomerFacts>(capacity);
         var tiers = new Dictionary<string, string>();
-        await using (var command = new NpgsqlCommand(CustomersSql, connection, tx) { CommandTimeout = 1800 })
+        await using (var copy = await connection.BeginRawBinaryCopyAsync($"COPY ({Inline(CustomersSql, range)}) TO STDOUT (FORMAT BINARY)", ct))
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = (object?)from ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-            command.Parameters.Add(new NpgsqlParameter { Value = (object?)to ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct))
+            var rows = new BinaryCopyReader(copy);
+            while (rows.NextRow())
             {
+                var id = rows.Uuid();
                 string? tier = null;
-                if (!reader.IsDBNull(1))
+                if (!rows.IsNull())
                 {
-                    var t = reader.GetString(1);
-                    if (!tiers.TryGetValue(t, out tier)) tiers[t] = tier = t;
+                    var text = rows.Text();
+                    if (!tiers.TryGetValue(text, out tier)) tiers[text] = tier = text;
                 }
-                var id = reader.GetGuid(0);
                 facts.Add(sums.Remove(id, out var s) ? Facts(id, s, tier) : new CustomerFacts(id, 0, 0, null, null, 0, 0, 0, 0, 0, tier));
             }
         }
