@@ -1,4 +1,3 @@
-using Crm.ServiceDefaults.Data;
 using Dapper;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -257,45 +256,71 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
         return z ^ (z >> 31);
     }
 
+    private const short ScoreColumns = 25;
+
     private static async Task WriteAsync(NpgsqlConnection connection, string table, long runId, IEnumerable<CustomerScore> scores, CancellationToken ct)
     {
-        await using var copy = await connection.BeginBinaryImportAsync($"""
+        await using var copy = await connection.BeginRawBinaryCopyAsync($"""
             COPY {table} (customer_id, run_id, orders, net_spend, first_order_at, last_order_at, days_since_last_order,
                 orders_12m, spend_12m, orders_24m, spend_24m, r, f, m, rfm_cell, rfm_group, p_active, expected_purchases,
                 expected_order_value, clv, quadrant, decile, ladder_stage, churn, churn_basis) FROM STDIN (FORMAT BINARY)
             """, ct);
-        foreach (var s in scores)
+        try
         {
-            var c = s.Facts;
-            var buyer = c.Orders > 0;
-            copy.StartRow();
-            copy.Write(c.CustomerId, NpgsqlDbType.Uuid);
-            copy.Write(runId, NpgsqlDbType.Bigint);
-            copy.Write(c.Orders, NpgsqlDbType.Integer);
-            copy.Write(c.NetSpend, NpgsqlDbType.Numeric);
-            copy.WriteOrNull(c.FirstOrderAt, NpgsqlDbType.TimestampTz);
-            copy.WriteOrNull(c.LastOrderAt, NpgsqlDbType.TimestampTz);
-            copy.WriteOrNull<int>(buyer ? s.DaysSinceLastOrder : null, NpgsqlDbType.Integer);
-            copy.Write(c.OrdersCurrent, NpgsqlDbType.Integer);
-            copy.Write(c.SpendCurrent, NpgsqlDbType.Numeric);
-            copy.Write(c.OrdersWindow, NpgsqlDbType.Integer);
-            copy.Write(c.SpendWindow, NpgsqlDbType.Numeric);
-            copy.Write((short)s.R, NpgsqlDbType.Smallint);
-            copy.Write((short)s.F, NpgsqlDbType.Smallint);
-            copy.Write((short)s.M, NpgsqlDbType.Smallint);
-            copy.Write(s.Cell, NpgsqlDbType.Text);
-            copy.Write(s.Group, NpgsqlDbType.Text);
-            copy.WriteOrNull<double>(s.ModelUsed ? s.PActive : null, NpgsqlDbType.Double);
-            copy.WriteOrNull<double>(s.ModelUsed ? s.ExpectedPurchases : null, NpgsqlDbType.Double);
-            copy.WriteOrNull<decimal>(s.ModelUsed ? s.ExpectedOrderValue : null, NpgsqlDbType.Numeric);
-            copy.WriteOrNull<decimal>(s.ModelUsed ? s.Clv : null, NpgsqlDbType.Numeric);
-            copy.WriteOrNull(Key(s.Quadrant), NpgsqlDbType.Text);
-            copy.WriteOrNull<short>(s.Decile > 0 ? (short)s.Decile : null, NpgsqlDbType.Smallint);
-            copy.Write(s.LadderStage, NpgsqlDbType.Text);
-            copy.WriteOrNull(Key(s.Churn), NpgsqlDbType.Text);
-            copy.Write(s.ChurnBasis, NpgsqlDbType.Text);
+            var rows = new BinaryCopyRows();
+            foreach (var s in scores)
+            {
+                Encode(rows, runId, s);
+                if (rows.Length < BinaryCopyRows.FlushAt) continue;
+                await copy.WriteAsync(rows.Written, ct);
+                rows.Clear();
+            }
+            rows.End();
+            await copy.WriteAsync(rows.Written, ct);
         }
-        await copy.CompleteAsync(ct);
+        catch
+        {
+            await copy.CancelAsync(); // not a COPY of the rows so far
+            throw;
+        }
+    }
+
+    /// <summary>One customer_scores row in the column order of the COPY above.</summary>
+    internal static void Encode(BinaryCopyRows rows, long runId, CustomerScore s)
+    {
+        var c = s.Facts;
+        var buyer = c.Orders > 0;
+        rows.StartRow(ScoreColumns);
+        rows.Uuid(c.CustomerId);
+        rows.Int64(runId);
+        rows.Int32(c.Orders);
+        rows.Numeric(c.NetSpend);
+        if (c.FirstOrderAt is { } first) rows.TimestampTz(first); else rows.Null();
+        if (c.LastOrderAt is { } last) rows.TimestampTz(last); else rows.Null();
+        if (buyer) rows.Int32(s.DaysSinceLastOrder); else rows.Null();
+        rows.Int32(c.OrdersCurrent);
+        rows.Numeric(c.SpendCurrent);
+        rows.Int32(c.OrdersWindow);
+        rows.Numeric(c.SpendWindow);
+        rows.Int16((short)s.R);
+        rows.Int16((short)s.F);
+        rows.Int16((short)s.M);
+        rows.Text(s.Cell);
+        rows.Text(s.Group);
+        if (s.ModelUsed)
+        {
+            rows.Float8(s.PActive);
+            rows.Float8(s.ExpectedPurchases);
+            rows.Numeric(s.ExpectedOrderValue);
+            rows.Numeric(s.Clv);
+        }
+        else
+            for (var i = 0; i < 4; i++) rows.Null();
+        if (Key(s.Quadrant) is { } quadrant) rows.Text(quadrant); else rows.Null();
+        if (s.Decile > 0) rows.Int16((short)s.Decile); else rows.Null();
+        rows.Text(s.LadderStage);
+        if (Key(s.Churn) is { } churn) rows.Text(churn); else rows.Null();
+        rows.Text(s.ChurnBasis);
     }
 
     public static string? Key(QuadrantKind q) => q switch

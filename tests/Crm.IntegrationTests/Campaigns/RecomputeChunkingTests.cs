@@ -14,7 +14,7 @@ public class RecomputeChunkingTests
     private static readonly DateTime AsOf = new(2026, 11, 26, 4, 0, 0, DateTimeKind.Utc);
 
     /// <summary>2,000 customers with seeded facts: a tenth without orders, some with one order, ties of spend for the deciles.</summary>
-    private static List<CustomerFacts> Fixture()
+    internal static List<CustomerFacts> Fixture()
     {
         var random = new Random(20261126);
         var tiers = new[] { null, "S1", "S2", "S3", "S4" };
