@@ -1,6 +1,4 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Text.RegularExpressions;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -15,7 +13,7 @@ namespace Crm.Campaigns.Analytics;
 /// The rows are summed here rather than by a GROUP BY in Postgres: the aggregate's numeric sums and its (paid_at, net) minimum
 /// cost Postgres about twice the CPU of sending the rows, and in .NET they are a dictionary lookup and a few additions per row.
 /// </summary>
-public static partial class MonthlyFacts
+public static class MonthlyFacts
 {
     /// <summary>
     /// One row per roll-up month or boundary-month order of the customers in [$13, $14) (null: unbounded): customer, orders,
@@ -97,41 +95,43 @@ public static partial class MonthlyFacts
         // No JIT: compiling the query's expressions (its cost being high) takes longer than it saves on a scan that only filters.
         await using (var set = new NpgsqlCommand("SET LOCAL jit = off", connection, tx)) await set.ExecuteNonQueryAsync(ct);
         var sums = new Dictionary<Guid, Sums>(capacity);
-        // COPY … TO STDOUT in binary, read straight from the stream (BinaryCopyReader): COPY takes no parameters, so they are inlined.
-        (object, NpgsqlDbType)[] range = [(from is { } f ? f : DBNull.Value, NpgsqlDbType.Uuid), (to is { } t ? t : DBNull.Value, NpgsqlDbType.Uuid)];
-        var rowsSql = Inline(RowsSql, [.. parameters, .. range]);
-        await using (var copy = await connection.BeginRawBinaryCopyAsync($"COPY ({rowsSql}) TO STDOUT (FORMAT BINARY)", ct))
+        await using (var command = new NpgsqlCommand(RowsSql, connection, tx) { CommandTimeout = 1800 })
         {
-            var rows = new BinaryCopyReader(copy);
-            while (rows.NextRow())
+            foreach (var (value, type) in parameters) command.Parameters.Add(new NpgsqlParameter { Value = value, NpgsqlDbType = type });
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)from ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)to ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
             {
-                ref var s = ref CollectionsMarshal.GetValueRefOrAddDefault(sums, rows.Uuid(), out var seen);
-                var (orders, net, first, firstNet, last) = (rows.Int32(), rows.Numeric(), rows.TimestampTz(), rows.Numeric(), rows.TimestampTz());
-                var (inCurrent, inWindow) = (rows.Bool(), rows.Bool());
+                ref var s = ref CollectionsMarshal.GetValueRefOrAddDefault(sums, reader.GetGuid(0), out var seen);
+                var (orders, net, first, firstNet, last) = (reader.GetInt32(1), reader.GetDecimal(2), reader.GetDateTime(3), reader.GetDecimal(4),
+                    reader.GetDateTime(5));
                 if (!seen || first < s.First || (first == s.First && firstNet < s.FirstNet)) (s.First, s.FirstNet) = (first, firstNet);
                 if (!seen || last > s.Last) s.Last = last;
                 s.Orders += orders;
                 s.Net += net;
                 // The windows nest (both end at as-of), so a row in the shorter window is in the longer one too.
-                if (inCurrent) { s.OrdersCurrent += orders; s.SpendCurrent += net; }
-                if (inWindow) { s.OrdersWindow += orders; s.SpendWindow += net; }
+                if (reader.GetBoolean(6)) { s.OrdersCurrent += orders; s.SpendCurrent += net; }
+                if (reader.GetBoolean(7)) { s.OrdersWindow += orders; s.SpendWindow += net; }
             }
         }
 
         var facts = new List<CustomerFacts>(capacity);
         var tiers = new Dictionary<string, string>();
-        await using (var copy = await connection.BeginRawBinaryCopyAsync($"COPY ({Inline(CustomersSql, range)}) TO STDOUT (FORMAT BINARY)", ct))
+        await using (var command = new NpgsqlCommand(CustomersSql, connection, tx) { CommandTimeout = 1800 })
         {
-            var rows = new BinaryCopyReader(copy);
-            while (rows.NextRow())
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)from ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)to ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Uuid });
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
             {
-                var id = rows.Uuid();
                 string? tier = null;
-                if (!rows.IsNull())
+                if (!reader.IsDBNull(1))
                 {
-                    var text = rows.Text();
-                    if (!tiers.TryGetValue(text, out tier)) tiers[text] = tier = text;
+                    var t = reader.GetString(1);
+                    if (!tiers.TryGetValue(t, out tier)) tiers[t] = tier = t;
                 }
+                var id = reader.GetGuid(0);
                 facts.Add(sums.Remove(id, out var s) ? Facts(id, s, tier) : new CustomerFacts(id, 0, 0, null, null, 0, 0, 0, 0, 0, tier));
             }
         }
@@ -140,26 +140,6 @@ public static partial class MonthlyFacts
         await tx.CommitAsync(ct);
         return facts;
     }
-
-    /// <summary>
-    /// <paramref name="sql"/> with $1, $2, … replaced by the parameters as typed literals. Only instants, dates and ids are
-    /// inlined, formatted here (never text from a request): enough for the queries above.
-    /// </summary>
-    internal static string Inline(string sql, IReadOnlyList<(object Value, NpgsqlDbType Type)> parameters) =>
-        Placeholder().Replace(sql, m => Literal(parameters[int.Parse(m.Groups[1].ValueSpan, CultureInfo.InvariantCulture) - 1]));
-
-    private static string Literal((object Value, NpgsqlDbType Type) p) => p switch
-    {
-        (DBNull, NpgsqlDbType.Uuid) => "NULL::uuid",
-        (Guid id, NpgsqlDbType.Uuid) => $"'{id:D}'::uuid",
-        (DateOnly day, NpgsqlDbType.Date) => string.Create(CultureInfo.InvariantCulture, $"'{day:yyyy-MM-dd}'::date"),
-        // Microseconds, the rest dropped as Npgsql drops it when it sends the value.
-        (DateTime { Kind: DateTimeKind.Utc } t, NpgsqlDbType.TimestampTz) => string.Create(CultureInfo.InvariantCulture, $"'{t:yyyy-MM-dd HH:mm:ss.ffffff}+00'::timestamptz"),
-        _ => throw new ArgumentException($"No literal for a {p.Type} parameter of {p.Value.GetType().Name}."),
-    };
-
-    [GeneratedRegex(@"\$(\d+)")]
-    private static partial Regex Placeholder();
 
     private static CustomerFacts Facts(Guid id, in Sums s, string? tier) =>
         new(id, s.Orders, s.Net, s.First, s.Last, s.FirstNet, s.OrdersCurrent, s.SpendCurrent, s.OrdersWindow, s.SpendWindow, tier);
