@@ -51,14 +51,15 @@ public sealed class OutboxDataSource : IAsyncDisposable
             MinPoolSize = 0,
         };
         var name = connection.ApplicationName;
-        var serviceOptions = connection.Options;
-        connection.ApplicationName = string.IsNullOrEmpty(name) ? "outbox-relay" : name + "-outbox-relay";
-        connection.Options = (serviceOptions + " " + ClaimPlan).Trim();
-        DataSource = Untraced(connection);
-        connection.Options = serviceOptions;
+        string Named(string role) => string.IsNullOrEmpty(name) ? role : name + "-" + role;
+        DataSource = Untraced(new NpgsqlConnectionStringBuilder(connection.ConnectionString)
+        {
+            ApplicationName = Named("outbox-relay"),
+            Options = (connection.Options + " " + ClaimPlan).Trim(),
+        });
         // One connection that only sends NOTIFY (ChangeNotifications); named so the change horizon passes over it.
         connection.MaxPoolSize = 1;
-        connection.ApplicationName = string.IsNullOrEmpty(name) ? "change-announcer" : name + "-change-announcer";
+        connection.ApplicationName = Named("change-announcer");
         Announcer = Untraced(connection);
     }
 

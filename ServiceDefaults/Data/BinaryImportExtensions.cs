@@ -6,18 +6,6 @@ namespace Crm.ServiceDefaults.Data;
 /// <summary>A value or NULL in a binary COPY row (the importer needs WriteNull for a missing value).</summary>
 public static class BinaryImportExtensions
 {
-    public static void WriteOrNull(this NpgsqlBinaryImporter copy, string? value, NpgsqlDbType type)
-    {
-        if (value is null) copy.WriteNull();
-        else copy.Write(value, type);
-    }
-
-    public static void WriteOrNull<T>(this NpgsqlBinaryImporter copy, T? value, NpgsqlDbType type) where T : struct
-    {
-        if (value is { } v) copy.Write(v, type);
-        else copy.WriteNull();
-    }
-
     public static Task WriteOrNullAsync(this NpgsqlBinaryImporter copy, string? value, NpgsqlDbType type, CancellationToken ct) =>
         value is null ? copy.WriteNullAsync(ct) : copy.WriteAsync(value, type, ct);
 

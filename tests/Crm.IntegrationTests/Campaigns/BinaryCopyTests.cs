@@ -2,6 +2,7 @@ using Crm.Campaigns;
 using Crm.Campaigns.Analytics;
 using Crm.Campaigns.Models;
 using Crm.IntegrationTests.Support;
+using Crm.ServiceDefaults.Data;
 using Dapper;
 using Npgsql;
 using NpgsqlTypes;
@@ -54,13 +55,13 @@ public class BinaryCopyTests(SuiteFixture suite)
             {
                 await importer.StartRowAsync();
                 await importer.WriteAsync(v.K, NpgsqlDbType.Integer);
-                await WriteOrNullAsync(importer, v.N, NpgsqlDbType.Numeric);
-                await WriteOrNullAsync(importer, v.T, NpgsqlDbType.TimestampTz);
-                await WriteOrNullAsync(importer, v.U, NpgsqlDbType.Uuid);
+                await importer.WriteOrNullAsync(v.N, NpgsqlDbType.Numeric, default);
+                await importer.WriteOrNullAsync(v.T, NpgsqlDbType.TimestampTz, default);
+                await importer.WriteOrNullAsync(v.U, NpgsqlDbType.Uuid, default);
                 if (v.S is null) await importer.WriteNullAsync(); else await importer.WriteAsync(v.S, NpgsqlDbType.Text);
-                await WriteOrNullAsync(importer, v.D, NpgsqlDbType.Double);
-                await WriteOrNullAsync(importer, v.I2, NpgsqlDbType.Smallint);
-                await WriteOrNullAsync(importer, v.I8, NpgsqlDbType.Bigint);
+                await importer.WriteOrNullAsync(v.D, NpgsqlDbType.Double, default);
+                await importer.WriteOrNullAsync(v.I2, NpgsqlDbType.Smallint, default);
+                await importer.WriteOrNullAsync(v.I8, NpgsqlDbType.Bigint, default);
             }
             await importer.CompleteAsync();
         }
@@ -155,9 +156,9 @@ public class BinaryCopyTests(SuiteFixture suite)
         await copy.WriteAsync(runId, NpgsqlDbType.Bigint);
         await copy.WriteAsync(c.Orders, NpgsqlDbType.Integer);
         await copy.WriteAsync(c.NetSpend, NpgsqlDbType.Numeric);
-        await WriteOrNullAsync(copy, c.FirstOrderAt, NpgsqlDbType.TimestampTz);
-        await WriteOrNullAsync(copy, c.LastOrderAt, NpgsqlDbType.TimestampTz);
-        await WriteOrNullAsync<int>(copy, buyer ? s.DaysSinceLastOrder : null, NpgsqlDbType.Integer);
+        await copy.WriteOrNullAsync(c.FirstOrderAt, NpgsqlDbType.TimestampTz, default);
+        await copy.WriteOrNullAsync(c.LastOrderAt, NpgsqlDbType.TimestampTz, default);
+        await copy.WriteOrNullAsync<int>(buyer ? s.DaysSinceLastOrder : null, NpgsqlDbType.Integer, default);
         await copy.WriteAsync(c.OrdersCurrent, NpgsqlDbType.Integer);
         await copy.WriteAsync(c.SpendCurrent, NpgsqlDbType.Numeric);
         await copy.WriteAsync(c.OrdersWindow, NpgsqlDbType.Integer);
@@ -167,20 +168,15 @@ public class BinaryCopyTests(SuiteFixture suite)
         await copy.WriteAsync((short)s.M, NpgsqlDbType.Smallint);
         await copy.WriteAsync(s.Cell, NpgsqlDbType.Text);
         await copy.WriteAsync(s.Group, NpgsqlDbType.Text);
-        await WriteOrNullAsync<double>(copy, s.ModelUsed ? s.PActive : null, NpgsqlDbType.Double);
-        await WriteOrNullAsync<double>(copy, s.ModelUsed ? s.ExpectedPurchases : null, NpgsqlDbType.Double);
-        await WriteOrNullAsync<decimal>(copy, s.ModelUsed ? s.ExpectedOrderValue : null, NpgsqlDbType.Numeric);
-        await WriteOrNullAsync<decimal>(copy, s.ModelUsed ? s.Clv : null, NpgsqlDbType.Numeric);
+        await copy.WriteOrNullAsync<double>(s.ModelUsed ? s.PActive : null, NpgsqlDbType.Double, default);
+        await copy.WriteOrNullAsync<double>(s.ModelUsed ? s.ExpectedPurchases : null, NpgsqlDbType.Double, default);
+        await copy.WriteOrNullAsync<decimal>(s.ModelUsed ? s.ExpectedOrderValue : null, NpgsqlDbType.Numeric, default);
+        await copy.WriteOrNullAsync<decimal>(s.ModelUsed ? s.Clv : null, NpgsqlDbType.Numeric, default);
         if (ScoreRecompute.Key(s.Quadrant) is { } q) await copy.WriteAsync(q, NpgsqlDbType.Text); else await copy.WriteNullAsync();
-        await WriteOrNullAsync<short>(copy, s.Decile > 0 ? (short)s.Decile : null, NpgsqlDbType.Smallint);
+        await copy.WriteOrNullAsync<short>(s.Decile > 0 ? (short)s.Decile : null, NpgsqlDbType.Smallint, default);
         await copy.WriteAsync(s.LadderStage, NpgsqlDbType.Text);
         if (ScoreRecompute.Key(s.Churn) is { } churn) await copy.WriteAsync(churn, NpgsqlDbType.Text); else await copy.WriteNullAsync();
         await copy.WriteAsync(s.ChurnBasis, NpgsqlDbType.Text);
-    }
-
-    private static async Task WriteOrNullAsync<T>(NpgsqlBinaryImporter copy, T? value, NpgsqlDbType type) where T : struct
-    {
-        if (value is { } v) await copy.WriteAsync(v, type); else await copy.WriteNullAsync();
     }
 
     private static byte[] Bytes(Random random)
