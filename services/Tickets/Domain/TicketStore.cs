@@ -89,7 +89,7 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
         var open = new NpgsqlBatchCommand($"""
             WITH input AS (
                 SELECT c.tier, coalesce(array_position(@tiers, c.tier), cardinality(@tiers) + 1) AS choice
-                FROM (SELECT (SELECT tier FROM customer_tiers WHERE customer_id = @customer) AS tier) c),
+                FROM (SELECT (SELECT tier FROM customer_tiers WHERE customer_id = @customer) AS tier OFFSET 0) c),
             ticket AS (
                 INSERT INTO tickets (id, customer_id, type, channel, priority, state, order_ref, subject, description, tags, attachments,
                     queue, customer_tier, opened_by, opened_at, updated_at, idempotency_key, fr_target_minutes, fr_due_at, res_target_minutes, res_due_at)
@@ -104,10 +104,10 @@ public sealed class TicketStore(NpgsqlDataSource db, Outbox outbox, TimeProvider
             step AS (INSERT INTO complaint_steps (ticket_id, step, done_by, done_at) SELECT id, 'receive', @openedBy, @now FROM ticket WHERE @complaint),
             opened AS (SELECT uuid_v7() AS id, 1 AS n, @customer AS customer_id, @opened::jsonb || jsonb_build_object('customerTier', i.tier) AS payload FROM ticket, input i),
             {Outbox.InsertCtes<TicketOpened>("opened", "customer_id")}
-            SELECT EXISTS (SELECT 1 FROM ticket) AS inserted, i.tier, i.choice,
-                   @queue IS NULL OR EXISTS (SELECT 1 FROM queues WHERE name = @queue) AS queue_found,
-                   @key IS NOT NULL AND EXISTS (SELECT 1 FROM tickets WHERE idempotency_key = @key) AS taken
-            FROM input i
+            SELECT i.inserted, i.tier, i.choice,
+                   CASE WHEN i.inserted THEN true ELSE @queue IS NULL OR EXISTS (SELECT 1 FROM queues WHERE name = @queue) END AS queue_found,
+                   CASE WHEN i.inserted THEN false ELSE @key IS NOT NULL AND EXISTS (SELECT 1 FROM tickets WHERE idempotency_key = @key) END AS taken
+            FROM (SELECT EXISTS (SELECT 1 FROM ticket) AS inserted, tier, choice FROM input) i
             """);
         var p = open.Parameters;
         p.Add(new NpgsqlParameter("tiers", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = tiers });
