@@ -1,4 +1,3 @@
-using Dapper;
 using Crm.Campaigns;
 using Crm.Campaigns.Analytics;
 using Crm.Contracts;
@@ -74,48 +73,6 @@ public class MonthlyFactsTests(SuiteFixture suite)
         Assert.Equal((2, 750m, (DateTime?)engine.MonthsBefore(asOf, 20).AddDays(2), (DateTime?)engine.MonthsBefore(asOf, 6), 250m, 1, 500m, 2, 750m),
             Key(facts[b]));
         Assert.Equal((1, 60m, (DateTime?)asOf.AddMinutes(-1), (DateTime?)asOf.AddMinutes(-1), 60m, 1, 60m, 1, 60m), Key(facts[c]));
-    }
-
-    [Fact]
-    public async Task Facts_read_in_ranges_of_the_roll_up_blocks_add_up_to_those_of_one_read()
-    {
-        // 300 customers without a profile, twelve months of 1990 each, inserted in random order: every customer's months are
-        // spread over the table's blocks, so three block ranges each hold part of most customers' sums.
-        var services = suite.Campaigns.Services;
-        var engine = services.GetRequiredService<AnalyticsQueries>().Engine;
-        var o = services.GetRequiredService<IOptions<CampaignsOptions>>().Value;
-        var ids = Enumerable.Range(0, 300).Select(_ => Guid.NewGuid()).ToArray();
-        await using var connection = await suite.CampaignsDb.OpenConnectionAsync();
-        try
-        {
-            // Even months: two orders (30.00, the first 10.00 on the 2nd, the last on the 21st); odd months: one order of 10.00 on the 2nd.
-            await connection.ExecuteAsync("""
-                INSERT INTO sales_customer_months (month, customer_id, orders, net, max_ticket, min_ticket, first_paid_at, first_net, last_paid_at)
-                SELECT make_date(1990, m, 1), c, 1 + (m + 1) % 2, CASE WHEN m % 2 = 0 THEN 30 ELSE 10 END, CASE WHEN m % 2 = 0 THEN 20 ELSE 10 END, 10,
-                       make_date(1990, m, 2)::timestamp AT TIME ZONE 'UTC', 10,
-                       make_date(1990, m, CASE WHEN m % 2 = 0 THEN 21 ELSE 2 END)::timestamp AT TIME ZONE 'UTC'
-                FROM unnest(@ids) c, generate_series(1, 12) m ORDER BY random()
-                """, new { ids });
-            var blocks = await connection.ExecuteScalarAsync<long>("""
-                SELECT count(DISTINCT (ctid::text::point)[0]) FROM sales_customer_months WHERE customer_id = ANY (@ids)
-                """, new { ids });
-            Assert.True(blocks >= 10, $"the rows span {blocks} blocks");
-
-            var asOf = DateTime.UtcNow;
-            async Task<List<CustomerFacts>> Read(int parts) =>
-                (await ScoreRecompute.ReadFactsAsync(suite.CampaignsDb, engine, o, asOf, fromMonths: true, parts, CancellationToken.None))
-                .Where(f => ids.Contains(f.CustomerId)).OrderBy(f => f.CustomerId).ToList();
-            var one = await Read(1);
-            Assert.Equal(300, one.Count);
-            Assert.All(one, f => Assert.Equal((18, 240m, (DateTime?)new DateTime(1990, 1, 2, 0, 0, 0, DateTimeKind.Utc),
-                (DateTime?)new DateTime(1990, 12, 21, 0, 0, 0, DateTimeKind.Utc), 10m, 0, 0m, 0, 0m, (string?)null),
-                (f.Orders, f.NetSpend, f.FirstOrderAt, f.LastOrderAt, f.FirstOrderNet, f.OrdersCurrent, f.SpendCurrent, f.OrdersWindow, f.SpendWindow, f.Tier)));
-            Assert.Equal(one, await Read(3));
-        }
-        finally
-        {
-            await connection.ExecuteAsync("DELETE FROM sales_customer_months WHERE customer_id = ANY (@ids)", new { ids });
-        }
     }
 
     private static OrderPaid Order(Guid customer, decimal amount, DateTime paidAt) =>
