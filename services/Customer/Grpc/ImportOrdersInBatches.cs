@@ -107,7 +107,7 @@ public sealed partial class ImportGrpcService
                 }
                 catch (Exception e) { Reject(statuses[i], e, context); }
             }
-            var resolved = await partner.ResolveManyAsync(guarded.Select(i => requests[i]).ToList(), ct);
+            var resolved = await partner.ResolveCustomersAsync(guarded.Select(i => requests[i]).ToList(), ct);
             var batch = new List<NewOrder>(guarded.Count);
             var itemOf = new List<int>(guarded.Count);
             var oneByOne = new List<int>();
@@ -118,7 +118,7 @@ public sealed partial class ImportGrpcService
                 try
                 {
                     if (resolved[k].Error is { } error) throw error;
-                    var order = OrderRules.Validate(resolved[k].Request!, clock);
+                    var order = OrderRules.Validate(requests[i], clock, resolved[k].CustomerId);
                     if (externalIds.Add(order.ExternalOrderId))
                     {
                         batch.Add(order);
