@@ -141,13 +141,14 @@ public sealed partial class ImportGrpcService
 
             try
             {
+                var idTexts = new string?[batch.Count]; // a created order's id as the audit row and its status both carry it
                 var recorded = await orders.RecordManyAsync(batch, (tx, created) => AuditBatch.CopyAsync(tx, context,
-                    created.Select(c => ((IMessage)requests[itemOf[c.Index]], c.Id.ToString())).ToList(), ct), ct);
+                    created.Select(c => ((IMessage)requests[itemOf[c.Index]], idTexts[c.Index] = c.Id.ToString())).ToList(), ct), ct);
                 for (var k = 0; k < recorded.Length; k++)
                 {
                     var status = statuses[itemOf[k]];
                     if (recorded[k].Error is { } error) Reject(status, error, context);
-                    else (status.Id, status.Outcome) = (recorded[k].Id.ToString(), recorded[k].Created ? ImportOutcome.Created : ImportOutcome.Unchanged);
+                    else (status.Id, status.Outcome) = (idTexts[k] ?? recorded[k].Id.ToString(), recorded[k].Created ? ImportOutcome.Created : ImportOutcome.Unchanged);
                 }
             }
             catch (PostgresException e) when (e.SqlState[..2] is "23" or "40" or "22")
