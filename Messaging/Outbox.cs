@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using Crm.ServiceDefaults.Copy;
 using Crm.ServiceDefaults.Data;
 using Npgsql;
 using NpgsqlTypes;
@@ -120,7 +121,8 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
 
     /// <summary>
     /// What <see cref="AddRangeAsync{T}"/> writes, with two binary COPYs instead of one INSERT: for bulk writes (the order
-    /// import), where Postgres's per-row statement work was most of the cost. The change-feed rows are the same: same
+    /// import), where Postgres's per-row statement work was most of the cost. The rows are encoded by <see cref="BinaryCopyRows"/>
+    /// rather than Npgsql's importer (a third of a microsecond a value). The change-feed rows are the same: same
     /// transaction (tx), same order; the customer is the one <paramref name="customerOf"/> names for each event (what
     /// change_event_customer reads from its payload, without parsing the JSON again).
     /// </summary>
@@ -134,32 +136,24 @@ public sealed class Outbox(OutboxSignal signal, ChangeFeed.ChangeNotifications c
         var payloads = new string[messages.Count];
         for (var i = 0; i < messages.Count; i++) (ids[i], payloads[i]) = (Guid.CreateVersion7(), JsonSerializer.Serialize(messages[i], Json));
         var traceParent = Activity.Current?.Id;
-        await using (var outbox = await connection.BeginBinaryImportAsync(
-            "COPY outbox_messages (id, message_type, payload, trace_parent) FROM STDIN (FORMAT BINARY)", cancellationToken))
-        {
-            for (var i = 0; i < ids.Length; i++)
+        await BinaryCopyRows.CopyAsync(connection, "COPY outbox_messages (id, message_type, payload, trace_parent) FROM STDIN (FORMAT BINARY)",
+            ids.Length, (rows, i) =>
             {
-                await outbox.StartRowAsync(cancellationToken);
-                await outbox.WriteAsync(ids[i], NpgsqlDbType.Uuid, cancellationToken);
-                await outbox.WriteAsync(Names<T>.TypeName, NpgsqlDbType.Text, cancellationToken);
-                await outbox.WriteAsync(payloads[i], NpgsqlDbType.Text, cancellationToken);
-                await outbox.WriteOrNullAsync(traceParent, NpgsqlDbType.Text, cancellationToken);
-            }
-            await outbox.CompleteAsync(cancellationToken);
-        }
-        await using (var changes = await connection.BeginBinaryImportAsync(
-            "COPY change_events (event_type, message_id, payload, customer_id) FROM STDIN (FORMAT BINARY)", cancellationToken))
-        {
-            for (var i = 0; i < ids.Length; i++)
+                rows.StartRow(4);
+                rows.Uuid(ids[i]);
+                rows.Text(Names<T>.TypeName);
+                rows.Text(payloads[i]);
+                rows.TextOrNull(traceParent);
+            }, cancellationToken);
+        await BinaryCopyRows.CopyAsync(connection, "COPY change_events (event_type, message_id, payload, customer_id) FROM STDIN (FORMAT BINARY)",
+            ids.Length, (rows, i) =>
             {
-                await changes.StartRowAsync(cancellationToken);
-                await changes.WriteAsync(Names<T>.EventType, NpgsqlDbType.Text, cancellationToken);
-                await changes.WriteAsync(ids[i], NpgsqlDbType.Uuid, cancellationToken);
-                await changes.WriteAsync(payloads[i], NpgsqlDbType.Jsonb, cancellationToken);
-                await changes.WriteOrNullAsync(customerOf(messages[i]), NpgsqlDbType.Uuid, cancellationToken);
-            }
-            await changes.CompleteAsync(cancellationToken);
-        }
+                rows.StartRow(4);
+                rows.Text(Names<T>.EventType);
+                rows.Uuid(ids[i]);
+                rows.Jsonb(payloads[i]);
+                rows.UuidOrNull(customerOf(messages[i]));
+            }, cancellationToken);
     }
 
     /// <summary>"Crm.Contracts.OrderPaid" → "OrderPaid", as the feed names events.</summary>

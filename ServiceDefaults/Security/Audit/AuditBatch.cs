@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Grpc.Core;
+using Crm.ServiceDefaults.Copy;
 using Crm.ServiceDefaults.Data;
 using Npgsql;
 using NpgsqlTypes;
@@ -44,20 +45,21 @@ public static class AuditBatch
         CancellationToken ct)
     {
         if (writes.Count == 0) return;
-        await using var writer = await tx.Connection!.BeginBinaryImportAsync(
-            "COPY audit_events (subject, role, client_id, rpc, target_id, idempotency_key, outcome) FROM STDIN (FORMAT BINARY)", ct);
-        foreach (var (request, targetId) in writes)
-        {
-            var call = AuditInterceptor.Note(context, request);
-            await writer.StartRowAsync(ct);
-            await writer.WriteOrNullAsync(call.Caller.Subject, NpgsqlDbType.Text, ct);
-            await writer.WriteOrNullAsync(call.Caller.Role, NpgsqlDbType.Text, ct);
-            await writer.WriteOrNullAsync(call.Caller.ClientId, NpgsqlDbType.Text, ct);
-            await writer.WriteOrNullAsync(call.Rpc, NpgsqlDbType.Text, ct);
-            await writer.WriteOrNullAsync(targetId, NpgsqlDbType.Text, ct);
-            await writer.WriteOrNullAsync(call.IdempotencyKey, NpgsqlDbType.Text, ct);
-            await writer.WriteAsync("OK", NpgsqlDbType.Text, ct);
-        }
-        await writer.CompleteAsync(ct);
+        var calls = new AuditCall[writes.Count];
+        for (var i = 0; i < writes.Count; i++) calls[i] = AuditInterceptor.Note(context, writes[i].Request);
+        await BinaryCopyRows.CopyAsync(tx.Connection!,
+            "COPY audit_events (subject, role, client_id, rpc, target_id, idempotency_key, outcome) FROM STDIN (FORMAT BINARY)",
+            writes.Count, (rows, i) =>
+            {
+                var call = calls[i];
+                rows.StartRow(7);
+                rows.TextOrNull(call.Caller.Subject);
+                rows.TextOrNull(call.Caller.Role);
+                rows.TextOrNull(call.Caller.ClientId);
+                rows.TextOrNull(call.Rpc);
+                rows.TextOrNull(writes[i].TargetId);
+                rows.TextOrNull(call.IdempotencyKey);
+                rows.Text("OK");
+            }, ct);
     }
 }

@@ -76,13 +76,23 @@ public sealed class CustomerRepository(NpgsqlDataSource dataSource, Outbox outbo
     public async Task<Dictionary<ExternalId, Guid>> FindByExternalIdsAsync(IReadOnlyCollection<ExternalId> externalIds, CancellationToken ct)
     {
         if (externalIds.Count == 0) return [];
+        var systems = new string[externalIds.Count];
+        var ids = new string[externalIds.Count];
+        var n = 0;
+        foreach (var e in externalIds) (systems[n], ids[n++]) = (e.System, e.Id);
+        // A plain reader: the bulk import resolves a batch's refs here, and Dapper's per-row mapping into tuples was its cost.
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        var rows = await connection.QueryAsync<(string System, string ExternalId, Guid CustomerId)>(new CommandDefinition("""
+        await using var command = new NpgsqlCommand("""
             SELECT e.system, e.external_id, e.customer_id
-            FROM unnest(@systems, @ids) AS r(system, external_id)
+            FROM unnest($1::text[], $2::text[]) AS r(system, external_id)
             JOIN customer_external_ids e ON e.system = r.system AND e.external_id = r.external_id
-            """, new { systems = externalIds.Select(e => e.System).ToArray(), ids = externalIds.Select(e => e.Id).ToArray() }, cancellationToken: ct));
-        return rows.ToDictionary(r => new ExternalId(r.System, r.ExternalId), r => r.CustomerId);
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = systems });
+        command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = ids });
+        var found = new Dictionary<ExternalId, Guid>(externalIds.Count);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) found[new ExternalId(reader.GetString(0), reader.GetString(1))] = reader.GetGuid(2);
+        return found;
     }
 
     public async Task<CustomerRecord?> GetAsync(Guid id, CancellationToken ct)

@@ -107,7 +107,7 @@ public sealed partial class ImportGrpcService
                 }
                 catch (Exception e) { Reject(statuses[i], e, context); }
             }
-            var resolved = await partner.ResolveManyAsync(guarded.Select(i => requests[i]).ToList(), ct);
+            var resolved = await partner.ResolveCustomersAsync(guarded.Select(i => requests[i]).ToList(), ct);
             var batch = new List<NewOrder>(guarded.Count);
             var itemOf = new List<int>(guarded.Count);
             var oneByOne = new List<int>();
@@ -118,7 +118,7 @@ public sealed partial class ImportGrpcService
                 try
                 {
                     if (resolved[k].Error is { } error) throw error;
-                    var order = OrderRules.Validate(resolved[k].Request!, clock);
+                    var order = OrderRules.Validate(requests[i], clock, resolved[k].CustomerId);
                     if (externalIds.Add(order.ExternalOrderId))
                     {
                         batch.Add(order);
@@ -141,13 +141,14 @@ public sealed partial class ImportGrpcService
 
             try
             {
+                var idTexts = new string?[batch.Count]; // a created order's id as the audit row and its status both carry it
                 var recorded = await orders.RecordManyAsync(batch, (tx, created) => AuditBatch.CopyAsync(tx, context,
-                    created.Select(c => ((IMessage)requests[itemOf[c.Index]], c.Id.ToString())).ToList(), ct), ct);
+                    created.Select(c => ((IMessage)requests[itemOf[c.Index]], idTexts[c.Index] = c.Id.ToString())).ToList(), ct), ct);
                 for (var k = 0; k < recorded.Length; k++)
                 {
                     var status = statuses[itemOf[k]];
                     if (recorded[k].Error is { } error) Reject(status, error, context);
-                    else (status.Id, status.Outcome) = (recorded[k].Id.ToString(), recorded[k].Created ? ImportOutcome.Created : ImportOutcome.Unchanged);
+                    else (status.Id, status.Outcome) = (idTexts[k] ?? recorded[k].Id.ToString(), recorded[k].Created ? ImportOutcome.Created : ImportOutcome.Unchanged);
                 }
             }
             catch (PostgresException e) when (e.SqlState[..2] is "23" or "40" or "22")

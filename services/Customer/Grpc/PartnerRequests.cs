@@ -46,40 +46,31 @@ public sealed class PartnerRequests(CustomerRepository customers, Orders.OrderRe
     }
 
     /// <summary>
-    /// <see cref="ResolveAsync(RecordOrderRequest, CancellationToken)"/> for many requests with one lookup: per request
-    /// the resolved request, or the error the single call would have failed with.
+    /// The customers that many requests name by customer_ref, with one lookup: per request the customer's id (null for a
+    /// request without a ref: its customer_id stands), or the error <see cref="ResolveAsync(RecordOrderRequest, CancellationToken)"/>
+    /// would have failed with. The requests are not copied (the bulk import resolves a million of them).
     /// </summary>
-    public async Task<(RecordOrderRequest? Request, Exception? Error)[]> ResolveManyAsync(IReadOnlyList<RecordOrderRequest> requests, CancellationToken ct)
+    public async Task<(Guid? CustomerId, Exception? Error)[]> ResolveCustomersAsync(IReadOnlyList<RecordOrderRequest> requests, CancellationToken ct)
     {
-        var results = new (RecordOrderRequest? Request, Exception? Error)[requests.Count];
+        var results = new (Guid? CustomerId, Exception? Error)[requests.Count];
         var refs = new ExternalId?[requests.Count];
         for (var i = 0; i < requests.Count; i++)
         {
             var request = requests[i];
-            if (request.CustomerRef is null)
-            {
-                results[i] = (request, null);
-                continue;
-            }
+            if (request.CustomerRef is null) continue;
             var v = new Validator();
             v.Require(request.CustomerId.Length == 0, "customer_id", "give customer_id or customer_ref, not both.");
             refs[i] = ExternalId.Parse(request.CustomerRef, "customer_ref", v);
             try { v.ThrowIfInvalid(); }
             catch (ValidationException e) { (results[i], refs[i]) = ((null, e), null); }
         }
-        var found = await customers.FindByExternalIdsAsync(refs.OfType<ExternalId>().Distinct().ToList(), ct);
+        var found = await customers.FindByExternalIdsAsync(refs.OfType<ExternalId>().ToHashSet(), ct);
         for (var i = 0; i < requests.Count; i++)
         {
             if (refs[i] is not { } externalId) continue;
-            if (!found.TryGetValue(externalId, out var customerId))
-            {
-                results[i] = (null, new NotFoundException("customer", externalId.ToString()));
-                continue;
-            }
-            var resolved = requests[i].Clone();
-            resolved.CustomerId = customerId.ToString();
-            resolved.CustomerRef = null;
-            results[i] = (resolved, null);
+            results[i] = found.TryGetValue(externalId, out var customerId)
+                ? (customerId, null)
+                : (null, new NotFoundException("customer", externalId.ToString()));
         }
         return results;
     }

@@ -1,3 +1,4 @@
+using Crm.ServiceDefaults.Copy;
 using Crm.ServiceDefaults.Data;
 using System.Text.Json;
 using Crm.Contracts;
@@ -217,25 +218,23 @@ public sealed class OrderRepository(NpgsqlDataSource dataSource, Outbox outbox, 
     {
         try
         {
-            await using var writer = await transaction.Connection!.BeginBinaryImportAsync("""
+            await BinaryCopyRows.CopyAsync(transaction.Connection!, """
                 COPY orders (id, customer_id, external_order_id, store_id, channel, lines, amount_paid, payment_method, paid_at, recorded_at)
                 FROM STDIN (FORMAT BINARY)
-                """, ct);
-            for (var k = 0; k < ids.Length; k++)
+                """, ids.Length, (rows, k) =>
             {
-                await writer.StartRowAsync(ct);
-                await writer.WriteAsync(ids[k], NpgsqlDbType.Uuid, ct);
-                await writer.WriteAsync(customers[k], NpgsqlDbType.Uuid, ct);
-                await writer.WriteAsync(externalIds[k], NpgsqlDbType.Text, ct);
-                await writer.WriteOrNullAsync(stores[k], NpgsqlDbType.Text, ct);
-                await writer.WriteAsync(channels[k], NpgsqlDbType.Text, ct);
-                await writer.WriteAsync(lines[k], NpgsqlDbType.Jsonb, ct);
-                await writer.WriteAsync(amounts[k], NpgsqlDbType.Numeric, ct);
-                await writer.WriteOrNullAsync(methods[k], NpgsqlDbType.Text, ct);
-                await writer.WriteAsync(paidAt[k], NpgsqlDbType.TimestampTz, ct);
-                await writer.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
-            }
-            await writer.CompleteAsync(ct);
+                rows.StartRow(10);
+                rows.Uuid(ids[k]);
+                rows.Uuid(customers[k]);
+                rows.Text(externalIds[k]);
+                rows.TextOrNull(stores[k]);
+                rows.Text(channels[k]);
+                rows.Jsonb(lines[k]);
+                rows.Numeric(amounts[k]);
+                rows.TextOrNull(methods[k]);
+                rows.TimestampTz(paidAt[k]);
+                rows.TimestampTz(now);
+            }, ct);
             return true;
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.ForeignKeyViolation)

@@ -21,10 +21,11 @@ public static class OrderRules
     /// <summary>Store clocks drift; a payment a few minutes "in the future" is still accepted.</summary>
     private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
 
-    public static NewOrder Validate(Proto.RecordOrderRequest r, TimeProvider clock)
+    /// <param name="customerId">The customer its customer_ref was resolved to, if it names one (customer_id is then not read).</param>
+    public static NewOrder Validate(Proto.RecordOrderRequest r, TimeProvider clock, Guid? customerId = null)
     {
         var v = new Validator();
-        var customerId = Ids.Parse(r.CustomerId, "customer_id", v);
+        var customer = customerId ?? Ids.Parse(r.CustomerId, "customer_id", v);
         var externalId = Key(r.ExternalOrderId, "external_order_id", v);
         var channel = r.Channel.Trim().ToLowerInvariant();
         v.Require(channel.Length is > 0 and <= 50, "channel", "is required (store, tmall, jd, wechat, web, ...), at most 50 characters.");
@@ -49,7 +50,7 @@ public static class OrderRules
         var paid = Amount(r.AmountPaid, "amount_paid", v, allowZero: false);
         var paidAt = Time(r.PaidAt, "paid_at", v, clock, required: true);
         v.ThrowIfInvalid();
-        return new NewOrder(customerId, externalId, storeId, channel, lines, paid!.Value, paymentMethod, paidAt!.Value);
+        return new NewOrder(customer, externalId, storeId, channel, lines, paid!.Value, paymentMethod, paidAt!.Value);
     }
 
     public static NewRefund Validate(Proto.RefundOrderRequest r, TimeProvider clock)
