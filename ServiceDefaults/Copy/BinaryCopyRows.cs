@@ -9,8 +9,8 @@ namespace Crm.ServiceDefaults.Copy;
 /// (<c>NpgsqlConnection.BeginRawBinaryCopyAsync</c>). Npgsql's <c>NpgsqlBinaryImporter</c> resolves, binds and writes each value
 /// through a parameter object: about 0.3 µs a column, which made the recompute's COPY of 25-column score rows cost the
 /// service about 10 µs of CPU a row. Every value is encoded here as Npgsql encodes it (the same bytes; the integration
-/// tests compare the two), so the table receives the same values. The bulk order import writes its four COPYs a batch
-/// (orders, outbox, change feed, audit) with it. (A copy of services/Campaigns' encoder, with jsonb added.)
+/// tests compare the two), so the table receives the same values. The campaign recompute writes its score rows with it, the
+/// bulk order import its four COPYs a batch (orders, outbox, change feed, audit).
 /// </summary>
 public sealed class BinaryCopyRows
 {
@@ -29,19 +29,27 @@ public sealed class BinaryCopyRows
 
     /// <summary>
     /// <paramref name="count"/> rows through a raw binary COPY (<paramref name="copyFromStdin"/> names the table and columns),
-    /// <paramref name="encode"/> writing row i; sent every <see cref="FlushAt"/> bytes. A server error (a constraint) is the
-    /// PostgresException Npgsql's importer would throw; any other failure cancels the COPY.
+    /// <paramref name="encode"/> writing row i.
     /// </summary>
-    public static async Task CopyAsync(NpgsqlConnection connection, string copyFromStdin, int count, Action<BinaryCopyRows, int> encode,
-        CancellationToken ct)
+    public static Task CopyAsync(NpgsqlConnection connection, string copyFromStdin, int count, Action<BinaryCopyRows, int> encode,
+        CancellationToken ct) =>
+        CopyAsync(connection, copyFromStdin, Enumerable.Range(0, count), encode, ct);
+
+    /// <summary>
+    /// One row per item through a raw binary COPY (<paramref name="copyFromStdin"/> names the table and columns),
+    /// <paramref name="encode"/> writing an item's row; sent every <see cref="FlushAt"/> bytes. A server error (a constraint)
+    /// is the PostgresException Npgsql's importer would throw; any other failure cancels the COPY.
+    /// </summary>
+    public static async Task CopyAsync<T>(NpgsqlConnection connection, string copyFromStdin, IEnumerable<T> items,
+        Action<BinaryCopyRows, T> encode, CancellationToken ct)
     {
         await using var copy = await connection.BeginRawBinaryCopyAsync(copyFromStdin, ct);
         try
         {
             var rows = new BinaryCopyRows();
-            for (var i = 0; i < count; i++)
+            foreach (var item in items)
             {
-                encode(rows, i);
+                encode(rows, item);
                 if (rows.Length < FlushAt) continue;
                 await copy.WriteAsync(rows.Written, ct);
                 rows.Clear();

@@ -1,3 +1,4 @@
+using Crm.ServiceDefaults.Copy;
 using Dapper;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -258,32 +259,12 @@ public sealed class ScoreRecompute(NpgsqlDataSource dataSource, AnalyticsQueries
 
     private const short ScoreColumns = 25;
 
-    private static async Task WriteAsync(NpgsqlConnection connection, string table, long runId, IEnumerable<CustomerScore> scores, CancellationToken ct)
-    {
-        await using var copy = await connection.BeginRawBinaryCopyAsync($"""
+    private static Task WriteAsync(NpgsqlConnection connection, string table, long runId, IEnumerable<CustomerScore> scores, CancellationToken ct) =>
+        BinaryCopyRows.CopyAsync(connection, $"""
             COPY {table} (customer_id, run_id, orders, net_spend, first_order_at, last_order_at, days_since_last_order,
                 orders_12m, spend_12m, orders_24m, spend_24m, r, f, m, rfm_cell, rfm_group, p_active, expected_purchases,
                 expected_order_value, clv, quadrant, decile, ladder_stage, churn, churn_basis) FROM STDIN (FORMAT BINARY)
-            """, ct);
-        try
-        {
-            var rows = new BinaryCopyRows();
-            foreach (var s in scores)
-            {
-                Encode(rows, runId, s);
-                if (rows.Length < BinaryCopyRows.FlushAt) continue;
-                await copy.WriteAsync(rows.Written, ct);
-                rows.Clear();
-            }
-            rows.End();
-            await copy.WriteAsync(rows.Written, ct);
-        }
-        catch
-        {
-            await copy.CancelAsync(); // not a COPY of the rows so far
-            throw;
-        }
-    }
+            """, scores, (rows, s) => Encode(rows, runId, s), ct);
 
     /// <summary>One customer_scores row in the column order of the COPY above.</summary>
     internal static void Encode(BinaryCopyRows rows, long runId, CustomerScore s)

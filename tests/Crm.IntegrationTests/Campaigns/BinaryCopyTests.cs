@@ -2,6 +2,7 @@ using Crm.Campaigns;
 using Crm.Campaigns.Analytics;
 using Crm.Campaigns.Models;
 using Crm.IntegrationTests.Support;
+using Crm.ServiceDefaults.Copy;
 using Crm.ServiceDefaults.Data;
 using Dapper;
 using Npgsql;
