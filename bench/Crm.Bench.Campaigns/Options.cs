@@ -25,6 +25,8 @@ public sealed class Options
     public string? Connection { get; private set; }
     /// <summary>--recompute-only N: after the ceiling, N recomputes in a row and nothing else (phase timings at a size; no results file).</summary>
     public int RecomputeOnly { get; private set; }
+    /// <summary>--rounds N: rounds of (ceiling scan, recompute); the figures are the medians (one sample swung 2.4-4.0 x on this machine).</summary>
+    public int Rounds { get; private set; } = 3;
     /// <summary>--compare-dll PATH (with --recompute-only): before each recompute, one by another build of the service on the same data.</summary>
     public string? CompareDll { get; private set; }
 
@@ -49,6 +51,7 @@ public sealed class Options
           --work-mem SIZE       work_mem of the ceiling scan (the recompute sets the same; default 256MB)
           --quiet-cores C       wait before each phase for a second with other load below C cores (default 0.3) …
           --max-quiet-wait S    … but at most S seconds (default 60)
+          --rounds N            rounds of (ceiling scan, recompute) whose medians are the figures (default 3)
           --recompute-only N    after the ceiling only N recomputes, one after the other (see the service log); no results file
           --compare-dll PATH    with --recompute-only: before each of them one recompute by another build (A/B, interleaved)
           --help
@@ -85,6 +88,7 @@ public sealed class Options
                 case "--max-quiet-wait": o.MaxQuietWaitSeconds = Real(); break;
                 case "--connection": o.Connection = Next(); break;
                 case "--recompute-only": o.RecomputeOnly = Int(); break;
+                case "--rounds": o.Rounds = Int(); break;
                 case "--compare-dll": o.CompareDll = Next(); break;
                 case "--help" or "-h": throw new HelpRequested();
                 default: throw new ArgumentException($"Unknown option {args[i]}.\n\n{Help}");

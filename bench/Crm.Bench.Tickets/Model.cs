@@ -13,8 +13,12 @@ public sealed class TicketsReport
     public Seeding? Seeding { get; set; }
     public PassPhase? Pass { get; set; }
     public AtRiskPhase? AtRisk { get; set; }
+    /// <summary>The round with the median TPC-B rate (the lower middle one of an even count).</summary>
     public PgbenchResult? PgbenchTpcb { get; set; }
+    /// <summary>The round with the median OpenTicket rate (the lower middle one of an even count).</summary>
     public LoadResult? OpenTicket { get; set; }
+    public List<PgbenchResult> PgbenchTpcbRounds { get; } = [];
+    public List<LoadResult> OpenTicketRounds { get; } = [];
     public JitWarmUpResult? OpenTicketJitWarmUp { get; set; }
     public JitActivity? OpenTicketJit { get; set; }
     public LatencyPhase? BreachLatency { get; set; }

@@ -11,6 +11,8 @@ public sealed class Options
     public int Overdue { get; private set; } = 1_000;
     /// <summary>Measured breach passes (each over a fresh overdue batch) and plain-scan repeats; the medians are compared.</summary>
     public int Repeats { get; private set; } = 5;
+    /// <summary>Rounds of (pgbench TPC-B, OpenTicket) whose medians are compared.</summary>
+    public int Rounds { get; private set; } = 3;
     /// <summary>ListAtRisk: the window asked for and how many calls are timed.</summary>
     public int AtRiskMinutes { get; private set; } = 60;
     public int AtRiskCalls { get; private set; } = 20;
@@ -42,7 +44,7 @@ public sealed class Options
     public const string Usage = """
         Crm.Bench.Tickets [--tickets 100000] [--overdue 1000] [--repeats 5] [--at-risk-minutes 60] [--at-risk-calls 20]
                           [--breach-tickets 1000] [--breach-lead 3] [--breach-spread 10] [--breach-wait 30]
-                          [--scheduler-interval 00:00:00.500] [--clients 16] [--connections 1] [--jit-settle 90] [--warmup 3] [--duration 15]
+                          [--scheduler-interval 00:00:00.500] [--clients 16] [--connections 1] [--jit-settle 90] [--warmup 3] [--duration 15] [--rounds 3]
                           [--pgbench-scale 16] [--pgbench-threads 2] [--quiet-wait 15] [--service-log-level Warning]
                           [--service-arg --Key=value ...] [--phases pass,at-risk,open,latency]
                           [--results bench/RESULTS-tickets.md] [--out bench/out] [--no-results]
@@ -62,6 +64,7 @@ public sealed class Options
                 case "--tickets": o.Tickets = Int(); break;
                 case "--overdue": o.Overdue = Int(); break;
                 case "--repeats": o.Repeats = Int(); break;
+                case "--rounds": o.Rounds = Int(); break;
                 case "--at-risk-minutes": o.AtRiskMinutes = Int(); break;
                 case "--at-risk-calls": o.AtRiskCalls = Int(); break;
                 case "--breach-tickets": o.BreachTickets = Int(); break;
@@ -91,7 +94,7 @@ public sealed class Options
                 default: throw new ArgumentException($"Unknown option '{args[i]}'.\n{Usage}");
             }
         }
-        if (o.Tickets < 1 || o.Overdue < 1 || o.Repeats < 1 || o.AtRiskCalls < 1 || o.BreachTickets < 1 || o.Clients < 1 || o.Connections < 1
+        if (o.Tickets < 1 || o.Overdue < 1 || o.Repeats < 1 || o.Rounds < 1 || o.AtRiskCalls < 1 || o.BreachTickets < 1 || o.Clients < 1 || o.Connections < 1
             || o.DurationSeconds <= 0 || o.JitSettleSeconds < 0 || o.BreachLeadSeconds < 1 || o.BreachSpreadSeconds <= 0 || o.AtRiskMinutes is < 1 or > 43_200)
             throw new ArgumentException("Sizes, counts and durations must be positive (breach lead at least 1 s).\n" + Usage);
         return o;

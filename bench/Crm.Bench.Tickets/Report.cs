@@ -80,7 +80,8 @@ public static class Report
         if (r.OpenTicket is { } open && r.PgbenchTpcb is { } tpcb)
         {
             var ratio = open.Throughput / tpcb.Tps;
-            Row(s, $"OpenTicket throughput ({open.Clients} clients)", Rate(open.Throughput, "calls/s"), $"pgbench TPC-B {Rate(tpcb.Tps, "tps")}",
+            Row(s, $"OpenTicket throughput ({open.Clients} clients), median of {r.OpenTicketRounds.Count} rounds", Rate(open.Throughput, "calls/s"),
+                $"pgbench TPC-B {Rate(tpcb.Tps, "tps")} (median of {r.PgbenchTpcbRounds.Count}, taking turns with it)",
                 F(ratio, "0.00"), $"≥ {OpenTarget:0.0}", Verdict(ratio >= OpenTarget));
         }
 
@@ -124,8 +125,9 @@ public static class Report
                          $"busy cores {F(ot.Cpu.BusyCores, "0.00")}, Postgres {F(CpuUsage.PerOp(ot.Cpu.PostgresSeconds, ot.Calls), "0")} µs CPU per call, " +
                          $"bench process {F(CpuUsage.PerOp(ot.Cpu.BenchSeconds, ot.Calls), "0")} µs, RabbitMQ {F(CpuUsage.PerOp(ot.Cpu.RabbitMqSeconds, ot.Calls), "0")} µs" +
                          (ot.FirstError is null ? "" : $"; first error: {ot.FirstError}"));
+            s.AppendLine($"- rounds (pgbench TPC-B, then OpenTicket): {string.Join("; ", r.PgbenchTpcbRounds.Zip(r.OpenTicketRounds, (t, o) => $"{Rate(t.Tps, "tps")} and {Rate(o.Throughput, "calls/s")} ({F(o.Throughput / t.Tps, "0.00")})"))}; the detail below is of the median rounds");
             s.AppendLine("- JIT: " + (r.OpenTicketJitWarmUp is { } jw ? $"before the warm-up, OpenTicket load until the JIT settled: {jw}" : "no load until the JIT settled (--jit-settle 0)") +
-                         (r.OpenTicketJit is { } j ? $"; during the warm-up and measured window: {j}" : ""));
+                         (r.OpenTicketJit is { } j ? $"; during the rounds: {j}" : ""));
             s.AppendLine($"- pgbench TPC-B (`{pg.CommandLine}`): {pg.Transactions:N0} transactions, {pg.Failed} failed, p50 {Ms(pg.Latency.P50)}, p99 {Ms(pg.Latency.P99)}; " +
                          $"busy cores {F(pg.Cpu.BusyCores, "0.00")}, Postgres {F(CpuUsage.PerOp(pg.Cpu.PostgresSeconds, pg.Transactions), "0")} µs CPU per transaction");
         }
