@@ -108,8 +108,29 @@ internal sealed class AppHostRun : IAsyncDisposable
     public async Task<int> StopAsync()
     {
         TestSupport.Signal(Process.Id, TestSupport.SIGINT);
-        await Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        try
+        {
+            await Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (TimeoutException)
+        {
+            // Seen once under the full parallel test run (the AppHost printed nothing after the signal): say whether it
+            // still had the signal pending, what it was doing and how many threads it ran.
+            throw new TimeoutException($"The AppHost (pid {Process.Id}) did not exit within 30 s of SIGINT; {ProcStatus(Process.Id)}");
+        }
         return Process.ExitCode;
+    }
+
+    private static string ProcStatus(int pid)
+    {
+        try
+        {
+            var wanted = new[] { "State:", "Threads:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigCgt:" };
+            var status = File.ReadLines($"/proc/{pid}/status").Where(l => wanted.Any(l.StartsWith)).Select(l => Regex.Replace(l, @"\s+", " "));
+            var wchan = File.Exists($"/proc/{pid}/wchan") ? File.ReadAllText($"/proc/{pid}/wchan") : "?";
+            return $"/proc status: {string.Join(", ", status)}; wchan {wchan}";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"/proc status unreadable: {e.Message}"; }
     }
 
     public string Tail(int lines) => string.Join('\n', Lines.TakeLast(lines));
