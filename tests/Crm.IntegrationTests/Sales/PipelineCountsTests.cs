@@ -16,6 +16,14 @@ namespace Crm.IntegrationTests.Sales;
 public class PipelineCountsTests(SuiteFixture suite)
 {
     [Fact]
+    public async Task The_service_plans_its_reports_without_parallel_workers()
+    {
+        // Two workers made the reports for everyone 5 x the aggregate scan on 2 cores instead of 1.6-1.8 x (bench/NOTES.md).
+        await using var connection = await suite.Sales.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().OpenConnectionAsync();
+        Assert.Equal("0", await connection.ExecuteScalarAsync<string>("SHOW max_parallel_workers_per_gather"));
+    }
+
+    [Fact]
     public async Task The_report_from_the_summary_equals_the_report_from_the_rows_after_creates_moves_wins_losses_and_reopens()
     {
         var team = "east-" + Guid.NewGuid().ToString("N")[..6];
