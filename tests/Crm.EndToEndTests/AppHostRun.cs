@@ -104,10 +104,13 @@ internal sealed class AppHostRun : IAsyncDisposable
     public async Task<string> GrpcUrlAsync(string service) =>
         (await ResourceAsync(service)).GetProperty("endpoints").GetProperty("http").GetString()!;
 
-    /// <summary>SIGINT, then the exit code (within 30 s).</summary>
+    /// <summary>SIGINT (Ctrl+C), then the exit code (within 30 s).</summary>
     public async Task<int> StopAsync()
     {
-        TestSupport.Signal(Process.Id, TestSupport.SIGINT);
+        // A test run started in the background (`./crm test &`) hands its children SIGINT ignored, as the shell does for
+        // background jobs, and .NET leaves an ignored SIGINT alone: the AppHost would never see it. It stops the same way
+        // on SIGTERM, so that is sent then.
+        TestSupport.Signal(Process.Id, IgnoresSigint(Process.Id) ? TestSupport.SIGTERM : TestSupport.SIGINT);
         try
         {
             await Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
@@ -121,11 +124,15 @@ internal sealed class AppHostRun : IAsyncDisposable
         return Process.ExitCode;
     }
 
+    private static bool IgnoresSigint(int pid) =>
+        File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) is { } line
+        && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (TestSupport.SIGINT - 1))) != 0;
+
     private static string ProcStatus(int pid)
     {
         try
         {
-            var wanted = new[] { "State:", "Threads:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigCgt:" };
+            var wanted = new[] { "State:", "Threads:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigIgn:", "SigCgt:" };
             var status = File.ReadLines($"/proc/{pid}/status").Where(l => wanted.Any(l.StartsWith)).Select(l => Regex.Replace(l, @"\s+", " "));
             var wchan = File.Exists($"/proc/{pid}/wchan") ? File.ReadAllText($"/proc/{pid}/wchan") : "?";
             return $"/proc status: {string.Join(", ", status)}; wchan {wchan}";

@@ -13,6 +13,7 @@ internal static class TestSupport
 {
     public const int SIGINT = 2;
     public const int SIGKILL = 9;
+    public const int SIGTERM = 15;
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int SysKill(int pid, int sig);
