@@ -10,6 +10,11 @@ public sealed class NpgsqlSettings
 {
     public string? ConnectionString { get; set; }
     public bool DisableHealthChecks { get; set; }
+    /// <summary>
+    /// Plan every statement without parallel workers (max_parallel_workers_per_gather=0). For a service whose largest
+    /// scans take tens of milliseconds: on a small machine starting two workers costs more than they save.
+    /// </summary>
+    public bool NoParallelWorkers { get; set; }
 }
 
 /// <summary>
@@ -39,6 +44,7 @@ public static class NpgsqlExtensions
         if (!settings.ConnectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase)) connection.MaxPoolSize = DefaultMaxPoolSize;
         // Prepare the statements a service repeats (every query here is parameterised), unless configured otherwise.
         if (!settings.ConnectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase)) connection.MaxAutoPrepare = 32;
+        if (settings.NoParallelWorkers) connection.Options = (connection.Options + " -c max_parallel_workers_per_gather=0").Trim();
         builder.Services.AddSingleton(_ => new NpgsqlDataSourceBuilder(connection.ConnectionString) { Name = connectionName }
             // Each command's span also got a "received-first-response" event (a timestamp and an allocation per command)
             // that nothing reads: the span's duration is what the dashboard shows.

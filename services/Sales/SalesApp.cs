@@ -19,13 +19,7 @@ public static class SalesApp
         // No parallel workers: the reports over everyone's opportunities were planned with two (once their statements were
         // prepared), and starting them cost more than they saved: forecast for everyone 98-155 ms against 47 ms serial and
         // a 21 ms aggregate scan on 100,000 opportunities (2 cores; bench/NOTES.md, stop 28). Nothing else here scans.
-        builder.AddNpgsqlDataSource("salesdb", settings =>
-        {
-            if (string.IsNullOrWhiteSpace(settings.ConnectionString)) return;
-            var connection = new Npgsql.NpgsqlConnectionStringBuilder(settings.ConnectionString);
-            connection.Options = (connection.Options + " -c max_parallel_workers_per_gather=0").Trim();
-            settings.ConnectionString = connection.ConnectionString;
-        });
+        builder.AddNpgsqlDataSource("salesdb", settings => settings.NoParallelWorkers = true);
         builder.AddDatabaseMigrations(typeof(SalesApp).Assembly);
         builder.AddMessaging("messaging");
         builder.AddGrpcDefaults();
