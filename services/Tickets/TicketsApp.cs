@@ -13,9 +13,7 @@ public static class TicketsApp
         Dapper.DefaultTypeMap.MatchNamesWithUnderscores = true;
         var builder = WebApplication.CreateBuilder(args);
         builder.AddServiceDefaults();
-        // No parallel workers: the SLA scheduler's pass over 100,000 open tickets breaching 1,000 took 64 ms with them and
-        // 48 ms without (a serial scan of the tickets is 29 ms, the parallel one 82-94 ms; 2 cores, bench/NOTES.md, stop 28).
-        builder.AddNpgsqlDataSource("ticketsdb", settings => settings.NoParallelWorkers = true);
+        builder.AddNpgsqlDataSource("ticketsdb");
         builder.AddDatabaseMigrations(typeof(TicketsApp).Assembly);
         builder.AddMessaging("messaging", bus =>
         {

@@ -3,21 +3,12 @@ using Crm.IntegrationTests.Support;
 using Crm.ServiceDefaults.Security;
 using Crm.Tickets.V1;
 using Dapper;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Crm.IntegrationTests.Tickets;
 
 [Collection(SuiteCollection.Name)]
 public class BatchBreachTests(SuiteFixture suite) : ClockedTickets(suite)
 {
-    [Fact]
-    public async Task The_service_plans_without_parallel_workers()
-    {
-        // With two workers the breach pass took 64 ms instead of 48 on 2 cores (bench/NOTES.md, stop 28).
-        await using var connection = await Suite.Tickets.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().OpenConnectionAsync();
-        Assert.Equal("0", await connection.ExecuteScalarAsync<string>("SHOW max_parallel_workers_per_gather"));
-    }
-
     /// <summary>
     /// Fifty normal inquiries opened Monday 2028-02-07 10:00 have their first response due at 14:00 (4 business hours).
     /// At 13:40 one pass marks each as near-breach, the next marks nothing. At 14:30 two passes run at once (two
