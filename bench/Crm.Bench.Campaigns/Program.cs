@@ -165,8 +165,8 @@ try
         result.Run = run;
         Log($"Recompute: {seconds:0.00} s for {run.Customers:N0} customers (fit on {run.FitSample:N0}), peak RSS {peakKb / 1024} MiB");
     }
-    result.CeilingSeconds = Median(result.CeilingRuns);
-    result.RecomputeSeconds = Median(result.RecomputeRuns);
+    result.CeilingSeconds = Stats.Median(result.CeilingRuns);
+    result.RecomputeSeconds = Stats.Median(result.RecomputeRuns);
     Log($"Medians of {rounds}: aggregate scan {result.CeilingSeconds:0.00} s, recompute {result.RecomputeSeconds:0.00} s ({result.RecomputeSeconds / result.CeilingSeconds:0.00} x)");
     if (options.RecomputeOnly > 0) goto done; // --recompute-only: no report, lag or campaigns, no results file
 
@@ -283,13 +283,6 @@ static async Task WaitReadyAsync(AnalyticsService.AnalyticsServiceClient client,
 }
 
 /// <summary>Runs a query to the end, reading every row; returns the seconds it took.</summary>
-static double Median(List<double> values)
-{
-    var sorted = values.Order().ToList();
-    var mid = sorted.Count / 2;
-    return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 static async Task<double> ScanAsync(string connectionString, string sql, string workMem, bool serial, CancellationToken ct)
 {
     await using var connection = new NpgsqlConnection(connectionString);

@@ -42,33 +42,27 @@ public sealed record PassPhase(
 {
     /// <summary>The unmeasured rounds (seed, pass, publish) run before the measured ones until the JIT settled.</summary>
     public JitWarmUpResult? JitWarmUp { get; init; }
-    public double MedianPassMs => Median(Measured.Select(p => p.Ms));
-    public double MedianIdleMs => Median(Idle.Select(p => p.Ms));
-    public double MedianScanMs => Median(ScanMs);
+    public double MedianPassMs => Stats.Median(Measured.Select(p => p.Ms));
+    public double MedianIdleMs => Stats.Median(Idle.Select(p => p.Ms));
+    public double MedianScanMs => Stats.Median(ScanMs);
     /// <summary>CPU per breach over all measured passes (CPU time is counted in 10 ms ticks, so one pass alone says little).</summary>
     public double BenchUsPerBreach => CpuUsage.PerOp(Measured.Sum(p => p.Cpu.BenchSeconds), Measured.Sum(p => p.Breaches));
     public double PostgresUsPerBreach => CpuUsage.PerOp(Measured.Sum(p => p.Cpu.PostgresSeconds), Measured.Sum(p => p.Breaches));
-    public double MedianPublishedMs => Median(Measured.Select(p => p.Publishing?.Ms ?? 0));
+    public double MedianPublishedMs => Stats.Median(Measured.Select(p => p.Publishing?.Ms ?? 0));
     /// <summary>CPU per breach of publishing the events after the passes: bench process (relay), Postgres, RabbitMQ.</summary>
     public (double Bench, double Postgres, double RabbitMq) PublishingUsPerBreach => (
         CpuUsage.PerOp(Measured.Sum(p => p.Publishing?.Cpu.BenchSeconds ?? 0), Measured.Sum(p => p.Breaches)),
         CpuUsage.PerOp(Measured.Sum(p => p.Publishing?.Cpu.PostgresSeconds ?? 0), Measured.Sum(p => p.Breaches)),
         CpuUsage.PerOp(Measured.Sum(p => p.Publishing?.Cpu.RabbitMqSeconds ?? 0), Measured.Sum(p => p.Breaches)));
 
-    public static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        if (sorted.Length == 0) return double.NaN;
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 }
 
 public sealed record AtRiskPhase(
     int WithinMinutes, int PageSize, IReadOnlyList<double> CallMs, int FirstPageRows, long AtRiskRows, int Pages, double AllPagesMs,
     IReadOnlyList<double> ScanMs)
 {
-    public double MedianCallMs => PassPhase.Median(CallMs);
-    public double MedianScanMs => PassPhase.Median(ScanMs);
+    public double MedianCallMs => Stats.Median(CallMs);
+    public double MedianScanMs => Stats.Median(ScanMs);
 }
 
 /// <summary>Due time → SlaBreached received (and its two parts: due → detected by the scheduler, detected → received).</summary>

@@ -410,13 +410,12 @@ static async Task<(List<double> Ms, long Rows, string Plan)> ScanAsync(NpgsqlDat
         return (times, rows, plan);
     }
 
-    static double Median(List<double> ms) => ms.Order().ElementAt(ms.Count / 2);
     var planned = await MeasureAsync();
     await using (var serial = new NpgsqlCommand("SET max_parallel_workers_per_gather = 0", connection)) await serial.ExecuteNonQueryAsync(ct);
     var serialRun = await MeasureAsync();
-    var (faster, other, name, otherName) = Median(serialRun.Ms) < Median(planned.Ms)
+    var (faster, other, name, otherName) = Stats.Median(serialRun.Ms) < Stats.Median(planned.Ms)
         ? (serialRun, planned, "without parallel workers", "as planned") : (planned, serialRun, "as planned", "without parallel workers");
-    return (faster.Ms, faster.Rows, $"{faster.Plan} ({name}; {otherName}, {other.Plan}: median {Median(other.Ms):0.0} ms)");
+    return (faster.Ms, faster.Rows, $"{faster.Plan} ({name}; {otherName}, {other.Plan}: median {Stats.Median(other.Ms):0.0} ms)");
 }
 
 static async Task ExecuteAsync(NpgsqlDataSource db, string sql, CancellationToken ct)

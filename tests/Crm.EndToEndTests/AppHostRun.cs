@@ -110,16 +110,16 @@ internal sealed class AppHostRun : IAsyncDisposable
         // A test run started in the background (`./crm test &`) hands its children SIGINT ignored, as the shell does for
         // background jobs, and .NET leaves an ignored SIGINT alone: the AppHost would never see it. It stops the same way
         // on SIGTERM, so that is sent then.
-        TestSupport.Signal(Process.Id, IgnoresSigint(Process.Id) ? TestSupport.SIGTERM : TestSupport.SIGINT);
+        var signal = IgnoresSigint(Process.Id) ? TestSupport.SIGTERM : TestSupport.SIGINT;
+        TestSupport.Signal(Process.Id, signal);
         try
         {
             await Process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         }
         catch (TimeoutException)
         {
-            // Seen once under the full parallel test run (the AppHost printed nothing after the signal): say whether it
-            // still had the signal pending, what it was doing and how many threads it ran.
-            throw new TimeoutException($"The AppHost (pid {Process.Id}) did not exit within 30 s of SIGINT; {ProcStatus(Process.Id)}");
+            // Say whether the signal is still pending or ignored, what the process waits on and how many threads it runs.
+            throw new TimeoutException($"The AppHost (pid {Process.Id}) did not exit within 30 s of signal {signal}; {ProcStatus(Process.Id)}");
         }
         return Process.ExitCode;
     }
