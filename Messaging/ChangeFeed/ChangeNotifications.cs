@@ -134,8 +134,14 @@ public sealed class ChangeNotifications(NpgsqlDataSource dataSource, OutboxDataS
 /// <summary>How change feed readers wait for new events (section <c>ChangeFeed</c>).</summary>
 public sealed class ChangeFeedOptions
 {
-    /// <summary>A caught-up reader reads again after this long without a wake-up (the horizon can move without one).</summary>
+    /// <summary>A caught-up reader reads again after this long without a wake-up (a safety net for a lost one).</summary>
     public TimeSpan IdlePoll { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// A reader whose horizon a running transaction holds back reads again after this long (or <see cref="IdlePoll"/> if
+    /// shorter): the transaction may end without writing an event, and then no commit wakes the reader.
+    /// </summary>
+    public TimeSpan HeldPoll { get; set; } = TimeSpan.FromMilliseconds(50);
 
     /// <summary>Tell other instances' readers about this instance's commits (NOTIFY after commit).</summary>
     public bool Announce { get; set; } = true;

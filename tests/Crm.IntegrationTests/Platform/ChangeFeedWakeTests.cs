@@ -39,6 +39,34 @@ public sealed class ChangeFeedWakeTests(SuiteFixture suite, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task A_reader_held_back_by_a_running_transaction_reads_on_when_it_ends_without_writing()
+    {
+        await using var quiet = await QuietInstanceAsync();
+        var feed = new ChangeFeed.ChangeFeedClient(quiet.ChannelFor(Roles.Partner, "erp-wake"));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var call = feed.WatchChanges(new WatchChangesRequest { FromToken = await LatestTokenAsync(), EventTypes = { "CustomerRegistered" } }, cancellationToken: cts.Token);
+        // Not disposed while a read is pending (that throws and hides the failure): disposing the call ends it.
+        var events = call.ResponseStream.ReadAllAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+
+        // A transaction with an xid older than the write's: the write's event stays behind the horizon while it runs.
+        await using var holder = await suite.CustomerDb.OpenConnectionAsync();
+        await using var holding = await holder.BeginTransactionAsync();
+        await holder.ExecuteScalarAsync<string>("SELECT pg_current_xact_id()::text", transaction: holding);
+        var id = await RegisterAsync(quiet, "held");
+        var next = events.MoveNextAsync().AsTask();
+        Assert.False(next.IsCompleted, "the event was delivered while an older transaction could still add one before it");
+
+        // It ends without writing an event, so no commit wakes the reader: only its short held poll can.
+        await holding.RollbackAsync();
+        var watch = Stopwatch.StartNew();
+        Assert.True(await next.WaitAsync(Quick));
+        while (JsonDocument.Parse(events.Current.Json).RootElement.GetProperty("customer").GetProperty("customerId").GetString() != id)
+            Assert.True(await events.MoveNextAsync().AsTask().WaitAsync(Quick));
+        output.WriteLine($"delivered {watch.ElapsedMilliseconds} ms after the holder ended (idle poll 60 s)");
+        await events.DisposeAsync();
+    }
+
+    [Fact]
     public async Task A_writers_transaction_does_not_notify_and_the_announcer_does_after_the_commit()
     {
         await using var quiet = await QuietInstanceAsync();
@@ -59,9 +87,7 @@ public sealed class ChangeFeedWakeTests(SuiteFixture suite, ITestOutputHelper ou
     /// <summary>Three writes one after the other, each read by a caught-up reader: the second and third wait on a wake-up.</summary>
     private async Task RoundsAsync(ServiceHost writer, ServiceHost reader)
     {
-        string start;
-        await using (var db = await suite.CustomerDb.OpenConnectionAsync())
-            start = await db.ExecuteScalarAsync<string>("SELECT coalesce(max(tx)::text || '-' || max(id), '') FROM change_events") ?? "";
+        var start = await LatestTokenAsync();
         var feed = new ChangeFeed.ChangeFeedClient(reader.ChannelFor(Roles.Partner, "erp-wake"));
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         using var call = feed.WatchChanges(new WatchChangesRequest { FromToken = start, EventTypes = { "CustomerRegistered" } }, cancellationToken: cts.Token);
@@ -81,6 +107,12 @@ public sealed class ChangeFeedWakeTests(SuiteFixture suite, ITestOutputHelper ou
         output.WriteLine($"delivered after the write returned: {string.Join(", ", took)} ms (idle poll 60 s)");
         Assert.All(took, ms => Assert.InRange(ms, 0, (long)Quick.TotalMilliseconds));
         await events.DisposeAsync();
+    }
+
+    private async Task<string> LatestTokenAsync()
+    {
+        await using var db = await suite.CustomerDb.OpenConnectionAsync();
+        return await db.ExecuteScalarAsync<string>("SELECT coalesce(max(tx)::text || '-' || max(id), '') FROM change_events") ?? "";
     }
 
     private async Task<string> RegisterAsync(ServiceHost through, string tag)
