@@ -52,9 +52,14 @@ public sealed class WinBackTrigger(NpgsqlDataSource db, CampaignStore campaigns,
                     runId, risen.Count, sent);
             }
             await using var tx = await connection.BeginTransactionAsync(ct);
+            // Only the customers whose level changed (or who are new) are written. An ON CONFLICT DO UPDATE whose WHERE
+            // skips a row still locks it first: over every customer that was a million WAL-logged row locks after each
+            // recompute (118 MB of WAL at the bench's size), landing as a burst on whatever else the database was doing.
             var stored = await connection.ExecuteAsync(new CommandDefinition("""
-                INSERT INTO churn_watch (customer_id, churn) SELECT customer_id, churn FROM customer_scores WHERE run_id = @runId
-                ON CONFLICT (customer_id) DO UPDATE SET churn = EXCLUDED.churn WHERE churn_watch.churn IS DISTINCT FROM EXCLUDED.churn
+                INSERT INTO churn_watch (customer_id, churn)
+                SELECT s.customer_id, s.churn FROM customer_scores s LEFT JOIN churn_watch w ON w.customer_id = s.customer_id
+                WHERE s.run_id = @runId AND (w.customer_id IS NULL OR w.churn IS DISTINCT FROM s.churn)
+                ON CONFLICT (customer_id) DO UPDATE SET churn = EXCLUDED.churn
                 """, new { runId }, tx, cancellationToken: ct, commandTimeout: 600));
             await connection.ExecuteAsync(new CommandDefinition("""
                 INSERT INTO win_back_state (id, last_run_id) VALUES (1, @runId) ON CONFLICT (id) DO UPDATE SET last_run_id = EXCLUDED.last_run_id

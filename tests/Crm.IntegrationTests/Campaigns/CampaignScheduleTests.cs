@@ -299,12 +299,22 @@ public class CampaignScheduleTests(SuiteFixture suite) : IAsyncLifetime
         _clock.SetUtcNow(baseline.AddYears(3));
         var risen = await RecomputeAsync();
         Assert.Equal("high", risen.Churn);
-        // Still high at the next recompute: no new rise, no new message.
+        var watched = await WatchRowAsync(w);
+        // Still high at the next recompute: no new rise, no new message, and the watch row is not written or even locked
+        // (locking it puts the locker's xid into xmax; the update of the rise left its own there).
         var again = await RecomputeAsync();
         Assert.Equal("high", again.Churn);
+        Assert.Equal(watched, await WatchRowAsync(w));
         Assert.Equal([(Guid.Parse(w), $"win-back:{risen.Run}", "吴昊，好久不见")], await MessagesAsync(campaign.CampaignId));
         await FinishAsync(campaign.CampaignId);
     }
+    private async Task<(string Xmin, string Xmax)> WatchRowAsync(string customerId)
+    {
+        await using var connection = await _db.OpenConnectionAsync();
+        return await connection.QuerySingleAsync<(string, string)>("SELECT xmin::text, xmax::text FROM churn_watch WHERE customer_id = @id",
+            new { id = Guid.Parse(customerId) });
+    }
+
     [Fact]
     public async Task Points_expiring_reminds_members_of_their_expiring_batch_once_however_many_days_it_stays_in_the_window()
     {
