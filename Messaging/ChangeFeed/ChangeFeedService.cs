@@ -56,8 +56,8 @@ public sealed class ChangeFeedService(NpgsqlDataSource dataSource, ChangeNotific
                     (SELECT c.tx::text, c.id, '', NULL, NULL, NULL, 'passed'
                      FROM change_events c, horizon WHERE (c.tx, c.id) > (@tx::xid8, @id) AND c.tx < horizon.below
                      ORDER BY c.tx DESC, c.id DESC LIMIT 1)
-                    UNION ALL -- a running transaction holds the horizon back (it is below the snapshot's xmax)
-                    (SELECT '0', 0, '', NULL, NULL, NULL, 'held' FROM horizon, snapshot WHERE horizon.below < pg_snapshot_xmax(snapshot.s))
+                    UNION ALL -- a running transaction holds the horizon back
+                    (SELECT '0', 0, '', NULL, NULL, NULL, 'held' FROM horizon WHERE horizon.held)
                     """, new { tx = tx.ToString(CultureInfo.InvariantCulture), id, types, systems = systems ?? [], batch = Batch }, cancellationToken: ct))).ToList();
             }
             var passed = rows.FirstOrDefault(r => r.Kind == "passed");
